@@ -1,0 +1,1 @@
+"""Exo Bridge's desktop side (Qt). Imports router/, never the other way round."""

@@ -1,0 +1,258 @@
+"""The headless commands: ``exo-bridge ask | status | keys``.
+
+Exit codes: 0 answered / OK, 2 bad usage or a bad config file, 3 no provider could answer
+(or a stream broke after its first token, or a key check failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from router.config import Config, load_config
+from router.core import ProviderStatus, Router
+from router.errors import (
+    Attempt,
+    ConfigError,
+    ExoBridgeError,
+    KeychainUnavailable,
+    RoutingError,
+)
+from router.keys import KeyStore, keychain_delete, keychain_set
+from router.result import Result
+
+EXIT_OK, EXIT_USAGE, EXIT_UNANSWERED = 0, 2, 3
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exo-bridge", description="Exo-first LLM router: your exo cluster first (free), "
+        "then the cloud only when it must.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", metavar="FILE", help="config TOML (default: $EXO_BRIDGE_CONFIG "
+                        "or config.toml in the user config dir)")
+
+    ask = sub.add_parser("ask", parents=[config], help="ask one question")
+    ask.add_argument("prompt", help="the prompt ('-' reads standard input)")
+    ask.add_argument("--model", help="a model alias or a provider's model id "
+                     "(default: the config's first alias)")
+    ask.add_argument("--stream", action="store_true", help="print the answer as it arrives")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.set_defaults(func=cmd_ask)
+
+    status = sub.add_parser("status", parents=[config], help="check every provider now")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    keys = sub.add_parser("keys", help="API keys in the OS keychain")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    for name, func, text in (("set", cmd_keys_set, "store a key (from stdin or a prompt)"),
+                             ("delete", cmd_keys_delete, "remove a stored key"),
+                             ("test", cmd_keys_test, "check a key with a cheap authenticated call")):
+        action = keys_sub.add_parser(name, parents=[config], help=text)
+        action.add_argument("provider", metavar="ID", help="provider id")
+        action.set_defaults(func=func)
+    listing = keys_sub.add_parser("list", parents=[config], help="which providers have a key")
+    listing.set_defaults(func=cmd_keys_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="exo-bridge: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except (ConfigError, KeychainUnavailable) as exc:
+        print(f"exo-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExoBridgeError as exc:
+        print(f"exo-bridge: {exc}", file=sys.stderr)
+        return EXIT_UNANSWERED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("EXO_BRIDGE_DEBUG"):
+            raise
+        print(f"exo-bridge: unexpected error ({exc.__class__.__name__}); run again with "
+              "EXO_BRIDGE_DEBUG=1 to see where", file=sys.stderr)
+        return 1
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+# -- ask -----------------------------------------------------------------------------------
+def cmd_ask(args: argparse.Namespace) -> int:
+    config = _config(args)
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    request: dict[str, Any] = {"messages": [{"role": "user", "content": prompt}]}
+    if args.model:
+        request["model"] = args.model
+    return asyncio.run(_ask(config, request, stream=args.stream, as_json=args.json))
+
+
+async def _ask(config: Config, request: dict[str, Any], *, stream: bool, as_json: bool) -> int:
+    async with Router(config) as router:
+        try:
+            if stream:
+                result = await _stream_answer(router, request, echo=not as_json)
+            else:
+                result = await router.chat(request)
+        except RoutingError as exc:
+            _report_failure(exc, as_json)
+            return EXIT_UNANSWERED
+    if as_json:
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        if not stream:
+            print(result.text)
+        _report_attempts(result.attempts)
+        print(_summary(result), file=sys.stderr)
+    return EXIT_OK
+
+
+async def _stream_answer(router: Router, request: dict[str, Any], *, echo: bool) -> Result:
+    async with router.stream(request) as stream:
+        try:
+            async for chunk in stream:
+                for choice in chunk.get("choices") or ():
+                    text = (choice.get("delta") or {}).get("content")
+                    if text and echo:
+                        sys.stdout.write(text)
+                        sys.stdout.flush()
+        finally:
+            if echo:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+    assert stream.result is not None
+    return stream.result
+
+
+def _summary(result: Result) -> str:
+    usage = result.usage
+    cost = "free" if result.cost_source == "free" else f"${result.cost_usd:.6f} ({result.cost_source})"
+    return (f"answered by {result.provider_used} ({result.model}) · "
+            f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens · "
+            f"{cost} · {result.latency_ms:.0f} ms")
+
+
+def _report_attempts(attempts: Sequence[Attempt]) -> None:
+    for a in attempts:
+        if a.outcome != "ok":
+            detail = f" ({a.detail})" if a.detail else ""
+            print(f"  {a.provider}: {a.outcome}{detail} · {a.latency_ms:.0f} ms", file=sys.stderr)
+
+
+def _report_failure(exc: RoutingError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"error": str(exc), "response": None, "provider_used": None,
+                          "model": None, "cost_usd": 0.0, "usage": {},
+                          "attempts": [a.as_dict() for a in exc.attempts]}, ensure_ascii=False))
+        return
+    print(f"exo-bridge: {exc.__class__.__name__}: no answer", file=sys.stderr)
+    _report_attempts(exc.attempts)
+
+
+# -- status --------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    statuses, keychain_error = asyncio.run(_check(config))
+    if keychain_error:
+        print(f"exo-bridge: {keychain_error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"providers": [_status_json(s) for s in statuses]}, ensure_ascii=False))
+    else:
+        for s in statuses:
+            progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
+            print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}")
+    return EXIT_OK
+
+
+async def _check(config: Config) -> tuple[list[ProviderStatus], str | None]:
+    async with Router(config) as router:
+        return await router.check_all(), router.keychain_error
+
+
+def _status_json(status: ProviderStatus) -> dict[str, Any]:
+    return {"id": status.id, "name": status.name, "state": status.state, "detail": status.detail,
+            "latency_ms": status.latency_ms, "download_progress": status.download_progress,
+            "requests_today": 0, "tokens_today": 0, "cost_today_usd": 0.0}
+
+
+# -- keys ----------------------------------------------------------------------------------
+def _keyed_provider(args: argparse.Namespace) -> tuple[Config, str]:
+    config = _config(args)
+    ids = [p.id for p in config.providers if p.kind != "exo"]
+    if args.provider not in ids:
+        raise ConfigError(config.source, f"no cloud provider with id {args.provider!r}",
+                          fix=f"use one of: {', '.join(ids) or '(none configured)'}")
+    return config, args.provider
+
+
+def cmd_keys_set(args: argparse.Namespace) -> int:
+    config, provider_id = _keyed_provider(args)
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"API key for {provider_id} (input hidden): ")
+    else:
+        value = sys.stdin.readline()
+    value = value.strip()
+    if not value:
+        print("exo-bridge: no key given; nothing stored", file=sys.stderr)
+        return EXIT_USAGE
+    keychain_set(provider_id, value)
+    print(f"stored the key for {provider_id} in the OS keychain")
+    provider = config.provider(provider_id)
+    if KeyStore().env_key(provider) is not None:
+        print(f"note: ${provider.api_key_env} is set and takes precedence over the keychain",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_keys_delete(args: argparse.Namespace) -> int:
+    _, provider_id = _keyed_provider(args)
+    if keychain_delete(provider_id):
+        print(f"removed the key for {provider_id} from the OS keychain")
+    else:
+        print(f"no key for {provider_id} in the OS keychain")
+    return EXIT_OK
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store = KeyStore()
+    for provider in config.providers:
+        if provider.kind == "exo":
+            continue
+        try:
+            info = store.info(provider)
+            where = {"none": "no key"}.get(info.source, info.source)
+            print(f"{provider.id:<14} {where:<24} {info.masked}")
+        except KeychainUnavailable:
+            print(f"{provider.id:<14} keychain unavailable")
+    return EXIT_OK
+
+
+def cmd_keys_test(args: argparse.Namespace) -> int:
+    config, provider_id = _keyed_provider(args)
+    snapshot = asyncio.run(_test_key(config, provider_id))
+    print(f"{provider_id}: {snapshot.state} · {snapshot.detail} · {snapshot.latency_ms:.0f} ms")
+    return EXIT_OK if snapshot.state == "healthy" else EXIT_UNANSWERED
+
+
+async def _test_key(config: Config, provider_id: str) -> Any:
+    async with Router(config) as router:
+        return await router.test_key(provider_id)

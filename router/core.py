@@ -1,0 +1,407 @@
+"""The Router: Exo-first failover over the providers of one Config."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from router.config import Config, ProviderConfig
+from router.errors import (
+    Attempt,
+    NoProviderAvailable,
+    Outcome,
+    ProviderFailure,
+    RequestRejected,
+    StreamBroken,
+    describe_attempts,
+)
+from router.events import EventHub, Failover, Listener, RequestFinished
+from router.health import HealthBook
+from router.keys import KeyStore, Secret
+from router.policy import (
+    Candidate,
+    candidates,
+    failover_reason,
+    gate,
+    paid_failover_allowed,
+    reaction,
+)
+from router.pricing import Pricer
+from router.providers import HealthState, Snapshot, adapter_for
+from router.result import Assembler, Result, final_usage, text_length, validate_request
+from router.streaming import Attempt as WireAttempt
+from router.streaming import Deadlines
+
+EXO_PROBE_INTERVAL_S = 5.0
+CLOUD_PROBE_INTERVAL_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    id: str
+    name: str
+    kind: str
+    state: str
+    detail: str
+    latency_ms: float
+    download_progress: float | None
+    paid: bool
+
+
+@dataclass(slots=True)
+class _Trace:
+    """One request as it goes through the providers."""
+
+    request_id: str
+    logical_model: str
+    streamed: bool
+    prompt_chars: int
+    started: float = field(default_factory=time.perf_counter)
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Run:
+    """One attempt at one provider."""
+
+    provider: ProviderConfig
+    model_id: str
+    wire: WireAttempt
+    started: float = field(default_factory=time.perf_counter)
+    assembler: Assembler = field(default_factory=Assembler)
+
+    def ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def ttft_ms(self) -> float | None:
+        at = self.wire.first_token_at
+        return None if at is None else (at - self.started) * 1000
+
+
+class ChatStream:
+    """``async for chunk in stream`` yields standard ``chat.completion.chunk`` dicts; the last
+    one carries ``usage`` (with ``cost``). Afterwards ``stream.result`` holds the Result.
+
+    Use it as an async context manager so that leaving early cancels the upstream request.
+    """
+
+    def __init__(self, router: Router, request: Mapping[str, Any], *, streamed: bool):
+        self.result: Result | None = None
+        self.provider: str | None = None  # set before the first chunk is yielded
+        self.attempts: list[Attempt] = []
+        self._chunks = router._route(request, self, streamed)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._chunks
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._chunks.aclose()
+
+
+class Router:
+    """Exo-first failover router. ``async with Router(config) as router: ...``"""
+
+    def __init__(self, config: Config, *, keys: KeyStore | None = None,
+                 http: httpx.AsyncClient | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 exo_probe_interval_s: float = EXO_PROBE_INTERVAL_S,
+                 cloud_probe_interval_s: float = CLOUD_PROBE_INTERVAL_S):
+        self.config = config
+        self.events = EventHub()
+        self.health = HealthBook(config.providers, self.events, clock)
+        self.pricer = Pricer()
+        self.local_only = False  # "pause cloud failover"
+        self._adapters = {p.id: adapter_for(p.kind) for p in config.providers}
+        self._keystore = keys or KeyStore()
+        self._keys: dict[str, Secret | None] = {}
+        self._http = http
+        self._owns_http = http is None
+        self._probing: dict[str, asyncio.Task[Snapshot]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._intervals = {"exo": exo_probe_interval_s}
+        self._cloud_interval = cloud_probe_interval_s
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def __aenter__(self) -> Router:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        await self.reload_keys()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError("use the Router as `async with Router(config) as router`")
+        return self._http
+
+    async def reload_keys(self) -> None:
+        """Read every provider's key (env, then keychain) off the event loop."""
+        keyed = [p for p in self.config.providers if p.kind != "exo"]
+        found = await asyncio.to_thread(lambda: {p.id: self._keystore.get(p) for p in keyed})
+        for provider_id, key in found.items():
+            if key != self._keys.get(provider_id):
+                self.health.reset_key(provider_id)
+        self._keys = found
+
+    @property
+    def keychain_error(self) -> str | None:
+        return self._keystore.keychain_error
+
+    def has_key(self, provider: ProviderConfig) -> bool:
+        return self._keys.get(provider.id) is not None
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self.events.subscribe(listener)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- requests -------------------------------------------------------------------------
+    async def chat(self, request: Mapping[str, Any]) -> Result:
+        async with ChatStream(self, request, streamed=False) as stream:
+            async for _ in stream:
+                pass
+        assert stream.result is not None
+        return stream.result
+
+    def stream(self, request: Mapping[str, Any]) -> ChatStream:
+        return ChatStream(self, request, streamed=True)
+
+    async def _route(self, request: Mapping[str, Any], sink: ChatStream,
+                     streamed: bool) -> AsyncGenerator[dict[str, Any], None]:
+        validate_request(request)
+        model = str(request.get("model") or self.config.default_model or "")
+        if not model:
+            raise RequestRejected("no model given and the config has no model alias")
+        trace = _Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
+        trace.attempts = sink.attempts
+        for candidate in candidates(self.config, model):
+            admitted = await self._admit(candidate, model)
+            if isinstance(admitted, Attempt):
+                trace.attempts.append(admitted)
+                continue
+            run = self._start(candidate.provider, *admitted, request)
+            try:
+                async with aclosing(self._relay(run)) as chunks:
+                    async for chunk in chunks:
+                        sink.provider = run.provider.id
+                        yield chunk
+            except ProviderFailure as failure:
+                self._failed(trace, run, failure)
+                continue
+            except (asyncio.CancelledError, GeneratorExit):
+                self._cancelled(trace, run)
+                raise
+            await self._prices_for(run.provider)
+            sink.result = self._succeeded(trace, run)
+            yield _usage_chunk(sink.result)
+            return
+        self._finish(trace, None)
+        raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
+                                  trace.attempts, retry_after_s=self.health.retry_after_s())
+
+    async def _admit(self, candidate: Candidate, model: str) -> tuple[str, str] | Attempt:
+        """(model id, chat URL) to try, or the Attempt that records why the provider is skipped."""
+        provider = candidate.provider
+        skip = gate(provider, has_key=self.has_key(provider), local_only=self.local_only,
+                    paid_allowed=paid_failover_allowed(self.config, model))
+        if skip is None:
+            skip = self.health.admit_provider(provider.id)
+        if skip is not None:
+            return Attempt(provider.id, skip[0], skip[1], called=False)
+        if provider.kind == "exo" and self.health.is_stale(provider.id, self._readiness_age()):
+            snapshot = await self.probe(provider)
+            if snapshot.state is HealthState.DOWN:
+                outcome = Outcome.TIMEOUT if "timeout" in snapshot.detail else Outcome.REFUSED
+                return Attempt(provider.id, outcome, snapshot.detail, snapshot.latency_ms)
+        admission = self.health.admit_model(provider.id, candidate.model_ids)
+        if admission.skip is not None or admission.model_id is None:
+            outcome, detail = admission.skip or (Outcome.MODEL_UNAVAILABLE, "")
+            return Attempt(provider.id, outcome, detail, called=False)
+        known = self.health[provider.id].snapshot
+        node = known.node if known is not None and known.node else provider.base_url
+        return admission.model_id, self._adapters[provider.id].chat_url(node)
+
+    def _readiness_age(self) -> float:
+        return 3 * self._intervals["exo"]
+
+    def _start(self, provider: ProviderConfig, model_id: str, url: str,
+               request: Mapping[str, Any]) -> _Run:
+        adapter = self._adapters[provider.id]
+        deadlines = Deadlines(provider.connect_timeout_s, provider.first_token_timeout_s,
+                              provider.idle_timeout_s)
+        wire = WireAttempt(self.http, adapter, url, adapter.body(request, model_id),
+                           self._keys.get(provider.id), deadlines)
+        return _Run(provider, model_id, wire)
+
+    async def _relay(self, run: _Run) -> AsyncGenerator[dict[str, Any], None]:
+        """Chunks of one attempt; those before the first content token are held back, so a
+        failure before it fails over without the caller seeing anything."""
+        held: list[dict[str, Any]] = []
+        async with aclosing(run.wire.chunks()) as chunks:
+            async for chunk in chunks:
+                run.assembler.add(chunk)
+                if not chunk.get("choices"):
+                    continue  # upstream usage: the router sends its own, with cost
+                if not run.wire.content_started:
+                    held.append(chunk)
+                    continue
+                for early in held:
+                    yield early
+                held.clear()
+                yield chunk
+        for early in held:
+            yield early
+
+    async def _prices_for(self, provider: ProviderConfig) -> None:
+        """Hugging Face's cost needs its price table now; OpenRouter's (only for the anomaly
+        check) is fetched in the background."""
+        if provider.kind == "huggingface":
+            await self.pricer.refresh(self.http, provider)
+        elif provider.kind == "openrouter" and provider.id not in self.pricer.tables:
+            self.spawn(self.pricer.refresh(self.http, provider))
+
+    # -- endings --------------------------------------------------------------------------
+    def _attempt_record(self, trace: _Trace, run: _Run, outcome: Outcome, detail: str) -> Attempt:
+        usage, estimated = final_usage(run.assembler.usage, trace.prompt_chars,
+                                       run.assembler.completion_chars)
+        cost, source, flags = self.pricer.cost(run.provider, run.model_id, usage, estimated,
+                                               run.wire.response_headers)
+        if estimated:
+            flags = (*flags, "usage-estimated")
+        return Attempt(run.provider.id, outcome, detail, run.ms(), run.model_id,
+                       ttft_ms=run.ttft_ms(), usage=usage, cost_usd=cost, cost_source=source,
+                       flags=flags)
+
+    def _failed(self, trace: _Trace, run: _Run, failure: ProviderFailure) -> None:
+        self.health.record_failure(run.provider.id, run.model_id, failure)
+        if run.wire.content_started:
+            trace.attempts.append(self._attempt_record(trace, run, Outcome.STREAM_CUT,
+                                                       failure.detail))
+            self._finish(trace, None)
+            raise StreamBroken(f"{run.provider.name} failed mid-answer: {failure.detail}",
+                               trace.attempts) from None
+        trace.attempts.append(self._attempt_record(trace, run, failure.outcome, failure.detail))
+        if reaction(failure).return_to_caller:
+            self._finish(trace, None)
+            raise RequestRejected(f"{run.provider.name} rejected the request: {failure.detail}",
+                                  trace.attempts) from None
+
+    def _cancelled(self, trace: _Trace, run: _Run) -> None:
+        trace.attempts.append(self._attempt_record(trace, run, Outcome.CANCELLED,
+                                                   "the caller went away"))
+        self._finish(trace, None)
+
+    def _succeeded(self, trace: _Trace, run: _Run) -> Result:
+        self.health.record_success(run.provider.id, run.ms())
+        record = self._attempt_record(trace, run, Outcome.OK, "")
+        trace.attempts.append(record)
+        usage = {**(record.usage or {}), "cost": record.cost_usd}
+        result = Result(
+            request_id=trace.request_id, response=run.assembler.completion(usage),
+            provider_used=run.provider.id, model=run.model_id, logical_model=trace.logical_model,
+            cost_usd=record.cost_usd, cost_source=record.cost_source, usage=usage,
+            attempts=tuple(trace.attempts), streamed=trace.streamed,
+            latency_ms=(time.perf_counter() - trace.started) * 1000, ttft_ms=record.ttft_ms,
+            usage_estimated="usage-estimated" in record.flags,
+            flags=record.flags)
+        self._finish(trace, result)
+        return result
+
+    def _finish(self, trace: _Trace, result: Result | None) -> None:
+        attempts = tuple(trace.attempts)
+        if result is not None:
+            passed = failover_reason([(a.provider, a.outcome) for a in attempts[:-1]])
+            if passed is not None:
+                self.events.emit(Failover(trace.request_id, passed[0], result.provider_used,
+                                          passed[1]))
+        self.events.emit(RequestFinished(trace.request_id, trace.logical_model, trace.streamed,
+                                         attempts, result))
+
+    # -- health ---------------------------------------------------------------------------
+    async def probe(self, provider: ProviderConfig) -> Snapshot:
+        """Probe now; concurrent callers share one probe."""
+        running = self._probing.get(provider.id)
+        if running is None:
+            running = asyncio.ensure_future(self._probe_once(provider))
+            self._probing[provider.id] = running
+            running.add_done_callback(lambda _: self._probing.pop(provider.id, None))
+        return await asyncio.shield(running)
+
+    async def _probe_once(self, provider: ProviderConfig) -> Snapshot:
+        adapter = self._adapters[provider.id]
+        snapshot = await adapter.probe(self.http, provider, self._keys.get(provider.id))
+        self.health.record_probe(provider.id, snapshot)
+        return snapshot
+
+    async def check_all(self) -> list[ProviderStatus]:
+        """Check every enabled provider that can be checked now (exo: liveness and readiness;
+        cloud: the cheap authenticated check), then report them all."""
+        due = [p for p in self.config.providers
+               if p.enabled and (not p.needs_key or self.has_key(p))]
+        await asyncio.gather(*(self.probe(p) for p in due))
+        return self.statuses()
+
+    async def test_key(self, provider_id: str) -> Snapshot:
+        """The cheap authenticated call of ``keys test``, with the key as stored now."""
+        await self.reload_keys()
+        provider = self.config.provider(provider_id)
+        if provider.needs_key and not self.has_key(provider):
+            return Snapshot(HealthState.NO_KEY, "no API key")
+        return await self.probe(provider)
+
+    def statuses(self) -> list[ProviderStatus]:
+        result = []
+        for p in self.config.providers:
+            h = self.health[p.id]
+            state, detail = self.health.state_of(h, self.has_key(p))
+            progress = h.snapshot.download_progress if h.snapshot is not None else None
+            result.append(ProviderStatus(p.id, p.name, p.kind, str(state), detail,
+                                         round(h.last_latency_ms, 1), progress, p.paid))
+        return result
+
+    def start_probes(self) -> None:
+        """Keep probing in the background (``serve`` and the tray app): exo every few seconds
+        (free liveness), the cloud rarely (a cheap authenticated call, never a completion)."""
+        for provider in self.config.providers:
+            if provider.enabled:
+                self.spawn(self._probe_loop(provider))
+
+    async def _probe_loop(self, provider: ProviderConfig) -> None:
+        interval = self._intervals.get(provider.kind, self._cloud_interval)
+        while True:
+            if not provider.needs_key or self.has_key(provider):
+                await self.probe(provider)
+            await asyncio.sleep(interval)
+
+
+def _usage_chunk(result: Result) -> dict[str, Any]:
+    response = result.response
+    return {"id": response["id"], "object": "chat.completion.chunk",
+            "created": response["created"], "model": response["model"], "choices": [],
+            "usage": result.usage}
+

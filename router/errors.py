@@ -1,0 +1,140 @@
+"""The attempt-outcome vocabulary and the exception tree.
+
+Every provider considered for a request ends with exactly one :class:`Outcome`:
+either a call was made (``ok`` … ``cancelled``) or it was skipped without one
+(``busy`` … ``not-allowed``, latency 0).
+
+Exceptions::
+
+    ExoBridgeError                 anything we raise on purpose; str() is a user-facing message
+    ├── ConfigError                a config file we cannot use (file, line, fix)
+    ├── KeychainUnavailable        no OS keychain; environment keys still work
+    ├── ProviderFailure            one attempt failed (internal: carries the outcome)
+    └── RoutingError               a request that got no answer (carries the attempts)
+        ├── RequestRejected        the request's own fault (400): not sent to other providers
+        ├── NoProviderAvailable    every provider failed or was skipped
+        └── StreamBroken           a stream failed after its first token
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate-limited"
+    INVALID_KEY = "invalid-key"
+    OUT_OF_CREDITS = "out-of-credits"
+    MODEL_UNAVAILABLE = "model-unavailable"
+    SERVER_ERROR = "server-error"
+    BAD_RESPONSE = "bad-response"
+    STREAM_CUT = "stream-cut"
+    BAD_REQUEST = "bad-request"
+    CANCELLED = "cancelled"
+    # skipped without a call
+    BUSY = "busy"
+    CIRCUIT_OPEN = "circuit-open"
+    OVER_BUDGET = "over-budget"
+    NO_KEY = "no-key"
+    DISABLED = "disabled"
+    NOT_ALLOWED = "not-allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One provider's part in one request."""
+
+    provider: str
+    outcome: Outcome
+    detail: str = ""
+    latency_ms: float = 0.0
+    model: str | None = None
+    called: bool = True
+    # What the attempt produced, for the ledger (tokens seen even when it failed).
+    ttft_ms: float | None = None
+    usage: dict[str, Any] | None = None
+    cost_usd: float = 0.0
+    cost_source: str = "free"
+    flags: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "provider": self.provider,
+            "outcome": str(self.outcome),
+            "detail": self.detail,
+            "latency_ms": round(self.latency_ms, 2),
+        }
+
+
+def describe_attempts(attempts: Sequence[Attempt]) -> str:
+    return "; ".join(f"{a.provider}: {a.outcome}" + (f" ({a.detail})" if a.detail else "")
+                     for a in attempts)
+
+
+class ExoBridgeError(Exception):
+    """Base of every error we raise on purpose. ``str()`` is fit to show a user."""
+
+
+class ConfigError(ExoBridgeError):
+    def __init__(self, path: str, message: str, *, line: int | None = None, fix: str = ""):
+        self.path = path
+        self.line = line
+        self.message = message
+        self.fix = fix
+        where = f"{path}, line {line}" if line else path
+        text = f"config error in {where}: {message}"
+        super().__init__(f"{text}\n  fix: {fix}" if fix else text)
+
+
+class KeychainUnavailable(ExoBridgeError):
+    """No usable OS keychain (no Secret Service, locked, or no backend)."""
+
+
+class ProviderFailure(ExoBridgeError):
+    """One attempt at one provider failed; ``outcome`` says why."""
+
+    def __init__(self, outcome: Outcome, detail: str, *, retry_after_s: float | None = None,
+                 status: int | None = None):
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        self.status = status
+
+
+class RoutingError(ExoBridgeError):
+    def __init__(self, message: str, attempts: Sequence[Attempt] = (), *,
+                 retry_after_s: float | None = None):
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+        self.retry_after_s = retry_after_s
+
+
+class RequestRejected(RoutingError):
+    """The request itself is malformed: a provider said 400, or we did before sending."""
+
+
+class NoProviderAvailable(RoutingError):
+    """Every provider considered failed or was skipped."""
+
+    @property
+    def only_limits(self) -> bool:
+        """True when every provider that could serve was skipped for budget or rate limits."""
+        limit = {Outcome.OVER_BUDGET, Outcome.RATE_LIMITED, Outcome.OUT_OF_CREDITS}
+        live = [a for a in self.attempts
+                if a.outcome not in {Outcome.DISABLED, Outcome.NO_KEY, Outcome.NOT_ALLOWED}]
+        return bool(live) and all(a.outcome in limit for a in live)
+
+
+class StreamBroken(RoutingError):
+    """A provider failed after the first content token had been delivered."""
+
+
+class UnknownModel(RoutingError):
+    """No alias and no enabled provider's model list has this model."""

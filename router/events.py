@@ -1,0 +1,89 @@
+"""Router events, delivered to plain callbacks (the desktop bridge turns them into signals)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """A request went past ``from_provider`` (which failed for ``reason``) to ``to_provider``."""
+
+    request_id: str
+    from_provider: str
+    to_provider: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChanged:
+    provider: str
+    old_state: str
+    new_state: str
+    detail: str
+    recovered: bool  # True on fail-back: the provider can take traffic again
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFinished:
+    """A request ended, answered or not. ``result`` is None when no answer was delivered."""
+
+    request_id: str
+    logical_model: str
+    streamed: bool
+    attempts: tuple[Any, ...]  # router.errors.Attempt, in order
+    result: Any = None  # router.result.Result
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetAlert:
+    """A provider's daily budget reached ``level`` (``"80%"`` or ``"exhausted"``)."""
+
+    provider: str
+    level: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class CostAnomaly:
+    provider: str
+    request_id: str
+    reported_usd: float
+    expected_usd: float
+
+
+Event = Failover | HealthChanged | RequestFinished | BudgetAlert | CostAnomaly
+Listener = Callable[[Event], None]
+
+
+class EventHub:
+    """Subscribers are called in order; one that raises is logged and never breaks routing."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener %r failed on %s", listener,
+                              type(event).__name__)

@@ -1,0 +1,123 @@
+"""API keys: the provider's ``api_key_env`` variable first, else the OS keychain.
+
+Keychain entries: service ``exo-bridge``, username = provider id. Every keyring call may
+block (D-Bus, an unlock prompt): async code calls these through ``asyncio.to_thread``.
+A key is wrapped in :class:`Secret` so that no repr, log line or exception shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import keyring
+import keyring.errors
+
+from router.config import ProviderConfig
+from router.errors import KeychainUnavailable
+
+SERVICE = "exo-bridge"
+
+
+class Secret:
+    """A string that never shows itself: ``repr``/``str`` print a mask."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def masked(self) -> str:
+        tail = self._value[-4:] if len(self._value) >= 12 else ""
+        return f"••••{tail}"
+
+    def __repr__(self) -> str:
+        return "Secret('••••')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    provider: str
+    source: str  # "env:NAME", "keychain" or "none"
+    masked: str
+
+
+def _no_keychain(exc: Exception) -> KeychainUnavailable:
+    return KeychainUnavailable(
+        "no usable OS keychain (" + exc.__class__.__name__ + "). Install/unlock a Secret Service "
+        "(e.g. gnome-keyring or KWallet), or give the key in the provider's api_key_env "
+        "environment variable instead.")
+
+
+def keychain_get(username: str) -> Secret | None:
+    """Read one keychain entry; raises KeychainUnavailable when there is no keychain."""
+    try:
+        value = keyring.get_password(SERVICE, username)
+    except keyring.errors.KeyringError as exc:
+        raise _no_keychain(exc) from None
+    return Secret(value) if value else None
+
+
+def keychain_set(username: str, value: str) -> None:
+    try:
+        keyring.set_password(SERVICE, username, value)
+    except keyring.errors.KeyringError as exc:
+        raise _no_keychain(exc) from None
+
+
+def keychain_delete(username: str) -> bool:
+    """Delete an entry; False if there was none."""
+    try:
+        keyring.delete_password(SERVICE, username)
+    except keyring.errors.PasswordDeleteError:
+        return False
+    except keyring.errors.KeyringError as exc:
+        raise _no_keychain(exc) from None
+    return True
+
+
+class KeyStore:
+    """Looks keys up (env first, then keychain) and remembers a keychain failure."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self._environ = environ if environ is not None else os.environ
+        self.keychain_error: str | None = None
+
+    def env_key(self, provider: ProviderConfig) -> Secret | None:
+        if provider.api_key_env:
+            value = self._environ.get(provider.api_key_env, "").strip()
+            if value:
+                return Secret(value)
+        return None
+
+    def get(self, provider: ProviderConfig) -> Secret | None:
+        """The provider's key, or None. Blocking: call off the event loop."""
+        found = self.env_key(provider)
+        if found is not None:
+            return found
+        try:
+            return keychain_get(provider.id)
+        except KeychainUnavailable as exc:
+            self.keychain_error = str(exc)
+            return None
+
+    def info(self, provider: ProviderConfig) -> KeyInfo:
+        found = self.env_key(provider)
+        if found is not None:
+            return KeyInfo(provider.id, f"env:{provider.api_key_env}", found.masked())
+        stored = keychain_get(provider.id)
+        if stored is not None:
+            return KeyInfo(provider.id, "keychain", stored.masked())
+        return KeyInfo(provider.id, "none", "")

@@ -1,0 +1,187 @@
+"""The shared OpenAI-shaped adapter; exo, OpenRouter and Hugging Face build on it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from router.config import ProviderConfig
+from router.errors import Outcome, ProviderFailure
+from router.keys import Secret
+from router.providers.base import HealthState, Snapshot
+
+# Keys of our own that never go upstream.
+_PRIVATE_KEYS = {"model", "stream", "stream_options"}
+_MODEL_HINTS = ("model_not_supported", "not a valid model", "model not found", "no instance found",
+                "does not exist", "unknown model", "model_not_found", "is not supported")
+
+
+def error_message(body: bytes) -> str:
+    """The error text of any provider's error body (object, string or ``errors[]``)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data.get("detail"))
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        if isinstance(err, str):
+            return err
+        if isinstance(err, list) and err:
+            return str(err[0].get("msg", err[0]) if isinstance(err[0], dict) else err[0])
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", errors[0]))
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+    return str(data)[:200]
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def elapsed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+class OpenAICompatible:
+    """Any server that speaks the OpenAI chat API (``kind = "openai"``)."""
+
+    kind: ClassVar[str] = "openai"
+    done_marker_required = True
+
+    def chat_url(self, base_url: str) -> str:
+        return f"{base_url}/chat/completions"
+
+    def headers(self, key: Secret | None) -> dict[str, str]:
+        headers = {"accept": "text/event-stream"}
+        if key is not None:
+            headers["authorization"] = f"Bearer {key.reveal()}"
+        return headers
+
+    def body(self, request: Mapping[str, Any], model_id: str) -> dict[str, Any]:
+        """Always stream from the provider and ask for usage, whatever the caller wants."""
+        body = {k: v for k, v in request.items() if k not in _PRIVATE_KEYS}
+        body["model"] = model_id
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body
+
+    def normalise(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        if data.get("error"):
+            raise ProviderFailure(Outcome.SERVER_ERROR,
+                                  "provider error mid-stream: " + _mid_stream_message(data))
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            raise ProviderFailure(Outcome.BAD_RESPONSE, "stream chunk without choices")
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("finish_reason") == "error":
+                raise ProviderFailure(Outcome.SERVER_ERROR, "provider ended the stream with an error")
+        chunk_id = str(data.get("id") or "")
+        base = {
+            "id": chunk_id if chunk_id.startswith("chatcmpl-") else f"chatcmpl-{chunk_id}",
+            "object": "chat.completion.chunk",
+            "created": data.get("created") or int(time.time()),
+            "model": data.get("model", ""),
+        }
+        chunks: list[dict[str, Any]] = []
+        if choices:
+            chunks.append({**base, "choices": [_as_delta(c) for c in choices if isinstance(c, dict)],
+                           "usage": None})
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            chunks.append({**base, "choices": [], "usage": usage})
+        return chunks
+
+    def classify(self, status: int, body: bytes, headers: httpx.Headers) -> ProviderFailure:
+        message = error_message(body) or f"HTTP {status}"
+        retry = retry_after_seconds(headers)
+        outcome = self.outcome_for(status, message)
+        return ProviderFailure(outcome, f"HTTP {status}: {message}"[:300], retry_after_s=retry,
+                               status=status)
+
+    def outcome_for(self, status: int, message: str) -> Outcome:
+        lowered = message.lower()
+        if status in (400, 404, 422) and any(h in lowered for h in _MODEL_HINTS):
+            return Outcome.MODEL_UNAVAILABLE
+        table = {401: Outcome.INVALID_KEY, 403: Outcome.INVALID_KEY, 402: Outcome.OUT_OF_CREDITS,
+                 404: Outcome.MODEL_UNAVAILABLE, 408: Outcome.TIMEOUT, 429: Outcome.RATE_LIMITED,
+                 400: Outcome.BAD_REQUEST, 413: Outcome.BAD_REQUEST, 422: Outcome.BAD_REQUEST}
+        if status in table:
+            return table[status]
+        return Outcome.SERVER_ERROR if status >= 500 else Outcome.BAD_RESPONSE
+
+    async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
+                    key: Secret | None) -> Snapshot:
+        return await self.authenticated_get(http, provider, f"{provider.base_url}/models", key)
+
+    async def authenticated_get(self, http: httpx.AsyncClient, provider: ProviderConfig,
+                                url: str, key: Secret | None) -> Snapshot:
+        start = time.perf_counter()
+        headers = {"authorization": f"Bearer {key.reveal()}"} if key is not None else {}
+        try:
+            response = await http.get(url, headers=headers,
+                                      timeout=httpx.Timeout(10.0, connect=provider.connect_timeout_s))
+        except httpx.HTTPError as exc:
+            return Snapshot(HealthState.DOWN, transport_detail(exc), elapsed_ms(start))
+        latency = elapsed_ms(start)
+        if response.status_code in (401, 403):
+            return Snapshot(HealthState.DOWN, "invalid key", latency, invalid_key=True)
+        if response.status_code >= 400:
+            failure = self.classify(response.status_code, response.content, response.headers)
+            return Snapshot(HealthState.DEGRADED, failure.detail, latency)
+        return Snapshot(HealthState.HEALTHY, self.describe_ok(response), latency)
+
+    def describe_ok(self, response: httpx.Response) -> str:
+        return "key OK"
+
+
+def transport_detail(exc: BaseException) -> str:
+    """A short, secret-free description of a transport failure."""
+    text = str(exc).lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if "name or service" in text or "nodename" in text or "getaddrinfo" in text:
+        return "DNS lookup failed"
+    if "ssl" in text or "certificate" in text:
+        return "TLS error"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused"
+    return f"connection failed ({exc.__class__.__name__})"
+
+
+def _mid_stream_message(data: dict[str, Any]) -> str:
+    err = data.get("error")
+    if isinstance(err, dict):
+        return str(err.get("message", err))[:200]
+    return str(err)[:200]
+
+
+def _as_delta(choice: dict[str, Any]) -> dict[str, Any]:
+    """A choice as a streaming delta (legacy exo sent both ``message`` and ``delta``)."""
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        message = choice.get("message")
+        delta = dict(message) if isinstance(message, dict) else {}
+    return {"index": choice.get("index", 0), "delta": delta,
+            "finish_reason": choice.get("finish_reason"),
+            **({"logprobs": choice["logprobs"]} if "logprobs" in choice else {})}

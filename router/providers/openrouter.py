@@ -1,0 +1,77 @@
+"""OpenRouter: OpenAI-shaped, billed cost in ``usage.cost``, errors with ``metadata.error_type``."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import httpx
+
+from router.config import ProviderConfig
+from router.errors import Outcome, ProviderFailure
+from router.keys import Secret
+from router.providers.base import Snapshot
+from router.providers.openai_compat import OpenAICompatible
+
+_QUOTA_HINTS = ("per-day", "per day", "daily", "quota")
+
+
+def seconds_to_utc_midnight(now: datetime | None = None) -> float:
+    now = now or datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - now).total_seconds()
+
+
+class OpenRouter(OpenAICompatible):
+    kind: ClassVar[str] = "openrouter"
+
+    def headers(self, key: Secret | None) -> dict[str, str]:
+        return {**super().headers(key), "http-referer": "https://github.com/exo-bridge",
+                "x-openrouter-title": "Exo Bridge"}
+
+    def classify(self, status: int, body: bytes, headers: httpx.Headers) -> ProviderFailure:
+        failure = super().classify(status, body, headers)
+        error_type = _error_type(body)
+        if status == 403 and error_type != "unauthorized":
+            # 403 is moderation: the request's own content, no other provider should see it.
+            return ProviderFailure(Outcome.BAD_REQUEST, failure.detail, status=status)
+        if status == 429 and (error_type == "quota_exceeded"
+                              or any(h in failure.detail.lower() for h in _QUOTA_HINTS)):
+            return ProviderFailure(Outcome.RATE_LIMITED, failure.detail, status=status,
+                                   retry_after_s=_reset_seconds(headers))
+        if status == 402:
+            return ProviderFailure(Outcome.OUT_OF_CREDITS, failure.detail, status=status,
+                                   retry_after_s=seconds_to_utc_midnight())
+        return failure
+
+    async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
+                    key: Secret | None) -> Snapshot:
+        return await self.authenticated_get(http, provider, f"{provider.base_url}/key", key)
+
+    def describe_ok(self, response: httpx.Response) -> str:
+        try:
+            data = response.json().get("data", {})
+        except ValueError:
+            return "key OK"
+        left = data.get("limit_remaining")
+        credit = "unlimited credit" if left is None else f"${float(left):.2f} credit left"
+        tier = " (free tier)" if data.get("is_free_tier") else ""
+        return f"key OK · {credit}{tier}"
+
+
+def _error_type(body: bytes) -> str | None:
+    try:
+        meta = json.loads(body).get("error", {}).get("metadata") or {}
+    except (ValueError, AttributeError):
+        return None
+    value = meta.get("error_type") if isinstance(meta, dict) else None
+    return str(value) if value else None
+
+
+def _reset_seconds(headers: httpx.Headers) -> float:
+    reset = headers.get("x-ratelimit-reset")
+    if reset and reset.isdigit():
+        return max(0.0, int(reset) / 1000 - time.time())
+    return seconds_to_utc_midnight()

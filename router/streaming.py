@@ -1,0 +1,184 @@
+"""One attempt at one provider: send, enforce deadlines, parse SSE, normalise chunks.
+
+This is the single seam between the router and the wire. It raises ProviderFailure with
+the outcome; it never retries and never decides what to do next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from router.errors import Outcome, ProviderFailure
+from router.keys import Secret
+from router.providers.base import Adapter
+from router.providers.openai_compat import transport_detail
+
+_ERROR_BODY_LIMIT = 64 * 1024
+_CONTENT_KEYS = ("content", "reasoning", "reasoning_content", "tool_calls", "refusal")
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    connect_s: float
+    first_token_s: float  # from sending until the first content token (headers included)
+    idle_s: float  # between data chunks once content flows
+
+
+def has_content(chunk: Mapping[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if any(delta.get(k) for k in _CONTENT_KEYS):
+            return True
+    return False
+
+
+def finish_reason(chunk: Mapping[str, Any]) -> str | None:
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            return str(choice["finish_reason"])
+    return None
+
+
+class Attempt:
+    """An async iterator of standard chunks from one provider, with its own deadlines.
+
+    ``content_started`` tells the caller whether a failure came after the first token.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, adapter: Adapter, url: str,
+                 body: dict[str, Any], key: Secret | None, deadlines: Deadlines):
+        self._http = http
+        self._adapter = adapter
+        self._url = url
+        self._body = body
+        self._key = key
+        self._deadlines = deadlines
+        self.content_started = False
+        self.first_token_at: float | None = None
+        self.response_headers: httpx.Headers = httpx.Headers()
+
+    async def chunks(self) -> AsyncGenerator[dict[str, Any], None]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._deadlines.first_token_s
+        response = await self._open(deadline)
+        self.response_headers = response.headers
+        try:
+            if response.status_code != 200:
+                raise self._adapter.classify(response.status_code,
+                                             await self._read_error(response, deadline),
+                                             response.headers)
+            if "text/event-stream" in response.headers.get("content-type", ""):
+                async for chunk in self._sse(response, deadline):
+                    yield chunk
+            else:
+                for chunk in await self._whole_body(response, deadline):
+                    self._mark(chunk)
+                    yield chunk
+        finally:
+            await response.aclose()
+
+    async def _open(self, deadline: float) -> httpx.Response:
+        timeout = httpx.Timeout(connect=self._deadlines.connect_s, read=None, write=30.0,
+                                pool=self._deadlines.connect_s)
+        request = self._http.build_request("POST", self._url, json=self._body,
+                                           headers=self._adapter.headers(self._key),
+                                           timeout=timeout)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._http.send(request, stream=True)
+        except TimeoutError:
+            raise ProviderFailure(Outcome.TIMEOUT, "no response within the first-token deadline "
+                                  f"({self._deadlines.first_token_s:g}s)") from None
+        except httpx.TimeoutException as exc:
+            raise ProviderFailure(Outcome.TIMEOUT, transport_detail(exc)) from None
+        except httpx.HTTPError as exc:
+            outcome = Outcome.REFUSED if isinstance(exc, httpx.ConnectError) else Outcome.SERVER_ERROR
+            raise ProviderFailure(outcome, transport_detail(exc)) from None
+
+    async def _read_error(self, response: httpx.Response, deadline: float) -> bytes:
+        body = b""
+        try:
+            async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 2)):
+                async for part in response.aiter_bytes():
+                    body += part
+                    if len(body) > _ERROR_BODY_LIMIT:
+                        break
+        except (TimeoutError, httpx.HTTPError):
+            pass
+        return body
+
+    async def _whole_body(self, response: httpx.Response, deadline: float) -> list[dict[str, Any]]:
+        """A provider that ignored ``stream: true`` and sent one JSON completion."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                raw = await response.aread()
+        except TimeoutError:
+            raise ProviderFailure(Outcome.TIMEOUT, "no complete answer within the deadline "
+                                  f"({self._deadlines.first_token_s:g}s)") from None
+        except httpx.HTTPError:
+            raise ProviderFailure(Outcome.BAD_RESPONSE, "the answer's body was cut short") from None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ProviderFailure(Outcome.BAD_RESPONSE, "HTTP 200 with a body that is not JSON") \
+                from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            if isinstance(data, dict) and data.get("error"):
+                return self._adapter.normalise(data)  # raises the error
+            raise ProviderFailure(Outcome.BAD_RESPONSE, "HTTP 200 but not a chat completion")
+        return self._adapter.normalise(data)
+
+    def _mark(self, chunk: Mapping[str, Any]) -> None:
+        if not self.content_started and has_content(chunk):
+            self.content_started = True
+            self.first_token_at = time.perf_counter()
+
+    async def _next_line(self, lines: AsyncIterator[str], deadline: float) -> str | None:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await anext(lines)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            if self.content_started:
+                raise ProviderFailure(Outcome.STREAM_CUT, "the stream stalled for "
+                                      f"{self._deadlines.idle_s:g}s") from None
+            raise ProviderFailure(Outcome.TIMEOUT, "no first token within "
+                                  f"{self._deadlines.first_token_s:g}s") from None
+        except httpx.HTTPError as exc:
+            raise ProviderFailure(Outcome.STREAM_CUT,
+                                  f"the connection broke mid-stream ({transport_detail(exc)})") \
+                from None
+
+    async def _sse(self, response: httpx.Response, deadline: float) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        lines = response.aiter_lines()
+        finished = False
+        while (line := await self._next_line(lines, deadline)) is not None:
+            if not line.startswith("data:"):
+                continue  # blank separators, ": keep-alive" comments, event:/id: fields
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                return
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not JSON") from None
+            if not isinstance(data, dict):
+                raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not an object")
+            for chunk in self._adapter.normalise(data):
+                self._mark(chunk)
+                finished = finished or finish_reason(chunk) is not None
+                yield chunk
+            if self.content_started:
+                deadline = loop.time() + self._deadlines.idle_s
+        if not (finished and not self._adapter.done_marker_required):
+            raise ProviderFailure(Outcome.STREAM_CUT, "the stream ended without [DONE]"
+                                  if finished else "the stream ended before it finished")

@@ -1,0 +1,436 @@
+"""A fake provider on 127.0.0.1 that answers the way each real one does, quirks and faults included.
+
+Each FakeProvider runs its own aiohttp server in a background thread, so synchronous tests,
+async tests and subprocesses (the CLI) can all talk to it. Set ``fault`` to make it misbehave:
+
+    refuse (stop()), hang_before_headers, stall_after_headers, stall_mid_stream,
+    close_without_done, error_chunk_mid_stream, status (with ``fault_status``),
+    malformed_json, bad_request, model_not_found
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+FLAVORS = ("exo", "exo-legacy", "openrouter", "huggingface", "openai")
+_BASE_PATH = {"exo": "", "exo-legacy": "", "openrouter": "/api/v1", "huggingface": "/v1",
+              "openai": "/v1"}
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeProvider:
+    flavor: str = "openai"
+    reply: str = "Hello from the fake provider ."
+    fault: str | None = None
+    fault_status: int = 500
+    retry_after: str | None = None
+    chunk_delay_s: float = 0.0
+    stall_s: float = 30.0
+    keep_alive_s: float = 0.05
+    valid_keys: set[str] | None = None  # None: any key (or none) is fine
+    reported_cost: float | None = None  # openrouter: override usage.cost
+    inference_provider: str | None = "together"  # huggingface response header
+    omit_usage: bool = False
+    # exo state
+    models: list[str] = field(default_factory=lambda: [
+        "mlx-community/Llama-3.2-3B-Instruct-4bit", "mlx-community/Qwen3-8B-4bit"])
+    ready: set[str] = field(default_factory=lambda: {"mlx-community/Llama-3.2-3B-Instruct-4bit"})
+    downloading: dict[str, float] = field(default_factory=dict)  # model -> percent
+    loading: dict[str, tuple[int, int]] = field(default_factory=dict)  # model -> layers done/total
+    legacy_default: str = "llama-3.2-3b"
+    hf_prices: dict[str, list[tuple[str, float, float]]] = field(default_factory=lambda: {
+        "meta-llama/Llama-3.2-3B-Instruct": [("together", 0.2, 0.6), ("novita", 0.3, 0.9)]})
+    or_prices: dict[str, tuple[str, str]] = field(default_factory=lambda: {
+        "meta-llama/llama-3.2-3b-instruct": ("0.0000001", "0.0000002")})
+
+    def __post_init__(self) -> None:
+        assert self.flavor in FLAVORS, self.flavor
+        self.requests: list[Recorded] = []
+        self.chat_requests: list[Recorded] = []
+        self.cancelled_streams = 0
+        self.completed_streams = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._call(self._setup())
+        self.start()
+
+    # -- control -------------------------------------------------------------------------
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.origin + _BASE_PATH[self.flavor]
+
+    def _call(self, coro: Any, timeout: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _setup(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self._runner.setup()
+
+    def start(self) -> None:
+        """Listen (again, on the same port after stop())."""
+        async def go() -> None:
+            assert self._runner is not None
+            self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+            await self._site.start()
+            server = self._site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._call(go())
+
+    def stop(self) -> None:
+        """Stop listening: connections are refused until start()."""
+        async def go() -> None:
+            if self._site is not None:
+                await self._site.stop()
+                self._site = None
+        self._call(go())
+
+    def close(self) -> None:
+        async def go() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+        try:
+            self._call(go())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    # -- routing -------------------------------------------------------------------------
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
+        record = Recorded(request.path, body, dict(request.headers))
+        self.requests.append(record)
+        path = request.path.removeprefix(_BASE_PATH[self.flavor])
+        if self.flavor.startswith("exo"):
+            path = request.path
+        if path.endswith("/chat/completions") and request.method == "POST":
+            self.chat_requests.append(record)
+            return await self._chat(request, body)
+        handler = self._get_routes().get(path)
+        if handler is None or request.method != "GET":
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return await handler(request)
+
+    def _get_routes(self) -> dict[str, Any]:
+        routes = {
+            "exo": {"/node_id": self._node_id, "/state": self._state, "/v1/models": self._exo_models,
+                    "/models": self._exo_models},
+            "exo-legacy": {"/healthcheck": self._healthcheck, "/v1/models": self._legacy_models,
+                           "/models": self._legacy_models,
+                           "/v1/download/progress": self._legacy_progress},
+            "openrouter": {"/key": self._or_key, "/models": self._or_models},
+            "huggingface": {"/models": self._hf_models, "/api/whoami-v2": self._whoami},
+            "openai": {"/models": self._openai_models},
+        }
+        return routes[self.flavor]
+
+    def _authorised(self, request: web.Request) -> bool:
+        if self.valid_keys is None:
+            return True
+        auth = request.headers.get("Authorization", "")
+        return auth.removeprefix("Bearer ") in self.valid_keys
+
+    # -- exo -----------------------------------------------------------------------------
+    async def _node_id(self, request: web.Request) -> web.Response:
+        return web.json_response("12D3KooWFakeNode")
+
+    async def _exo_models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 0, "owned_by": "exo"} for m in self.models]})
+
+    async def _state(self, request: web.Request) -> web.Response:
+        instances: dict[str, Any] = {}
+        runners: dict[str, Any] = {}
+        for i, model in enumerate(sorted(self.ready | set(self.loading) | set(self.downloading))):
+            rid = f"runner-{i}"
+            if model in self.ready:
+                status: dict[str, Any] = {"RunnerReady": {}}
+            elif model in self.loading:
+                done, total = self.loading[model]
+                status = {"RunnerLoading": {"layersLoaded": done, "totalLayers": total}}
+            else:
+                status = {"RunnerIdle": {}}
+            runners[rid] = status
+            instances[f"inst-{i}"] = {"MlxRingInstance": {
+                "instanceId": f"inst-{i}", "hosts": [],
+                "shardAssignments": {"modelId": model, "runnerToShard": {rid: {}},
+                                     "nodeToRunner": {"node-a": rid}}}}
+        downloads = {"node-a": [
+            {"DownloadOngoing": {"nodeId": "node-a",
+                                 "shardMetadata": {"PipelineShardMetadata": {
+                                     "modelCard": {"modelId": model}, "startLayer": 0}},
+                                 "downloadProgress": {
+                                     "total": {"inBytes": 1000}, "downloaded": {"inBytes": int(pct * 10)},
+                                     "speed": 1.0, "etaMs": 1000}}}
+            for model, pct in self.downloading.items()]}
+        return web.json_response({"instances": instances, "runners": runners,
+                                  "downloads": downloads, "topology": {}, "lastSeen": {}})
+
+    async def _healthcheck(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _legacy_models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "owned_by": "exo", "ready": True} for m in self.models]})
+
+    async def _legacy_progress(self, request: web.Request) -> web.Response:
+        return web.json_response({f"node-{i}": {
+            "repo_id": f"mlx-community/{m}", "status": "in_progress",
+            "downloaded_bytes": int(p * 10), "total_bytes": 1000,
+            "shard": {"model_id": m, "start_layer": 0}} for i, (m, p) in enumerate(self.downloading.items())})
+
+    # -- cloud ---------------------------------------------------------------------------
+    async def _or_key(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error_response(401, "No auth credentials found")
+        return web.json_response({"data": {"label": "sk-or-v1-abc...", "limit": None,
+                                           "limit_remaining": 12.5, "usage": 1.25,
+                                           "usage_daily": 0.01, "is_free_tier": False}})
+
+    async def _or_models(self, request: web.Request) -> web.Response:
+        return web.json_response({"data": [
+            {"id": m, "context_length": 131072, "pricing": {"prompt": p, "completion": c}}
+            for m, (p, c) in self.or_prices.items()]})
+
+    async def _hf_models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "providers": [
+                {"provider": name, "status": "live", "context_length": 131072,
+                 "pricing": {"input": i, "output": o}} for name, i, o in offers]}
+            for m, offers in self.hf_prices.items()]})
+
+    async def _whoami(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": "Invalid credentials in Authorization header"},
+                                     status=401)
+        return web.json_response({"type": "user", "name": "fake-user"})
+
+    async def _openai_models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model"} for m in self.models]})
+
+    # -- errors --------------------------------------------------------------------------
+    def _error_response(self, status: int, message: str, error_type: str | None = None,
+                        headers: dict[str, str] | None = None) -> web.Response:
+        if self.flavor == "huggingface":
+            body: Any = {"error": message}
+        elif self.flavor == "openrouter":
+            body = {"error": {"code": status, "message": message,
+                              "metadata": {"error_type": error_type or "provider_error"}}}
+        elif self.flavor == "exo":
+            body = {"error": {"message": message, "type": "Not Found" if status == 404 else "Error",
+                              "code": status}}
+        elif self.flavor == "exo-legacy":
+            body = {"detail": message}
+        else:
+            body = {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                              "code": None}}
+        return web.json_response(body, status=status, headers=headers)
+
+    def _fault_status_response(self) -> web.Response:
+        status = self.fault_status
+        messages = {401: "Invalid credentials", 402: "Insufficient credits", 403: "Forbidden",
+                    404: "model not found", 429: "Rate limit exceeded",
+                    500: "Internal server error", 502: "Bad gateway", 503: "Service unavailable"}
+        headers = {"Retry-After": self.retry_after} if self.retry_after else None
+        return self._error_response(status, messages.get(status, "error"), headers=headers)
+
+    # -- chat ----------------------------------------------------------------------------
+    async def _chat(self, request: web.Request, body: Any) -> web.StreamResponse:
+        if not self._authorised(request):
+            if self.flavor == "huggingface":
+                return web.json_response({"error": "Invalid credentials in Authorization header"},
+                                         status=401)
+            return self._error_response(401, "Invalid API key", "unauthorized")
+        early = await self._early_fault(request, body)
+        if early is not None:
+            return early
+        model = body.get("model", "")
+        if self.flavor == "exo" and model not in self.ready:
+            return self._error_response(404, f"No instance found for model {model}")
+        if self.flavor == "exo-legacy" and model not in self.models:
+            model = self.legacy_default  # the quirk: silently swapped
+        pieces = [w + " " for w in self.reply.split(" ")]
+        prompt_tokens = 5 + sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        if body.get("stream"):
+            return await self._stream(request, body, model, pieces, prompt_tokens)
+        return await self._whole(request, model, pieces, prompt_tokens)
+
+    async def _early_fault(self, request: web.Request, body: Any) -> web.StreamResponse | None:
+        fault = self.fault
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return self._error_response(422 if self.flavor == "exo" else 400, "messages required")
+        if fault == "hang_before_headers":
+            await asyncio.sleep(self.stall_s)
+        if fault == "status":
+            return self._fault_status_response()
+        if fault == "bad_request":
+            return self._error_response(400, "messages[0].content must be a string")
+        if fault == "model_not_found":
+            if self.flavor == "huggingface":
+                return web.json_response({"error": {"message": "Model not supported by provider",
+                                                    "code": "model_not_supported"}}, status=400)
+            if self.flavor == "openrouter":
+                return self._error_response(400, f"{body.get('model')} is not a valid model ID")
+            return self._error_response(404, f"No instance found for model {body.get('model')}")
+        if fault == "malformed_json":
+            return web.Response(body=b'{"id": "x", "choices": [', content_type="application/json")
+        return None
+
+    def _usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                 "total_tokens": prompt_tokens + completion_tokens}
+        if self.flavor == "openrouter":
+            usage["cost"] = (self.reported_cost if self.reported_cost is not None
+                             else prompt_tokens * 1e-7 + completion_tokens * 2e-7)
+        return usage
+
+    def _chunk(self, cid: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+        if self.flavor == "exo-legacy":
+            choice["message"] = {"role": "assistant", **delta}
+        obj = "chat.completion" if self.flavor == "exo" else "chat.completion.chunk"
+        return {"id": cid, "object": obj, "created": int(time.time()), "model": model,
+                "choices": [choice]}
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], model: str,
+                      pieces: list[str], prompt_tokens: int) -> web.StreamResponse:
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.flavor == "huggingface" and self.inference_provider:
+            headers["x-inference-provider"] = self.inference_provider
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        send = _Sender(response)
+        cid = uuid.uuid4().hex if self.flavor == "exo" else f"chatcmpl-{uuid.uuid4().hex}"
+        try:
+            await self._stream_body(send, body, model, pieces, prompt_tokens, cid)
+            self.completed_streams += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.cancelled_streams += 1
+            raise
+        return response
+
+    async def _stream_body(self, send: _Sender, body: dict[str, Any], model: str, pieces: list[str],
+                           prompt_tokens: int, cid: str) -> None:
+        fault = self.fault
+        if self.flavor == "openrouter":
+            await send.comment("OPENROUTER PROCESSING")
+        if self.flavor == "exo":
+            await send.comment('prefill_progress {"processed": 5, "total": 5}')
+        if fault == "stall_after_headers":
+            await send.keep_alive_for(self.stall_s, self.keep_alive_s)
+        await send.data(self._chunk(cid, model, {"role": "assistant", "content": ""}, None))
+        for i, piece in enumerate(pieces):
+            if i == 2 and fault in ("stall_mid_stream", "close_without_done", "error_chunk_mid_stream"):
+                await self._mid_stream_fault(send, fault, cid, model)
+                return
+            await send.data(self._chunk(cid, model, {"content": piece}, None))
+            if self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+        await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(pieces)))
+
+    async def _mid_stream_fault(self, send: _Sender, fault: str, cid: str, model: str) -> None:
+        if fault == "stall_mid_stream":
+            await asyncio.sleep(self.stall_s)
+        elif fault == "close_without_done":
+            send.response.force_close()
+        elif self.flavor == "openrouter":
+            await send.data({"id": cid, "object": "chat.completion.chunk", "model": model,
+                             "error": {"code": 502, "message": "Provider disconnected"},
+                             "choices": [{"index": 0, "delta": {"content": ""},
+                                          "finish_reason": "error"}]})
+        else:
+            await send.data({"error": {"message": "generation failed", "type": "InternalServerError",
+                                       "code": 500}})
+            await send.raw(b"data: [DONE]\n\n")
+
+    async def _stream_end(self, send: _Sender, body: dict[str, Any], model: str, cid: str,
+                          usage: dict[str, Any]) -> None:
+        final = self._chunk(cid, model, {}, "stop")
+        if self.flavor == "exo":
+            if not self.omit_usage:
+                final["usage"] = usage
+            await send.data(final)
+            await send.comment('generation_stats {"tps": 42}')
+        elif self.flavor == "exo-legacy":
+            await send.data(final)
+            return  # no usage, no [DONE]
+        else:
+            await send.data(final)
+            wants = (body.get("stream_options") or {}).get("include_usage")
+            if (self.flavor == "openrouter" or wants) and not self.omit_usage:
+                await send.data({"id": cid, "object": "chat.completion.chunk", "model": model,
+                                 "choices": [], "usage": usage})
+        await send.raw(b"data: [DONE]\n\n")
+
+    async def _whole(self, request: web.Request, model: str, pieces: list[str],
+                     prompt_tokens: int) -> web.StreamResponse:
+        completion = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+                      "created": int(time.time()), "model": model,
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)},
+                                   "finish_reason": "stop"}]}
+        if not self.omit_usage:
+            completion["usage"] = self._usage(prompt_tokens, len(pieces))
+        if self.flavor != "exo":
+            return web.json_response(completion)
+        # exo: 200 and headers at once, the body only at the end
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await asyncio.sleep(self.chunk_delay_s * len(pieces))
+        await response.write(json.dumps(completion).encode())
+        return response
+
+
+class _Sender:
+    def __init__(self, response: web.StreamResponse):
+        self.response = response
+
+    async def raw(self, data: bytes) -> None:
+        await self.response.write(data)
+
+    async def data(self, obj: Any) -> None:
+        await self.raw(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+    async def comment(self, text: str) -> None:
+        await self.raw(f": {text}\n\n".encode())
+
+    async def keep_alive_for(self, seconds: float, every: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await self.comment("keep-alive")
+            await asyncio.sleep(every)
