@@ -164,6 +164,10 @@ class Router:
                 self.health.reset_key(provider_id)
         self._keys = found
 
+    def forget_health(self) -> None:
+        """Start afresh: no breakers, cooldowns or probe results (one-shot use, benchmarks)."""
+        self.health = HealthBook(self.config.providers, self.events, self.health.clock)
+
     @property
     def keychain_error(self) -> str | None:
         return self._keystore.keychain_error

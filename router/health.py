@@ -53,6 +53,7 @@ class HealthBook:
     def __init__(self, providers: Iterable[ProviderConfig], events: EventHub,
                  clock: Callable[[], float] = time.monotonic):
         self._events = events
+        self.clock = clock
         self._clock = clock
         self._health = {p.id: ProviderHealth(p) for p in providers}
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +86,7 @@ class Attempt:
             await response.aclose()
 
     async def _open(self, deadline: float) -> httpx.Response:
-        timeout = httpx.Timeout(connect=self._deadlines.connect_s, read=None, write=30.0,
+        timeout = httpx.Timeout(connect=self._deadlines.connect_s, read=self._deadlines.idle_s, write=30.0,
                                 pool=self._deadlines.connect_s)
         request = self._http.build_request("POST", self._url, json=self._body,
                                            headers=self._adapter.headers(self._key),
@@ -119,7 +120,7 @@ class Attempt:
         try:
             async with asyncio.timeout_at(deadline):
                 raw = await response.aread()
-        except TimeoutError:
+        except (TimeoutError, httpx.TimeoutException):
             raise ProviderFailure(Outcome.TIMEOUT, "no complete answer within the deadline "
                                   f"({self._deadlines.first_token_s:g}s)") from None
         except httpx.HTTPError:
@@ -140,13 +141,21 @@ class Attempt:
             self.content_started = True
             self.first_token_at = time.perf_counter()
 
-    async def _next_line(self, lines: AsyncIterator[str], deadline: float) -> str | None:
+    async def _next_part(self, parts: AsyncIterator[bytes], deadline: float) -> bytes | None:
+        """The next bytes of the body, or None at its end.
+
+        Before the first content token our own deadline bounds each wait (never across a yield
+        to the caller; keep-alive bytes do not move it). Once content flows, httpx's read
+        timeout (set to ``idle_s``) bounds the gap between network reads at no extra cost.
+        """
         try:
+            if self.content_started:
+                return await anext(parts)
             async with asyncio.timeout_at(deadline):
-                return await anext(lines)
+                return await anext(parts)
         except StopAsyncIteration:
             return None
-        except TimeoutError:
+        except (TimeoutError, httpx.ReadTimeout):
             if self.content_started:
                 raise ProviderFailure(Outcome.STREAM_CUT, "the stream stalled for "
                                       f"{self._deadlines.idle_s:g}s") from None
@@ -157,28 +166,42 @@ class Attempt:
                                   f"the connection broke mid-stream ({transport_detail(exc)})") \
                 from None
 
+    async def _payloads(self, response: httpx.Response,
+                        deadline: float) -> AsyncGenerator[bytes, None]:
+        """The ``data:`` payloads of an SSE body (comments, blank lines and other fields skipped).
+
+        Reads whole network parts rather than lines: one deadline per read, not per line.
+        """
+        parts = response.aiter_bytes()
+        pending = b""
+        while (part := await self._next_part(parts, deadline)) is not None:
+            *lines, pending = (pending + part).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data:"):
+                    yield line[5:].strip()
+
     async def _sse(self, response: httpx.Response, deadline: float) -> AsyncIterator[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        lines = response.aiter_lines()
         finished = False
-        while (line := await self._next_line(lines, deadline)) is not None:
-            if not line.startswith("data:"):
-                continue  # blank separators, ": keep-alive" comments, event:/id: fields
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                return
-            try:
-                data = json.loads(payload)
-            except ValueError:
-                raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not JSON") from None
-            if not isinstance(data, dict):
-                raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not an object")
-            for chunk in self._adapter.normalise(data):
-                self._mark(chunk)
-                finished = finished or finish_reason(chunk) is not None
-                yield chunk
-            if self.content_started:
-                deadline = loop.time() + self._deadlines.idle_s
+        async with aclosing(self._payloads(response, deadline)) as payloads:
+            async for payload in payloads:
+                if payload == b"[DONE]":
+                    async for _ in payloads:
+                        pass  # read to the body's end, so the connection can be reused
+                    return
+                for chunk in self._adapter.normalise(_json_object(payload)):
+                    self._mark(chunk)
+                    finished = finished or finish_reason(chunk) is not None
+                    yield chunk
         if not (finished and not self._adapter.done_marker_required):
             raise ProviderFailure(Outcome.STREAM_CUT, "the stream ended without [DONE]"
                                   if finished else "the stream ended before it finished")
+
+
+def _json_object(payload: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not an object")
+    return data

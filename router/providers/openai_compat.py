@@ -113,7 +113,8 @@ class OpenAICompatible:
     def classify(self, status: int, body: bytes, headers: httpx.Headers) -> ProviderFailure:
         message = error_message(body) or f"HTTP {status}"
         retry = retry_after_seconds(headers)
-        outcome = self.outcome_for(status, message)
+        # Hints may sit in the message or in an error code beside it (model_not_supported).
+        outcome = self.outcome_for(status, f"{message} {body[:1000].decode('utf-8', 'replace')}")
         return ProviderFailure(outcome, f"HTTP {status}: {message}"[:300], retry_after_s=retry,
                                status=status)
 

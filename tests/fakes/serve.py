@@ -1,0 +1,38 @@
+"""Run one fake provider in its own process (benchmarks, the desktop end-to-end scripts).
+
+    python -m tests.fakes.serve FLAVOR [--port N] [--key KEY]
+
+Prints ``port N`` once listening, then serves until standard input closes or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from tests.fakes.provider import FLAVORS, FakeProvider
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("flavor", choices=FLAVORS)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key", action="append")
+    args = parser.parse_args()
+    fake = FakeProvider(args.flavor, valid_keys=set(args.key) if args.key else None)
+    if args.port:
+        fake.stop()
+        fake.port = args.port
+        fake.start()
+    print(f"port {fake.port}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    done.wait()
+    fake.close()
+
+
+if __name__ == "__main__":
+    main()
