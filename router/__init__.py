@@ -1,7 +1,7 @@
 """Exo Bridge's Qt-free core: Exo-first failover over OpenAI-compatible providers."""
 
 from router.config import Config, ModelAlias, ProviderConfig, load_config
-from router.core import ChatStream, ProviderStatus, Router
+from router.core import ChatStream, ProviderStatus, Router, Timing
 from router.errors import (
     Attempt,
     ConfigError,
@@ -38,5 +38,6 @@ __all__ = [
     "Router",
     "RoutingError",
     "StreamBroken",
+    "Timing",
     "load_config",
 ]

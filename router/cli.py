@@ -13,10 +13,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from router.config import Config, load_config
+from router import usage as usage_report
+from router.config import Config, data_dir, load_config
 from router.core import ProviderStatus, Router
 from router.errors import (
     Attempt,
@@ -26,6 +29,7 @@ from router.errors import (
     RoutingError,
 )
 from router.keys import KeyStore, keychain_delete, keychain_set
+from router.ledger import Ledger, LedgerUnavailable
 from router.result import Result
 
 EXIT_OK, EXIT_USAGE, EXIT_UNANSWERED = 0, 2, 3
@@ -63,7 +67,34 @@ def build_parser() -> argparse.ArgumentParser:
         action.set_defaults(func=func)
     listing = keys_sub.add_parser("list", parents=[config], help="which providers have a key")
     listing.set_defaults(func=cmd_keys_list)
+
+    usage = sub.add_parser("usage", parents=[config], help="requests, tokens, cost, failovers, savings")
+    span = usage.add_mutually_exclusive_group()
+    span.add_argument("--days", type=_positive_int, default=7, help="the last N days (default 7)")
+    span.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="from this UTC day on")
+    usage.add_argument("--by", choices=("day", "week", "month"), default="day")
+    shape = usage.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true")
+    shape.add_argument("--csv", action="store_true")
+    usage.set_defaults(func=cmd_usage)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +126,25 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
 
+@contextmanager
+def _ledger(*, required: bool = False) -> Iterator[Ledger | None]:
+    """The usage ledger; without one the router still answers (we say why it isn't recorded)."""
+    try:
+        ledger = Ledger.in_dir(data_dir())
+    except LedgerUnavailable as exc:
+        if required:
+            raise
+        print(f"exo-bridge: warning: {exc}; this request is not recorded", file=sys.stderr)
+        yield None
+        return
+    if ledger.notice:
+        print(f"exo-bridge: {ledger.notice}", file=sys.stderr)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
 # -- ask -----------------------------------------------------------------------------------
 def cmd_ask(args: argparse.Namespace) -> int:
     config = _config(args)
@@ -106,7 +156,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 async def _ask(config: Config, request: dict[str, Any], *, stream: bool, as_json: bool) -> int:
-    async with Router(config) as router:
+    with _ledger() as ledger:
+        return await _ask_with(Router(config, ledger=ledger), request, stream=stream, as_json=as_json)
+
+
+async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as_json: bool) -> int:
+    async with router:
         try:
             if stream:
                 result = await _stream_answer(router, request, echo=not as_json)
@@ -178,19 +233,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         for s in statuses:
             progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
-            print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}")
+            print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}"
+                  f"  [{_today_text(s)}]")
     return EXIT_OK
 
 
 async def _check(config: Config) -> tuple[list[ProviderStatus], str | None]:
-    async with Router(config) as router:
-        return await router.check_all(), router.keychain_error
+    with _ledger() as ledger:
+        async with Router(config, ledger=ledger) as router:
+            return await router.check_all(), router.keychain_error
 
 
 def _status_json(status: ProviderStatus) -> dict[str, Any]:
     return {"id": status.id, "name": status.name, "state": status.state, "detail": status.detail,
             "latency_ms": status.latency_ms, "download_progress": status.download_progress,
-            "requests_today": 0, "tokens_today": 0, "cost_today_usd": 0.0}
+            "requests_today": status.requests_today, "tokens_today": status.tokens_today,
+            "cost_today_usd": round(status.cost_today_usd, 8), "limits": status.limits}
+
+
+def _today_text(status: ProviderStatus) -> str:
+    limits = status.limits
+    parts = [f"{status.requests_today}" + (f"/{limits['requests']}" if limits.get("requests") else "")
+             + " req", f"{status.tokens_today}" + (f"/{limits['tokens']}" if limits.get("tokens") else "")
+             + " tok", f"${status.cost_today_usd:.4f}"
+             + (f"/${limits['cost_usd']:g}" if limits.get("cost_usd") else "")]
+    return "today " + " · ".join(parts)
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -256,3 +323,45 @@ def cmd_keys_test(args: argparse.Namespace) -> int:
 async def _test_key(config: Config, provider_id: str) -> Any:
     async with Router(config) as router:
         return await router.test_key(provider_id)
+
+
+# -- usage ---------------------------------------------------------------------------------
+def cmd_usage(args: argparse.Namespace) -> int:
+    _config(args)  # a broken config is reported even here
+    until = datetime.now(UTC).date()
+    since = args.since or until - timedelta(days=args.days - 1)
+    with _ledger(required=True) as ledger:
+        assert ledger is not None
+        rows = usage_report.summary(ledger, since, until, args.by)
+    totals = usage_report.totals(rows)
+    if args.json:
+        print(json.dumps({"rows": [r.as_dict() for r in rows], "totals": totals}))
+    elif args.csv:
+        _print_csv(rows)
+    else:
+        _print_usage_table(rows, totals, since, until)
+    return EXIT_OK
+
+
+def _print_csv(rows: Sequence[usage_report.UsageRow]) -> None:
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(usage_report.COLUMNS)
+    for row in rows:
+        writer.writerow(row.as_dict().values())
+
+
+def _print_usage_table(rows: Sequence[usage_report.UsageRow], totals: dict[str, Any], since: date,
+                       until: date) -> None:
+    print(f"usage {since} .. {until} (UTC)")
+    print(f"{'period':<11} {'provider':<14} {'requests':>8} {'tokens':>10} {'cost':>11} "
+          f"{'failovers':>9} {'saved':>10}")
+    for r in rows:
+        print(f"{r.period:<11} {r.provider:<14} {r.requests:>8} "
+              f"{r.prompt_tokens + r.completion_tokens:>10} {'$' + format(r.cost_usd, '.4f'):>11} "
+              f"{r.failovers:>9} {'$' + format(r.saved_usd, '.4f'):>10}")
+    tokens = totals["prompt_tokens"] + totals["completion_tokens"]
+    print(f"{'total':<26} {totals['requests']:>8} {tokens:>10} "
+          f"{'$' + format(totals['cost_usd'], '.4f'):>11} {totals['failovers']:>9} "
+          f"{'$' + format(totals['saved_usd'], '.4f'):>10}")

@@ -8,10 +8,12 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
 
+from router.budget import Budget, Reservation, utc_now
 from router.config import Config, ProviderConfig
 from router.errors import (
     Attempt,
@@ -22,9 +24,10 @@ from router.errors import (
     StreamBroken,
     describe_attempts,
 )
-from router.events import EventHub, Failover, Listener, RequestFinished
+from router.events import CostAnomaly, EventHub, Failover, Listener, RequestFinished
 from router.health import HealthBook
 from router.keys import KeyStore, Secret
+from router.ledger import Ledger, rows_for
 from router.policy import (
     Candidate,
     candidates,
@@ -38,9 +41,23 @@ from router.providers import HealthState, Snapshot, adapter_for
 from router.result import Assembler, Result, final_usage, text_length, validate_request
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
+from router.usage import today_counts
 
 EXO_PROBE_INTERVAL_S = 5.0
 CLOUD_PROBE_INTERVAL_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Clocks and probe intervals (tests inject their own)."""
+
+    clock: Callable[[], float] = time.monotonic  # for breakers and cooldowns
+    now: Callable[[], datetime] = utc_now  # UTC wall clock, for daily budgets
+    exo_probe_interval_s: float = EXO_PROBE_INTERVAL_S
+    cloud_probe_interval_s: float = CLOUD_PROBE_INTERVAL_S
+
+
+DEFAULT_TIMING = Timing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,10 @@ class ProviderStatus:
     latency_ms: float
     download_progress: float | None
     paid: bool
+    requests_today: int = 0
+    tokens_today: int = 0
+    cost_today_usd: float = 0.0
+    limits: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -67,6 +88,13 @@ class _Trace:
     attempts: list[Attempt] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    model_id: str
+    url: str
+    reservation: Reservation
+
+
 @dataclass(slots=True)
 class _Run:
     """One attempt at one provider."""
@@ -74,6 +102,7 @@ class _Run:
     provider: ProviderConfig
     model_id: str
     wire: WireAttempt
+    reservation: Reservation
     started: float = field(default_factory=time.perf_counter)
     assembler: Assembler = field(default_factory=Assembler)
 
@@ -112,13 +141,13 @@ class Router:
     """Exo-first failover router. ``async with Router(config) as router: ...``"""
 
     def __init__(self, config: Config, *, keys: KeyStore | None = None,
-                 http: httpx.AsyncClient | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 exo_probe_interval_s: float = EXO_PROBE_INTERVAL_S,
-                 cloud_probe_interval_s: float = CLOUD_PROBE_INTERVAL_S):
+                 http: httpx.AsyncClient | None = None, ledger: Ledger | None = None,
+                 timing: Timing = DEFAULT_TIMING):
         self.config = config
         self.events = EventHub()
-        self.health = HealthBook(config.providers, self.events, clock)
+        self.health = HealthBook(config.providers, self.events, timing.clock)
+        self.budget = Budget(config, self.events, timing.now)
+        self.ledger = ledger
         self.pricer = Pricer()
         self.local_only = False  # "pause cloud failover"
         self._adapters = {p.id: adapter_for(p.kind) for p in config.providers}
@@ -128,8 +157,8 @@ class Router:
         self._owns_http = http is None
         self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._intervals = {"exo": exo_probe_interval_s}
-        self._cloud_interval = cloud_probe_interval_s
+        self._intervals = {"exo": timing.exo_probe_interval_s}
+        self._cloud_interval = timing.cloud_probe_interval_s
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
@@ -137,6 +166,13 @@ class Router:
             self._http = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         await self.reload_keys()
+        if self.ledger is not None:
+            counts = await asyncio.to_thread(today_counts, self.ledger, self.budget.now().date())
+            self.budget.load(counts, self.budget.now().date())
+        for provider in self.config.providers:
+            if provider.paid and provider.enabled and self.has_key(provider):
+                # prices for the savings figure and the reported-cost cross-check
+                self.spawn(self.pricer.refresh(self.http, provider))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -204,11 +240,11 @@ class Router:
         trace = _Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
         trace.attempts = sink.attempts
         for candidate in candidates(self.config, model):
-            admitted = await self._admit(candidate, model)
+            admitted = await self._admit(candidate, model, request)
             if isinstance(admitted, Attempt):
                 trace.attempts.append(admitted)
                 continue
-            run = self._start(candidate.provider, *admitted, request)
+            run = self._start(candidate.provider, admitted, request)
             try:
                 async with aclosing(self._relay(run)) as chunks:
                     async for chunk in chunks:
@@ -222,14 +258,17 @@ class Router:
                 raise
             await self._prices_for(run.provider)
             sink.result = self._succeeded(trace, run)
+            if self.ledger is not None:  # delivered only once its rows are durable
+                await self.ledger.record(self._rows(trace, sink.result))
             yield _usage_chunk(sink.result)
             return
         self._finish(trace, None)
         raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
                                   trace.attempts, retry_after_s=self.health.retry_after_s())
 
-    async def _admit(self, candidate: Candidate, model: str) -> tuple[str, str] | Attempt:
-        """(model id, chat URL) to try, or the Attempt that records why the provider is skipped."""
+    async def _admit(self, candidate: Candidate, model: str,
+                     request: Mapping[str, Any]) -> _Admitted | Attempt:
+        """What to send where, or the Attempt that records why the provider is skipped."""
         provider = candidate.provider
         skip = gate(provider, has_key=self.has_key(provider), local_only=self.local_only,
                     paid_allowed=paid_failover_allowed(self.config, model))
@@ -246,21 +285,25 @@ class Router:
         if admission.skip is not None or admission.model_id is None:
             outcome, detail = admission.skip or (Outcome.MODEL_UNAVAILABLE, "")
             return Attempt(provider.id, outcome, detail, called=False)
+        price = self.pricer.table_price(provider, admission.model_id, {})
+        reservation = self.budget.reserve(provider, request, price)
+        if isinstance(reservation, str):
+            return Attempt(provider.id, Outcome.OVER_BUDGET, reservation, called=False)
         known = self.health[provider.id].snapshot
         node = known.node if known is not None and known.node else provider.base_url
-        return admission.model_id, self._adapters[provider.id].chat_url(node)
+        return _Admitted(admission.model_id, self._adapters[provider.id].chat_url(node), reservation)
 
     def _readiness_age(self) -> float:
         return 3 * self._intervals["exo"]
 
-    def _start(self, provider: ProviderConfig, model_id: str, url: str,
+    def _start(self, provider: ProviderConfig, admitted: _Admitted,
                request: Mapping[str, Any]) -> _Run:
         adapter = self._adapters[provider.id]
         deadlines = Deadlines(provider.connect_timeout_s, provider.first_token_timeout_s,
                               provider.idle_timeout_s)
-        wire = WireAttempt(self.http, adapter, url, adapter.body(request, model_id),
+        wire = WireAttempt(self.http, adapter, admitted.url, adapter.body(request, admitted.model_id),
                            self._keys.get(provider.id), deadlines)
-        return _Run(provider, model_id, wire)
+        return _Run(provider, admitted.model_id, wire, admitted.reservation)
 
     async def _relay(self, run: _Run) -> AsyncGenerator[dict[str, Any], None]:
         """Chunks of one attempt; those before the first content token are held back, so a
@@ -297,9 +340,15 @@ class Router:
                                                run.wire.response_headers)
         if estimated:
             flags = (*flags, "usage-estimated")
-        return Attempt(run.provider.id, outcome, detail, run.ms(), run.model_id,
-                       ttft_ms=run.ttft_ms(), usage=usage, cost_usd=cost, cost_source=source,
-                       flags=flags)
+        record = Attempt(run.provider.id, outcome, detail, run.ms(), run.model_id,
+                         ttft_ms=run.ttft_ms(), usage=usage, cost_usd=cost, cost_source=source,
+                         flags=flags)
+        self.budget.settle(run.reservation, record, run.provider)
+        if "cost-anomaly" in flags:
+            expected = self.pricer.table_price(run.provider, run.model_id, run.wire.response_headers)
+            self.events.emit(CostAnomaly(run.provider.id, trace.request_id, cost,
+                                         expected.cost(usage) if expected else 0.0))
+        return record
 
     def _failed(self, trace: _Trace, run: _Run, failure: ProviderFailure) -> None:
         self.health.record_failure(run.provider.id, run.model_id, failure)
@@ -345,6 +394,22 @@ class Router:
                                           passed[1]))
         self.events.emit(RequestFinished(trace.request_id, trace.logical_model, trace.streamed,
                                          attempts, result))
+        if result is None and self.ledger is not None:
+            self.ledger.record_nowait(self._rows(trace, None))
+
+    def _rows(self, trace: _Trace, result: Result | None) -> list[Any]:
+        saved = self._savings(trace.logical_model, result) if result is not None else 0.0
+        return rows_for(trace.request_id, trace.logical_model, trace.streamed, trace.attempts, saved)
+
+    def _savings(self, logical_model: str, result: Result) -> float:
+        """What exo's answer would have cost on the first paid provider that serves the model."""
+        if self.config.provider(result.provider_used).kind != "exo":
+            return 0.0
+        for candidate in candidates(self.config, logical_model):
+            if candidate.provider.paid:
+                price = self.pricer.table_price(candidate.provider, candidate.model_ids[0], {})
+                return price.cost(result.usage) if price else 0.0
+        return 0.0
 
     # -- health ---------------------------------------------------------------------------
     async def probe(self, provider: ProviderConfig) -> Snapshot:
@@ -383,9 +448,16 @@ class Router:
         for p in self.config.providers:
             h = self.health[p.id]
             state, detail = self.health.state_of(h, self.has_key(p))
+            over = self.budget.exhausted(p)
+            if over and state in (HealthState.HEALTHY, HealthState.UNKNOWN):
+                state, detail = HealthState.DEGRADED, over
             progress = h.snapshot.download_progress if h.snapshot is not None else None
+            today = self.budget.today(p.id)
+            limits = {"requests": p.daily_request_limit, "tokens": p.daily_token_limit,
+                      "cost_usd": p.daily_cost_limit_usd}
             result.append(ProviderStatus(p.id, p.name, p.kind, str(state), detail,
-                                         round(h.last_latency_ms, 1), progress, p.paid))
+                                         round(h.last_latency_ms, 1), progress, p.paid,
+                                         today.requests, today.tokens, today.cost_usd, limits))
         return result
 
     def start_probes(self) -> None:

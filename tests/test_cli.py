@@ -124,7 +124,7 @@ def test_status_json_shows_busy_exo_with_download(capsys, cfg, exo):
     assert "credit left" in providers["openrouter"]["detail"]
     assert providers["huggingface"]["state"] == "healthy"
     assert set(providers["exo"]) == {"id", "name", "state", "detail", "latency_ms", "download_progress",
-                                     "requests_today", "tokens_today", "cost_today_usd"}
+                                     "requests_today", "tokens_today", "cost_today_usd", "limits"}
 
 
 def test_status_never_sends_a_completion(capsys, cfg, exo, openrouter, hf):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from router import NoProviderAvailable, Outcome, RequestRejected, Router, StreamBroken
+from router.core import Timing
 from router.events import Failover, HealthChanged
 from tests.conftest import OR_KEY
 from tests.fakes.provider import FakeProvider
@@ -312,7 +313,7 @@ async def test_fail_back_within_one_probe_interval(make_config, exo, openrouter)
     config, _ = make_config()
     events = []
     exo.stop()
-    async with Router(config, exo_probe_interval_s=0.1) as router:
+    async with Router(config, timing=Timing(exo_probe_interval_s=0.1)) as router:
         router.subscribe(events.append)
         router.start_probes()
         first = await router.chat(ASK)
@@ -336,7 +337,7 @@ async def test_paid_failover_needs_consent(make_config, exo, openrouter, hf):
         result = await router.chat(ASK)
     assert outcomes(result.attempts) == [("exo", "refused"), ("openrouter", "not-allowed"),
                                          ("huggingface", "ok")]
-    assert openrouter.requests == []
+    assert openrouter.chat_requests == []
 
 
 async def test_client_cancel_closes_upstream(make_config, exo):

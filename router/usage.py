@@ -1,0 +1,84 @@
+"""Usage summaries from the ledger's rollup: per provider per day, week or month."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from router.budget import DayCounts
+from router.ledger import Ledger, bucket_ms
+
+_PERIOD = {
+    "day": "day",
+    "week": "date(day, '-' || ((CAST(strftime('%w', day) AS INTEGER) + 6) % 7) || ' days')",
+    "month": "substr(day, 1, 7)",
+}
+COLUMNS = ("period", "provider", "requests", "prompt_tokens", "completion_tokens", "cost_usd",
+           "failovers", "saved_usd")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    period: str  # YYYY-MM-DD (day; week: its Monday) or YYYY-MM (month)
+    provider: str
+    requests: int  # requests this provider answered
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float  # everything billed, failed attempts included
+    failovers: int  # failed attempts of the requests it answered
+    saved_usd: float  # what exo's answers would have cost on the first paid provider
+    calls: int = 0
+    anomalies: int = 0
+    p50_latency_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {key: data[key] for key in COLUMNS}
+
+
+def summary(ledger: Ledger, since: date, until: date, by: str = "day") -> list[UsageRow]:
+    period = _PERIOD[by]
+    rows = ledger.query(
+        f"SELECT {period} AS period, provider, sum(requests), sum(prompt_tokens), "
+        "sum(completion_tokens), sum(cost_usd), sum(failovers), sum(saved_usd), sum(calls), "
+        "sum(anomalies) FROM daily WHERE day BETWEEN ? AND ? GROUP BY 1, 2 ORDER BY 1, 2",
+        (since.isoformat(), until.isoformat()))
+    p50 = _p50s(ledger, since, until, period)
+    return [UsageRow(r[0], r[1], r[2], r[3], r[4], round(r[5], 10), r[6], round(r[7], 10), r[8],
+                     r[9], p50.get((r[0], r[1]))) for r in rows]
+
+
+def _p50s(ledger: Ledger, since: date, until: date, period: str) -> dict[tuple[str, str], float]:
+    counts: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for p, provider, bucket, n in ledger.query(
+            f"SELECT {period}, provider, bucket, sum(n) FROM latency_hist WHERE day BETWEEN ? AND ? "
+            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", (since.isoformat(), until.isoformat())):
+        counts[(p, provider)].append((bucket, n))
+    result = {}
+    for key, buckets in counts.items():
+        half, seen = sum(n for _, n in buckets) / 2, 0
+        for bucket, n in buckets:
+            seen += n
+            if seen >= half:
+                result[key] = round(bucket_ms(bucket), 2)
+                break
+    return result
+
+
+def totals(rows: list[UsageRow]) -> dict[str, Any]:
+    return {"requests": sum(r.requests for r in rows),
+            "prompt_tokens": sum(r.prompt_tokens for r in rows),
+            "completion_tokens": sum(r.completion_tokens for r in rows),
+            "cost_usd": round(sum(r.cost_usd for r in rows), 10),
+            "failovers": sum(r.failovers for r in rows),
+            "saved_usd": round(sum(r.saved_usd for r in rows), 10)}
+
+
+def today_counts(ledger: Ledger, day: date | None = None) -> dict[str, DayCounts]:
+    """Calls, tokens and cost per provider on one UTC day (default: today)."""
+    day = day or datetime.now(UTC).date()
+    return {provider: DayCounts(calls, tokens, cost) for provider, calls, tokens, cost in ledger.query(
+        "SELECT provider, calls, prompt_tokens + completion_tokens, cost_usd FROM daily WHERE day = ?",
+        (day.isoformat(),))}
