@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except (ConfigError, KeychainUnavailable) as exc:
+    except (ConfigError, KeychainUnavailable, LedgerUnavailable) as exc:
         print(f"exo-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ExoBridgeError as exc:

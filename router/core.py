@@ -258,8 +258,8 @@ class Router:
                 raise
             await self._prices_for(run.provider)
             sink.result = self._succeeded(trace, run)
-            if self.ledger is not None:  # delivered only once its rows are durable
-                await self.ledger.record(self._rows(trace, sink.result))
+            if self.ledger is not None:  # durable (journaled) before the answer is delivered
+                self.ledger.record(self._rows(trace, sink.result))
             yield _usage_chunk(sink.result)
             return
         self._finish(trace, None)
@@ -395,7 +395,7 @@ class Router:
         self.events.emit(RequestFinished(trace.request_id, trace.logical_model, trace.streamed,
                                          attempts, result))
         if result is None and self.ledger is not None:
-            self.ledger.record_nowait(self._rows(trace, None))
+            self.ledger.record(self._rows(trace, None))
 
     def _rows(self, trace: _Trace, result: Result | None) -> list[Any]:
         saved = self._savings(trace.logical_model, result) if result is not None else 0.0

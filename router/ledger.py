@@ -1,8 +1,10 @@
 """The usage ledger: one SQLite row per attempt, written off the event loop, never lost.
 
-``$EXO_BRIDGE_DATA_DIR/usage.sqlite3`` in WAL mode. A writer thread commits rows in batches;
-``await ledger.record(rows)`` returns once they are committed, so an answer is delivered only
-after its rows are durable (a ``kill -9`` loses nothing delivered). Triggers keep a per-day,
+``$EXO_BRIDGE_DATA_DIR/usage.sqlite3`` in WAL mode. ``record(rows)`` appends the rows to a
+journal file beside it (one small write, no fsync: it survives a ``kill -9``) before the answer
+is delivered, and a writer thread inserts them into SQLite in batches, off the event loop. The
+journal is emptied once SQLite has everything, and replayed at the next start after a crash
+(each row has a unique id, so nothing is counted twice). Triggers keep a per-day,
 per-provider rollup (and a latency histogram) in the same transaction, so summaries over a
 year of rows read a few hundred rows, not a million.
 
@@ -11,7 +13,7 @@ A corrupt file is moved aside (never deleted) and a new one started; the user is
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import math
 import queue
@@ -31,7 +33,8 @@ log = logging.getLogger(__name__)
 
 LEDGER_FILE = "usage.sqlite3"
 _SKIPPED_FOR_POLICY = {"disabled", "not-allowed", "no-key"}
-_BATCH = 500
+_BATCH = 5000
+_BATCH_WAIT_S = 0.25
 
 
 class LedgerUnavailable(ExoBridgeError):
@@ -58,6 +61,7 @@ class Row:
     failovers: int  # on the answering row: how many attempts failed before it
     flags: str
     saved_usd: float
+    uid: str = ""  # request id / attempt index: unique, so a replayed journal adds nothing twice
 
     def values(self) -> tuple[Any, ...]:
         day = datetime.fromtimestamp(self.ts, UTC).strftime("%Y-%m-%d")
@@ -66,13 +70,14 @@ class Row:
                 self.outcome, int(self.called), int(self.streamed), self.prompt_tokens,
                 self.completion_tokens, self.prompt_tokens + self.completion_tokens, self.cost_usd,
                 self.cost_source, self.latency_ms, self.ttft_ms, int(self.failed_over),
-                self.failovers, self.flags, self.saved_usd, bucket)
+                self.failovers, self.flags, self.saved_usd, bucket,
+                self.uid or f"{self.request_id}/{self.provider}/{self.ts}")
 
 
-INSERT = ("INSERT INTO attempts (ts, day, request_id, logical_model, model, provider, outcome, "
-          "called, streamed, prompt_tokens, completion_tokens, total_tokens, cost_usd, cost_source, "
-          "latency_ms, ttft_ms, failed_over, failovers, flags, saved_usd, latency_bucket) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT = ("INSERT OR IGNORE INTO attempts (ts, day, request_id, logical_model, model, provider, "
+          "outcome, called, streamed, prompt_tokens, completion_tokens, total_tokens, cost_usd, "
+          "cost_source, latency_ms, ttft_ms, failed_over, failovers, flags, saved_usd, latency_bucket, "
+          "uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def latency_bucket(ms: float) -> int:
@@ -92,7 +97,7 @@ def rows_for(request_id: str, logical_model: str, streamed: bool, attempts: Sequ
     answered = bool(attempts) and attempts[-1].outcome == "ok"
     failed_over = answered and bool(failed)
     rows = []
-    for a in attempts:
+    for index, a in enumerate(attempts):
         usage = a.usage or {}
         ok = a.outcome == "ok"
         rows.append(Row(now, request_id, logical_model, a.model or "", a.provider, str(a.outcome),
@@ -100,7 +105,7 @@ def rows_for(request_id: str, logical_model: str, streamed: bool, attempts: Sequ
                         int(usage.get("completion_tokens") or 0), a.cost_usd,
                         a.cost_source if a.called else "free", a.latency_ms, a.ttft_ms,
                         failed_over, len(failed) if ok else 0, ",".join(a.flags),
-                        saved_usd if ok else 0.0))
+                        saved_usd if ok else 0.0, f"{request_id}/{index}"))
     return rows
 
 
@@ -182,14 +187,18 @@ def _unavailable(path: Path, exc: Exception) -> LedgerUnavailable:
 
 
 class Ledger:
-    """Rows go to a writer thread; ``record`` resolves once they are committed."""
+    """Rows are appended to the journal at once (durable) and reach SQLite in a writer thread."""
 
     def __init__(self, path: Path):
         self.path = path
         self._conn, self.notice = open_database(path)
         self.error: str | None = None  # the last write failure, for status displays
+        self._journal_path = path.with_name(path.name + ".journal")
+        self._replay_journal()
+        self._journal = open(self._journal_path, "ab", buffering=0)  # noqa: SIM115 (kept open)
+        self._lock = threading.Lock()  # journal append + queue put, vs. journal truncation
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._pending: list[tuple[list[Row], asyncio.Future[None] | None]] = []
+        self._pending: list[tuple[Any, ...]] = []
         self._writer = threading.Thread(target=self._write_loop, name="exo-bridge-ledger",
                                         daemon=True)
         self._writer.start()
@@ -201,17 +210,21 @@ class Ledger:
         return cls(directory / LEDGER_FILE)
 
     # -- writing ---------------------------------------------------------------------------
-    async def record(self, rows: list[Row]) -> None:
-        """Queue rows and wait until they are committed (the loop keeps running meanwhile)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put((rows, future))
-        await asyncio.shield(future)
-
-    def record_nowait(self, rows: list[Row]) -> None:
-        self._queue.put((rows, None))
+    def record(self, rows: Sequence[Row]) -> None:
+        """Make rows durable now (one append to the journal, no fsync: a killed process loses
+        nothing; the OS keeps it) and hand them to the writer thread for SQLite."""
+        values = [row.values() for row in rows]
+        line = b"".join(json.dumps(v, separators=(",", ":")).encode() + b"\n" for v in values)
+        with self._lock:
+            try:
+                self._journal.write(line)
+            except OSError as exc:
+                self.error = f"could not write the usage journal {self._journal_path}: {exc.strerror}"
+                log.warning(self.error)
+            self._queue.put(values)
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Block until everything queued so far is committed (tests, shutdown)."""
+        """Block until everything recorded so far is in SQLite (tests, shutdown)."""
         done = threading.Event()
         self._queue.put(done)
         done.wait(timeout)
@@ -219,63 +232,79 @@ class Ledger:
     def close(self) -> None:
         self._queue.put(None)
         self._writer.join(15)
+        self._journal.close()
         self._reader.close()
+
+    def _replay_journal(self) -> None:
+        """Rows a killed process journaled but never wrote to SQLite (duplicates are ignored)."""
+        try:
+            lines = self._journal_path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return
+        rows = []
+        for line in lines:
+            try:
+                rows.append(tuple(json.loads(line)))
+            except ValueError:
+                continue  # a line cut short by the kill
+        if rows:
+            self._insert(rows)
+        self._journal_path.write_bytes(b"")
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(INSERT, rows)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def _write_loop(self) -> None:
         while True:
             try:  # rows that failed to write are retried every second
                 item = self._queue.get(timeout=1.0) if self._pending else self._queue.get()
             except queue.Empty:
-                self._write_batch([])
+                self._write_pending()
                 continue
+            if isinstance(item, list):
+                # Rows are already durable in the journal: gather a batch before waking SQLite,
+                # so the writer takes the GIL rarely instead of once per request.
+                time.sleep(_BATCH_WAIT_S)
             batch: list[Any] = [item]
             while len(batch) < _BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(entry is None for entry in batch)
-            self._write_batch([e for e in batch if isinstance(e, tuple)])
+            for entry in batch:
+                if isinstance(entry, list):
+                    self._pending.extend(entry)
+            self._write_pending()
             for entry in batch:
                 if isinstance(entry, threading.Event):
                     entry.set()
-            if stop:
+            if any(entry is None for entry in batch):
                 self._conn.close()
                 return
 
-    def _write_batch(self, entries: list[tuple[list[Row], asyncio.Future[None] | None]]) -> None:
-        self._pending.extend(entries)
+    def _write_pending(self) -> None:
         if not self._pending:
             return
-        rows = [row.values() for rows, _ in self._pending for row in rows]
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(INSERT, rows)
-            self._conn.execute("COMMIT")
+            self._insert(self._pending)
         except sqlite3.Error as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            self.error = f"could not write the usage ledger {self.path}: {exc} (kept in memory, retrying)"
+            self.error = (f"could not write the usage ledger {self.path}: {exc} "
+                          "(kept in the journal, retrying)")
             log.warning(self.error)
-            self._release(ok=False)
             return
         self.error = None
-        self._release(ok=True)
-
-    def _release(self, *, ok: bool) -> None:
-        """Wake the waiting requests; rows that failed stay pending for the next batch."""
-        for _, future in self._pending:
-            if future is not None and not future.done():
-                future.get_loop().call_soon_threadsafe(_settle, future)
-        if ok:
-            self._pending = []
+        self._pending = []
+        with self._lock:  # everything journaled is in SQLite: start the journal afresh
+            if self._queue.empty():
+                self._journal.truncate(0)
 
     # -- reading ---------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
             return self._reader.execute(sql, tuple(params)).fetchall()
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

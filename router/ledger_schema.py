@@ -36,6 +36,8 @@ _V2 = (
     "ALTER TABLE attempts ADD COLUMN flags TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE attempts ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0",
     "ALTER TABLE attempts ADD COLUMN latency_bucket INTEGER",
+    "ALTER TABLE attempts ADD COLUMN uid TEXT",
+    "CREATE UNIQUE INDEX attempts_uid ON attempts (uid)",
     """UPDATE attempts SET failovers = (
         SELECT count(*) FROM attempts b WHERE b.request_id = attempts.request_id
         AND b.outcome NOT IN ('ok', 'disabled', 'not-allowed', 'no-key'))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from router.budget import DayCounts
@@ -51,15 +52,19 @@ def summary(ledger: Ledger, since: date, until: date, by: str = "day") -> list[U
 
 
 def _p50s(ledger: Ledger, since: date, until: date, period: str) -> dict[tuple[str, str], float]:
-    counts: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for p, provider, bucket, n in ledger.query(
-            f"SELECT {period}, provider, bucket, sum(n) FROM latency_hist WHERE day BETWEEN ? AND ? "
-            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", (since.isoformat(), until.isoformat())):
-        counts[(p, provider)].append((bucket, n))
-    result = {}
-    for key, buckets in counts.items():
-        half, seen = sum(n for _, n in buckets) / 2, 0
-        for bucket, n in buckets:
+    """p50 latency per period and provider from the latency histogram (10% buckets)."""
+    if period == "day":  # rows are already one per (day, provider, bucket), in key order
+        sql = ("SELECT day, provider, bucket, n FROM latency_hist WHERE day BETWEEN ? AND ? "
+               "ORDER BY day, provider, bucket")
+    else:
+        sql = (f"SELECT {period}, provider, bucket, sum(n) FROM latency_hist "
+               "WHERE day BETWEEN ? AND ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+    found = ledger.query(sql, (since.isoformat(), until.isoformat()))
+    result: dict[tuple[str, str], float] = {}
+    for key, group in groupby(found, key=itemgetter(0, 1)):
+        buckets = list(group)
+        half, seen = sum(b[3] for b in buckets) / 2, 0
+        for _, _, bucket, n in buckets:
             seen += n
             if seen >= half:
                 result[key] = round(bucket_ms(bucket), 2)
