@@ -147,7 +147,8 @@ def main() -> None:
         for c in (1, 16):
             off = statistics.median(r[1] for r in cost[f"ledger off, concurrency {c}"])
             on = statistics.median(r[1] for r in cost[f"ledger on, concurrency {c}"])
-            print(f"  recording adds at concurrency {c}: {on - off:+.3f} ms p50 ({(on / off - 1) * 100:+.1f}%)")
+            share = (on / off - 1) * 100
+            print(f"  recording adds at concurrency {c}: {on - off:+.3f} ms p50 ({share:+.1f}%)")
         print(f"raw ledger write rate: {write_rate(Path(tmp) / 'rate', 200_000):,.0f} rows/s committed")
         start = time.perf_counter()
         ledger = fill_year(Path(tmp) / "year", args.rows)

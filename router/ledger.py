@@ -262,21 +262,7 @@ class Ledger:
 
     def _write_loop(self) -> None:
         while True:
-            try:  # rows that failed to write are retried every second
-                item = self._queue.get(timeout=1.0) if self._pending else self._queue.get()
-            except queue.Empty:
-                self._write_pending()
-                continue
-            if isinstance(item, list):
-                # Rows are already durable in the journal: gather a batch before waking SQLite,
-                # so the writer takes the GIL rarely instead of once per request.
-                time.sleep(_BATCH_WAIT_S)
-            batch: list[Any] = [item]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._next_batch()
             for entry in batch:
                 if isinstance(entry, list):
                     self._pending.extend(entry)
@@ -287,6 +273,24 @@ class Ledger:
             if any(entry is None for entry in batch):
                 self._conn.close()
                 return
+
+    def _next_batch(self) -> list[Any]:
+        """What is queued: rows, flush events, None (close). Empty after a retry tick."""
+        try:  # rows that failed to write are retried every second
+            item = self._queue.get(timeout=1.0) if self._pending else self._queue.get()
+        except queue.Empty:
+            return []
+        if isinstance(item, list):
+            # Rows are already durable in the journal: gather a batch before waking SQLite,
+            # so the writer takes the GIL rarely instead of once per request.
+            time.sleep(_BATCH_WAIT_S)
+        batch: list[Any] = [item]
+        while len(batch) < _BATCH:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _write_pending(self) -> None:
         if not self._pending:
