@@ -12,6 +12,7 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,9 +29,10 @@ from router.errors import (
     KeychainUnavailable,
     RoutingError,
 )
-from router.keys import KeyStore, keychain_delete, keychain_set
+from router.keys import KeyStore, endpoint_token, keychain_delete, keychain_set
 from router.ledger import Ledger, LedgerUnavailable
 from router.result import Result
+from router.server import LOOPBACK_HOSTS, EndpointError, EndpointServer
 
 EXIT_OK, EXIT_USAGE, EXIT_UNANSWERED = 0, 2, 3
 Command = Callable[[argparse.Namespace], int]
@@ -77,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true")
     shape.add_argument("--csv", action="store_true")
     usage.set_defaults(func=cmd_usage)
+
+    serve = sub.add_parser("serve", parents=[config], help="run the local OpenAI-compatible endpoint")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8741)")
+    serve.set_defaults(func=cmd_serve)
+    token = sub.add_parser("token", help="print the local endpoint's access token")
+    token.set_defaults(func=cmd_token)
     return parser
 
 
@@ -106,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except (ConfigError, KeychainUnavailable, LedgerUnavailable) as exc:
+    except (ConfigError, KeychainUnavailable, LedgerUnavailable, EndpointError) as exc:
         print(f"exo-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ExoBridgeError as exc:
@@ -365,3 +374,38 @@ def _print_usage_table(rows: Sequence[usage_report.UsageRow], totals: dict[str, 
     print(f"{'total':<26} {totals['requests']:>8} {tokens:>10} "
           f"{'$' + format(totals['cost_usd'], '.4f'):>11} {totals['failovers']:>9} "
           f"{'$' + format(totals['saved_usd'], '.4f'):>10}")
+
+
+# -- serve / token -------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    if host not in LOOPBACK_HOSTS:
+        print(f"exo-bridge: warning: listening on {host}, beyond this machine; anyone who can "
+              "reach it with the token can spend your cloud credit", file=sys.stderr)
+    return asyncio.run(_serve(config, host, port))
+
+
+async def _serve(config: Config, host: str, port: int) -> int:
+    token = await asyncio.to_thread(endpoint_token)
+    with _ledger() as ledger:
+        async with Router(config, ledger=ledger) as router:
+            server = EndpointServer(router, token=token, host=host, port=port)
+            await server.start()
+            router.start_probes()
+            print(f"exo-bridge: serving {server.url} (token: `exo-bridge token`); "
+                  "Ctrl-C to stop", file=sys.stderr, flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+            print("exo-bridge: stopping; finishing requests in flight", file=sys.stderr, flush=True)
+            await server.stop(drain_s=5.0)
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(endpoint_token().reveal())
+    return EXIT_OK

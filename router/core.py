@@ -22,6 +22,7 @@ from router.errors import (
     ProviderFailure,
     RequestRejected,
     StreamBroken,
+    UnknownModel,
     describe_attempts,
 )
 from router.events import CostAnomaly, EventHub, Failover, Listener, RequestFinished
@@ -459,6 +460,45 @@ class Router:
                                          round(h.last_latency_ms, 1), progress, p.paid,
                                          today.requests, today.tokens, today.cost_usd, limits))
         return result
+
+    # -- models ---------------------------------------------------------------------------
+    def _model_lists(self) -> dict[str, frozenset[str] | None]:
+        """Each enabled provider's known model ids (None where we don't know them)."""
+        lists: dict[str, frozenset[str] | None] = {}
+        for p in self.config.providers:
+            if not p.enabled:
+                continue
+            snapshot = self.health[p.id].snapshot
+            table = self.pricer.tables.get(p.id)
+            if snapshot is not None and snapshot.models is not None:
+                lists[p.id] = snapshot.models
+            elif table is not None:
+                lists[p.id] = frozenset(table.prices)
+            else:
+                lists[p.id] = None
+        return lists
+
+    def known_models(self) -> dict[str, str]:
+        """Model id -> who serves it: the aliases, then every model a provider is known to list."""
+        models = {name: "exo-bridge" for name in self.config.models}
+        for provider_id, ids in self._model_lists().items():
+            for model in sorted(ids or ()):
+                models.setdefault(model, provider_id)
+        return models
+
+    def check_model(self, model: object) -> None:
+        """Raise UnknownModel for a name that is no alias and that no provider lists (when
+        every enabled provider's list is known)."""
+        if not isinstance(model, str) or model in self.config.models:
+            return
+        lists = self._model_lists()
+        if any(ids is None for ids in lists.values()):
+            return
+        base = model.split(":", 1)[0]
+        if not any(model in ids or base in ids for ids in lists.values() if ids is not None):
+            aliases = ", ".join(self.config.models) or "(none)"
+            raise UnknownModel(f"model {model!r} is not an alias and no enabled provider lists it; "
+                               f"aliases: {aliases}")
 
     def start_probes(self) -> None:
         """Keep probing in the background (``serve`` and the tray app): exo every few seconds

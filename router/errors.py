@@ -125,11 +125,14 @@ class NoProviderAvailable(RoutingError):
 
     @property
     def only_limits(self) -> bool:
-        """True when every provider that could serve was skipped for budget or rate limits."""
+        """True when every provider that could have served was held back by a budget or a
+        rate limit (the others being down, keyless, disabled or without the model)."""
         limit = {Outcome.OVER_BUDGET, Outcome.RATE_LIMITED, Outcome.OUT_OF_CREDITS}
-        live = [a for a in self.attempts
-                if a.outcome not in {Outcome.DISABLED, Outcome.NO_KEY, Outcome.NOT_ALLOWED}]
-        return bool(live) and all(a.outcome in limit for a in live)
+        cannot_serve = {Outcome.DISABLED, Outcome.NO_KEY, Outcome.NOT_ALLOWED, Outcome.REFUSED,
+                        Outcome.CIRCUIT_OPEN, Outcome.MODEL_UNAVAILABLE, Outcome.BUSY,
+                        Outcome.INVALID_KEY}
+        outcomes = {a.outcome for a in self.attempts}
+        return bool(outcomes & limit) and outcomes <= limit | cannot_serve
 
 
 class StreamBroken(RoutingError):

@@ -121,3 +121,35 @@ class KeyStore:
         if stored is not None:
             return KeyInfo(provider.id, "keychain", stored.masked())
         return KeyInfo(provider.id, "none", "")
+
+
+TOKEN_USERNAME = "local-token"
+TOKEN_ENV = "EXO_BRIDGE_TOKEN"
+
+
+def endpoint_token(environ: Mapping[str, str] | None = None) -> Secret:
+    """The local endpoint's access token: ``$EXO_BRIDGE_TOKEN``, else the keychain's, made on
+    first use. Blocking (keychain): call off the event loop."""
+    import secrets
+
+    env = (environ if environ is not None else os.environ).get(TOKEN_ENV, "").strip()
+    if env:
+        return Secret(env)
+    try:
+        stored = keychain_get(TOKEN_USERNAME)
+        if stored is not None:
+            return stored
+        token = secrets.token_urlsafe(32)
+        keychain_set(TOKEN_USERNAME, token)
+        return Secret(token)
+    except KeychainUnavailable as exc:
+        raise KeychainUnavailable(f"{exc} For the local endpoint, set {TOKEN_ENV} to a token of "
+                                  "your choice instead.") from None
+
+
+def regenerate_endpoint_token() -> Secret:
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    keychain_set(TOKEN_USERNAME, token)
+    return Secret(token)

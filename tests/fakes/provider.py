@@ -103,11 +103,16 @@ class FakeProvider:
         self._call(go())
 
     def stop(self) -> None:
-        """Stop listening: connections are refused until start()."""
+        """Go down like a dead process: open connections are cut, new ones refused until start()."""
         async def go() -> None:
             if self._site is not None:
                 await self._site.stop()
                 self._site = None
+            assert self._runner is not None and self._runner.server is not None
+            for handler in self._runner.server.connections:
+                handler.force_close()
+                if handler.transport is not None:
+                    handler.transport.abort()
         self._call(go())
 
     def close(self) -> None:

@@ -1,0 +1,264 @@
+"""The local OpenAI-compatible endpoint: an aiohttp app over one Router, safe by default.
+
+No global state and no signal handling here: ``serve`` and the tray app both create an
+EndpointServer on their own loop, ``await start()`` (the socket is bound first, so a busy port
+is an EndpointError, never an exit) and ``await stop()`` (stops accepting, lets in-flight
+requests finish for a few seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from router.core import Router
+from router.errors import (
+    Attempt,
+    ExoBridgeError,
+    NoProviderAvailable,
+    RequestRejected,
+    RoutingError,
+    StreamBroken,
+    UnknownModel,
+)
+from router.keys import Secret
+from router.result import validate_request
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class EndpointError(ExoBridgeError):
+    """The endpoint cannot start (port in use, bad address)."""
+
+
+def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def error_response(status: int, message: str, kind: str, code: str | None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(error_body(message, kind, code), status=status, headers=headers)
+
+
+def attempts_header(attempts: tuple[Attempt, ...] | list[Attempt]) -> str:
+    return ",".join(f"{a.provider}:{a.outcome}" for a in attempts)
+
+
+def _host_name(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header.split("]", 1)[0] + "]"
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+class EndpointServer:
+    def __init__(self, router: Router, *, token: Secret, host: str = "127.0.0.1", port: int = 8741):
+        self.router = router
+        self.host = host
+        self.port = port
+        self._token = token.reveal().encode()
+        settings = router.config.server
+        self._origins = set(settings.allowed_origins)
+        self._max_body = settings.max_body_bytes
+        self._hosts = LOOPBACK_HOSTS | {host, f"[{host}]"}
+        self._in_flight = 0
+        self._runner: web.AppRunner | None = None
+        self._site: web.SockSite | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        sock = self._bind()
+        app = web.Application(middlewares=[self._guard], client_max_size=self._max_body + 1)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        self._site = web.SockSite(self._runner, sock)
+        await self._site.start()
+
+    def _bind(self) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise EndpointError(f"cannot resolve {self.host!r}: {exc.strerror}") from None
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise EndpointError(f"cannot listen on {self.host}:{self.port}: {exc.strerror} "
+                                "(another exo-bridge running? choose another --port)") from None
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        return sock
+
+    async def stop(self, drain_s: float = 5.0) -> None:
+        """Stop accepting; let requests in flight finish (up to ``drain_s``), then close."""
+        if self._site is not None:
+            server = self._site._server
+            if server is not None:
+                server.close()  # no new connections
+        deadline = time.monotonic() + drain_s
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- security -------------------------------------------------------------------------
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if _host_name(request.headers.get("Host", "")) not in self._hosts:
+            return error_response(403, "Host not allowed (DNS rebinding protection)",
+                                  "permission_error", "host_not_allowed")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self._origins:
+            return error_response(403, f"Origin {origin!r} is not allowed; add it to [server] "
+                                  "allowed_origins to permit it", "permission_error",
+                                  "origin_not_allowed")
+        if request.method == "OPTIONS" and origin is not None:
+            return web.Response(status=204, headers=self._cors(origin))
+        if request.path.startswith("/v1/") and not self._authorised(request):
+            return error_response(401, "missing or wrong bearer token (see `exo-bridge token`)",
+                                  "authentication_error", "invalid_api_key")
+        self._in_flight += 1
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            return error_response(exc.status, exc.reason, "invalid_request_error", None)
+        finally:
+            self._in_flight -= 1
+        if origin is not None and not response.prepared:
+            response.headers.update(self._cors(origin))
+        return response
+
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token)
+
+    @staticmethod
+    def _cors(origin: str) -> dict[str, str]:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Access-Control-Allow-Headers": "authorization, content-type",
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
+
+    # -- routes ---------------------------------------------------------------------------
+    async def _health(self, request: web.Request) -> web.Response:
+        providers = [{"id": s.id, "name": s.name, "state": s.state, "detail": s.detail,
+                      "download_progress": s.download_progress} for s in self.router.statuses()]
+        return web.json_response({"status": "ok", "providers": providers})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": owner}
+                for m, owner in self.router.known_models().items()]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            validate_request(body)
+            self.router.check_model(body.get("model"))
+        except RoutingError as exc:
+            return _routing_error(exc, self.router)
+        if body.get("stream"):
+            return await self._stream(request, body)
+        try:
+            result = await self.router.chat(body)
+        except RoutingError as exc:
+            return _routing_error(exc, self.router)
+        return web.json_response(result.response, headers={
+            "x-exo-bridge-provider": result.provider_used,
+            "x-exo-bridge-attempts": attempts_header(result.attempts)})
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        if (request.content_length or 0) > self._max_body:
+            return _too_large(self._max_body)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large(self._max_body)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return error_response(400, "the request body is not valid JSON", "invalid_request_error",
+                                  "invalid_json")
+        if not isinstance(body, dict):
+            return error_response(400, "the request body must be a JSON object",
+                                  "invalid_request_error", "invalid_json")
+        return body
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        async with self.router.stream(body) as stream:
+            chunks = aiter(stream)
+            try:
+                first = await anext(chunks)
+            except RoutingError as exc:
+                return _routing_error(exc, self.router)
+            response = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                "x-exo-bridge-provider": stream.provider or "",
+                "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)])})
+            await response.prepare(request)
+            await _relay(response, first, chunks, include_usage)
+        return response
+
+
+async def _relay(response: web.StreamResponse, first: dict[str, Any], chunks: Any,
+                 include_usage: bool) -> None:
+    """Forward chunks as they come; a failure after the first token ends with an error chunk."""
+    chunk: dict[str, Any] | None = first
+    try:
+        while chunk is not None:
+            if chunk["choices"] or include_usage:
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            chunk = await anext(chunks, None)
+    except StreamBroken as exc:
+        error = error_body(str(exc), "server_error", "stream_cut")
+        await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+        return
+    await response.write(b"data: [DONE]\n\n")
+
+
+def _ok(provider: str | None) -> Attempt:
+    from router.errors import Outcome
+
+    return Attempt(provider or "", Outcome.OK)
+
+
+def _too_large(limit: int) -> web.Response:
+    return error_response(413, f"the request body is larger than {limit} bytes",
+                          "invalid_request_error", "request_too_large")
+
+
+def _routing_error(exc: RoutingError, router: Router) -> web.Response:
+    headers = {"x-exo-bridge-attempts": attempts_header(exc.attempts)}
+    if isinstance(exc, UnknownModel):
+        return error_response(404, str(exc), "invalid_request_error", "model_not_found", headers)
+    if isinstance(exc, RequestRejected):
+        return error_response(400, str(exc), "invalid_request_error", "bad_request", headers)
+    retry = exc.retry_after_s if exc.retry_after_s is not None else router.health.retry_after_s()
+    if retry is not None:
+        headers["Retry-After"] = str(max(1, round(retry)))
+    if isinstance(exc, NoProviderAvailable) and exc.only_limits:
+        return error_response(429, str(exc), "rate_limit_error", "rate_limited", headers)
+    return error_response(503, str(exc), "server_error", "no_provider_available", headers)
