@@ -268,14 +268,14 @@ def test_sigterm_finishes_requests_in_flight(make_config, exo):
     proc = _start_serve(path, port)
     try:
         _wait_ready(proc)
-        with httpx.Client(timeout=10) as http:
-            with http.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions",
-                             headers={"Authorization": f"Bearer {TOKEN}"},
-                             json={"model": "llama-3.2-3b", "messages": HELLO, "stream": True}) as response:
-                lines = response.iter_lines()
-                first = next(lines)
-                proc.send_signal(signal.SIGTERM)
-                rest = list(lines)
+        with httpx.Client(timeout=10) as http, http.stream(
+                "POST", f"http://127.0.0.1:{port}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                json={"model": "llama-3.2-3b", "messages": HELLO, "stream": True}) as response:
+            lines = response.iter_lines()
+            first = next(lines)
+            proc.send_signal(signal.SIGTERM)
+            rest = list(lines)
         assert first.startswith("data:") and "data: [DONE]" in rest
         assert proc.wait(10) == 0
     finally:
