@@ -42,6 +42,7 @@ from router.providers import HealthState, Snapshot, adapter_for
 from router.result import Assembler, Result, final_usage, text_length, validate_request
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
+from router.transport import make_client
 from router.usage import today_counts
 
 EXO_PROBE_INTERVAL_S = 5.0
@@ -164,8 +165,7 @@ class Router:
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+            self._http = make_client()
         await self.reload_keys()
         if self.ledger is not None:
             counts = await asyncio.to_thread(today_counts, self.ledger, self.budget.now().date())

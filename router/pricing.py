@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from router.config import ProviderConfig
+from router.transport import TRANSPORT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class Pricer:
                                        timeout=httpx.Timeout(10.0, connect=provider.connect_timeout_s))
             response.raise_for_status()
             self.tables[provider.id] = parse(response.json(), time.time())
-        except (httpx.HTTPError, ValueError) as exc:
+        except (*TRANSPORT_ERRORS, ValueError) as exc:
             log.warning("could not fetch %s prices: %s", provider.id, exc.__class__.__name__)
 
     def table_price(self, provider: ProviderConfig, model_id: str,

@@ -14,12 +14,13 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import Adapter
-from router.providers.openai_compat import transport_detail
+from router.transport import TRANSPORT_ERRORS, classify_transport_error, transport_detail
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _CONTENT_KEYS = ("content", "reasoning", "reasoning_content", "tool_calls", "refusal")
@@ -97,11 +98,8 @@ class Attempt:
         except TimeoutError:
             raise ProviderFailure(Outcome.TIMEOUT, "no response within the first-token deadline "
                                   f"({self._deadlines.first_token_s:g}s)") from None
-        except httpx.TimeoutException as exc:
-            raise ProviderFailure(Outcome.TIMEOUT, transport_detail(exc)) from None
-        except httpx.HTTPError as exc:
-            outcome = Outcome.REFUSED if isinstance(exc, httpx.ConnectError) else Outcome.SERVER_ERROR
-            raise ProviderFailure(outcome, transport_detail(exc)) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ProviderFailure(*classify_transport_error(exc)) from None
 
     async def _read_error(self, response: httpx.Response, deadline: float) -> bytes:
         body = b""
@@ -111,7 +109,7 @@ class Attempt:
                     body += part
                     if len(body) > _ERROR_BODY_LIMIT:
                         break
-        except (TimeoutError, httpx.HTTPError):
+        except (TimeoutError, *TRANSPORT_ERRORS):
             pass
         return body
 
@@ -123,7 +121,7 @@ class Attempt:
         except (TimeoutError, httpx.TimeoutException):
             raise ProviderFailure(Outcome.TIMEOUT, "no complete answer within the deadline "
                                   f"({self._deadlines.first_token_s:g}s)") from None
-        except httpx.HTTPError:
+        except TRANSPORT_ERRORS:
             raise ProviderFailure(Outcome.BAD_RESPONSE, "the answer's body was cut short") from None
         try:
             data = json.loads(raw)
@@ -155,13 +153,13 @@ class Attempt:
                 return await anext(parts)
         except StopAsyncIteration:
             return None
-        except (TimeoutError, httpx.ReadTimeout):
+        except (TimeoutError, httpx.ReadTimeout, aiohttp.SocketTimeoutError):
             if self.content_started:
                 raise ProviderFailure(Outcome.STREAM_CUT, "the stream stalled for "
                                       f"{self._deadlines.idle_s:g}s") from None
             raise ProviderFailure(Outcome.TIMEOUT, "no first token within "
                                   f"{self._deadlines.first_token_s:g}s") from None
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise ProviderFailure(Outcome.STREAM_CUT,
                                   f"the connection broke mid-stream ({transport_detail(exc)})") \
                 from None

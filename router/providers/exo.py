@@ -18,7 +18,8 @@ from router.config import ProviderConfig
 from router.errors import Outcome
 from router.keys import Secret
 from router.providers.base import HealthState, Snapshot
-from router.providers.openai_compat import OpenAICompatible, transport_detail
+from router.providers.openai_compat import OpenAICompatible
+from router.transport import TRANSPORT_ERRORS, transport_detail
 
 _READY = {"RunnerReady", "RunnerRunning"}
 
@@ -44,9 +45,8 @@ class Exo(OpenAICompatible):
         for node in provider.base_urls:
             try:
                 snapshot = await _probe_node(http, node, timeout)
-            except (httpx.HTTPError, ValueError) as exc:
-                detail = transport_detail(exc) if isinstance(exc, httpx.HTTPError) else \
-                    "not an exo API"
+            except (*TRANSPORT_ERRORS, ValueError) as exc:
+                detail = "not an exo API" if isinstance(exc, ValueError) else transport_detail(exc)
                 details.append(f"{node}: {detail}")
                 continue
             if snapshot is not None:

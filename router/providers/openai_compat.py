@@ -14,6 +14,7 @@ from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import HealthState, Snapshot
+from router.transport import TRANSPORT_ERRORS, transport_detail
 
 # Keys of our own that never go upstream.
 _PRIVATE_KEYS = {"model", "stream", "stream_options"}
@@ -140,7 +141,7 @@ class OpenAICompatible:
         try:
             response = await http.get(url, headers=headers,
                                       timeout=httpx.Timeout(10.0, connect=provider.connect_timeout_s))
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             return Snapshot(HealthState.DOWN, transport_detail(exc), elapsed_ms(start))
         latency = elapsed_ms(start)
         if response.status_code in (401, 403):
@@ -152,22 +153,6 @@ class OpenAICompatible:
 
     def describe_ok(self, response: httpx.Response) -> str:
         return "key OK"
-
-
-def transport_detail(exc: BaseException) -> str:
-    """A short, secret-free description of a transport failure."""
-    text = str(exc).lower()
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "connect timeout"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if "name or service" in text or "nodename" in text or "getaddrinfo" in text:
-        return "DNS lookup failed"
-    if "ssl" in text or "certificate" in text:
-        return "TLS error"
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused"
-    return f"connection failed ({exc.__class__.__name__})"
 
 
 def _mid_stream_message(data: dict[str, Any]) -> str:

@@ -20,8 +20,14 @@ def main() -> None:
     parser.add_argument("flavor", choices=FLAVORS)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--key", action="append")
+    parser.add_argument("--words", type=int, default=0, help="answer with this many words")
+    parser.add_argument("--fault", help="a fault mode (see tests/fakes/provider.py)")
+    parser.add_argument("--fault-status", type=int, default=503)
     args = parser.parse_args()
-    fake = FakeProvider(args.flavor, valid_keys=set(args.key) if args.key else None)
+    fake = FakeProvider(args.flavor, valid_keys=set(args.key) if args.key else None,
+                        fault=args.fault, fault_status=args.fault_status)
+    if args.words:
+        fake.reply = " ".join(f"w{i}" for i in range(args.words))
     if args.port:
         fake.stop()
         fake.port = args.port
