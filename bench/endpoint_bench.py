@@ -127,7 +127,7 @@ class Calls:
         return first
 
 
-async def measure(n: int, tmp: Path, or_url: str, fake_exo_503: str) -> dict[str, float]:
+async def measure(n: int, tmp: Path, or_url: str, long_url: str, fake_exo_503: str) -> dict[str, float]:
     figures: dict[str, float] = {}
     endpoint = Endpoint(write_config(tmp, or_url, None), tmp / "data")
     figures["start-up to ready (ms)"] = endpoint.startup_ms
@@ -147,12 +147,16 @@ async def measure(n: int, tmp: Path, or_url: str, fake_exo_503: str) -> dict[str
         cpu = endpoint.cpu_s()
         figures["endpoint requests/s, concurrency 16"] = await throughput(n, 16, ours.json)
         figures["endpoint CPU per request, concurrency 16 (ms)"] = (endpoint.cpu_s() - cpu) / n * 1000
-        cpu = endpoint.cpu_s()
-        await latencies(n // 4, ours.ttft)
-        figures["endpoint CPU per 32-chunk streamed reply (ms)"] = (
-            (endpoint.cpu_s() - cpu) / (n // 4 + min(50, n // 4)) * 1000)
         figures["peak RSS (MiB)"] = endpoint.peak_rss_mib()
         endpoint.close()
+        long = Endpoint(write_config(tmp, long_url, None), tmp / "data")
+        calls = Calls(http, long.url, TOKEN)
+        await latencies(20, calls.ttft)
+        cpu = long.cpu_s()
+        await latencies(n // 4, calls.ttft)
+        figures["endpoint CPU per 32-chunk streamed reply (ms)"] = (
+            (long.cpu_s() - cpu) / (n // 4 + min(50, n // 4)) * 1000)
+        long.close()
         for name, exo_url in (("exo refused", f"http://127.0.0.1:{dead_port()}"),
                               ("exo answering 503", fake_exo_503)):
             failing = Endpoint(write_config(tmp, or_url, exo_url), tmp / "data")
@@ -171,15 +175,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    upstream, or_base = start_fake("openrouter", "--words", "32")
+    upstream, or_base = start_fake("openrouter", "--words", "5")
+    long_upstream, long_base = start_fake("openrouter", "--words", "32")
     exo_503, exo_url = start_fake("exo", "--fault", "status", "--fault-status", "503")
     runs = []
     try:
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
-                runs.append(asyncio.run(measure(args.requests, Path(tmp), f"{or_base}/api/v1", exo_url)))
+                runs.append(asyncio.run(measure(args.requests, Path(tmp), f"{or_base}/api/v1",
+                                                f"{long_base}/api/v1", exo_url)))
     finally:
-        for proc in (upstream, exo_503):
+        for proc in (upstream, long_upstream, exo_503):
             proc.terminate()
             proc.wait(5)
     print(f"medians of {len(runs)} runs, {args.requests} requests each")

@@ -42,7 +42,7 @@ from router.providers import HealthState, Snapshot, adapter_for
 from router.result import Assembler, Result, final_usage, text_length, validate_request
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
-from router.transport import make_client
+from router.transport import HttpxWire, Wire, make_client_and_wire
 from router.usage import today_counts
 
 EXO_PROBE_INTERVAL_S = 5.0
@@ -156,6 +156,7 @@ class Router:
         self._keystore = keys or KeyStore()
         self._keys: dict[str, Secret | None] = {}
         self._http = http
+        self._wire: Wire | None = None
         self._owns_http = http is None
         self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -165,7 +166,9 @@ class Router:
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
         if self._http is None:
-            self._http = make_client()
+            self._http, self._wire = make_client_and_wire()
+        elif self._wire is None:
+            self._wire = HttpxWire(self._http)
         await self.reload_keys()
         if self.ledger is not None:
             counts = await asyncio.to_thread(today_counts, self.ledger, self.budget.now().date())
@@ -302,7 +305,8 @@ class Router:
         adapter = self._adapters[provider.id]
         deadlines = Deadlines(provider.connect_timeout_s, provider.first_token_timeout_s,
                               provider.idle_timeout_s)
-        wire = WireAttempt(self.http, adapter, admitted.url, adapter.body(request, admitted.model_id),
+        assert self._wire is not None
+        wire = WireAttempt(self._wire, adapter, admitted.url, adapter.body(request, admitted.model_id),
                            self._keys.get(provider.id), deadlines)
         return _Run(provider, admitted.model_id, wire, admitted.reservation)
 

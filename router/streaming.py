@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,13 @@ import httpx
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import Adapter
-from router.transport import TRANSPORT_ERRORS, classify_transport_error, transport_detail
+from router.transport import (
+    TRANSPORT_ERRORS,
+    Wire,
+    WireResponse,
+    classify_transport_error,
+    transport_detail,
+)
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _CONTENT_KEYS = ("content", "reasoning", "reasoning_content", "tool_calls", "refusal")
@@ -54,9 +59,9 @@ class Attempt:
     ``content_started`` tells the caller whether a failure came after the first token.
     """
 
-    def __init__(self, http: httpx.AsyncClient, adapter: Adapter, url: str,
+    def __init__(self, wire: Wire, adapter: Adapter, url: str,
                  body: dict[str, Any], key: Secret | None, deadlines: Deadlines):
-        self._http = http
+        self._wire = wire
         self._adapter = adapter
         self._url = url
         self._body = body
@@ -64,7 +69,7 @@ class Attempt:
         self._deadlines = deadlines
         self.content_started = False
         self.first_token_at: float | None = None
-        self.response_headers: httpx.Headers = httpx.Headers()
+        self.response_headers: Mapping[str, str] = {}
 
     async def chunks(self) -> AsyncGenerator[dict[str, Any], None]:
         loop = asyncio.get_running_loop()
@@ -72,8 +77,8 @@ class Attempt:
         response = await self._open(deadline)
         self.response_headers = response.headers
         try:
-            if response.status_code != 200:
-                raise self._adapter.classify(response.status_code,
+            if response.status != 200:
+                raise self._adapter.classify(response.status,
                                              await self._read_error(response, deadline),
                                              response.headers)
             if "text/event-stream" in response.headers.get("content-type", ""):
@@ -84,28 +89,26 @@ class Attempt:
                     self._mark(chunk)
                     yield chunk
         finally:
-            await response.aclose()
+            await response.close()
 
-    async def _open(self, deadline: float) -> httpx.Response:
-        timeout = httpx.Timeout(connect=self._deadlines.connect_s, read=self._deadlines.idle_s, write=30.0,
-                                pool=self._deadlines.connect_s)
-        request = self._http.build_request("POST", self._url, json=self._body,
-                                           headers=self._adapter.headers(self._key),
-                                           timeout=timeout)
+    async def _open(self, deadline: float) -> WireResponse:
+        body = json.dumps(self._body).encode()
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._http.send(request, stream=True)
+                return await self._wire.post(self._url, body, self._adapter.headers(self._key),
+                                             connect_s=self._deadlines.connect_s,
+                                             read_s=self._deadlines.idle_s)
         except TimeoutError:
             raise ProviderFailure(Outcome.TIMEOUT, "no response within the first-token deadline "
                                   f"({self._deadlines.first_token_s:g}s)") from None
         except TRANSPORT_ERRORS as exc:
             raise ProviderFailure(*classify_transport_error(exc)) from None
 
-    async def _read_error(self, response: httpx.Response, deadline: float) -> bytes:
+    async def _read_error(self, response: WireResponse, deadline: float) -> bytes:
         body = b""
         try:
             async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 2)):
-                async for part in response.aiter_bytes():
+                async for part in response.parts():
                     body += part
                     if len(body) > _ERROR_BODY_LIMIT:
                         break
@@ -113,11 +116,11 @@ class Attempt:
             pass
         return body
 
-    async def _whole_body(self, response: httpx.Response, deadline: float) -> list[dict[str, Any]]:
+    async def _whole_body(self, response: WireResponse, deadline: float) -> list[dict[str, Any]]:
         """A provider that ignored ``stream: true`` and sent one JSON completion."""
         try:
             async with asyncio.timeout_at(deadline):
-                raw = await response.aread()
+                raw = await response.read()
         except (TimeoutError, httpx.TimeoutException):
             raise ProviderFailure(Outcome.TIMEOUT, "no complete answer within the deadline "
                                   f"({self._deadlines.first_token_s:g}s)") from None
@@ -164,26 +167,20 @@ class Attempt:
                                   f"the connection broke mid-stream ({transport_detail(exc)})") \
                 from None
 
-    async def _payloads(self, response: httpx.Response,
-                        deadline: float) -> AsyncGenerator[bytes, None]:
-        """The ``data:`` payloads of an SSE body (comments, blank lines and other fields skipped).
-
-        Reads whole network parts rather than lines: one deadline per read, not per line.
-        """
-        parts = response.aiter_bytes()
+    async def _sse(self, response: WireResponse, deadline: float) -> AsyncIterator[dict[str, Any]]:
+        """Chunks of an SSE body: comments, blank lines and other fields skipped. Reads whole
+        network parts rather than lines, so a deadline costs one timer per read, not per line."""
+        parts = response.parts()
         pending = b""
+        finished = False
         while (part := await self._next_part(parts, deadline)) is not None:
             *lines, pending = (pending + part).split(b"\n")
             for line in lines:
-                if line.startswith(b"data:"):
-                    yield line[5:].strip()
-
-    async def _sse(self, response: httpx.Response, deadline: float) -> AsyncIterator[dict[str, Any]]:
-        finished = False
-        async with aclosing(self._payloads(response, deadline)) as payloads:
-            async for payload in payloads:
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
                 if payload == b"[DONE]":
-                    async for _ in payloads:
+                    while await self._next_part(parts, deadline) is not None:
                         pass  # read to the body's end, so the connection can be reused
                     return
                 for chunk in self._adapter.normalise(_json_object(payload)):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
 
 import aiohttp
 import httpx
@@ -19,11 +21,6 @@ from router.errors import Outcome
 # What may escape a request or a stream read: httpx's errors (the transport maps most aiohttp
 # errors to them), aiohttp's own, and bare socket errors.
 TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
-
-
-def make_client(*, max_connections: int = 200) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=50)
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), limits=limits)
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -58,3 +55,94 @@ def classify_transport_error(exc: BaseException) -> tuple[Outcome, str]:
 
 def transport_detail(exc: BaseException) -> str:
     return classify_transport_error(exc)[1]
+
+
+# -- the chat hot path: one POST that streams ---------------------------------------------------
+class WireResponse(Protocol):
+    status: int
+    headers: Mapping[str, str]
+
+    def parts(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+    async def close(self) -> None: ...
+
+
+class Wire(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
+                   connect_s: float, read_s: float) -> WireResponse: ...
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse):
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    def parts(self) -> AsyncIterator[bytes]:
+        return self._response.content.iter_any()
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+    async def close(self) -> None:
+        self._response.release()
+
+
+class AiohttpWire:
+    """Straight onto the shared aiohttp session (the httpx client's own pool): no httpx
+    request/response objects on the per-request path."""
+
+    def __init__(self, transport: AiohttpTransport):
+        self._transport = transport
+
+    def _session(self) -> aiohttp.ClientSession:
+        if not isinstance(self._transport.client, aiohttp.ClientSession):
+            self._transport.client = self._transport.get_client()
+        return self._transport.client
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
+                   connect_s: float, read_s: float) -> WireResponse:
+        timeout = aiohttp.ClientTimeout(sock_connect=connect_s, sock_read=read_s, connect=connect_s)
+        response = await self._session().post(
+            url, data=body, headers={**headers, "content-type": "application/json"},
+            timeout=timeout, allow_redirects=False)
+        return _AiohttpResponse(response)
+
+
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response):
+        self._response = response
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+
+    def parts(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_bytes()
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+    async def close(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxWire:
+    """Through any httpx client (one given by the caller, or httpx.MockTransport in tests)."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self._client = client
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
+                   connect_s: float, read_s: float) -> WireResponse:
+        timeout = httpx.Timeout(connect=connect_s, read=read_s, write=30.0, pool=connect_s)
+        request = self._client.build_request(
+            "POST", url, content=body, headers={**headers, "content-type": "application/json"},
+            timeout=timeout)
+        return _HttpxResponse(await self._client.send(request, stream=True))
+
+
+def make_client_and_wire() -> tuple[httpx.AsyncClient, Wire]:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    transport = AiohttpTransport(limits=limits)
+    return httpx.AsyncClient(transport=transport, limits=limits), AiohttpWire(transport)

@@ -10,6 +10,7 @@ from router.providers import adapter_for
 from router.providers.exo import current_readiness, legacy_downloads
 from router.providers.openai_compat import error_message
 from router.streaming import Attempt, Deadlines
+from router.transport import HttpxWire
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -83,7 +84,7 @@ def test_legacy_download_progress():
 
 async def _chunks(handler, kind="openai", deadlines=Deadlines(1, 1, 1)):
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        attempt = Attempt(http, adapter_for(kind), "http://x/v1/chat/completions", {"model": "m"},
+        attempt = Attempt(HttpxWire(http), adapter_for(kind), "http://x/v1/chat/completions", {"model": "m"},
                           None, deadlines)
         return [c async for c in attempt.chunks()]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -31,7 +32,7 @@ class HuggingFace(OpenAICompatible):
     def __init__(self) -> None:
         self._whoami: dict[tuple[str, int], tuple[float, Snapshot]] = {}
 
-    def classify(self, status: int, body: bytes, headers: httpx.Headers) -> ProviderFailure:
+    def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderFailure:
         failure = super().classify(status, body, headers)
         lowered = failure.detail.lower()
         if status == 403 and ("gated" in lowered or "access to model" in lowered):

@@ -44,7 +44,7 @@ def error_message(body: bytes) -> str:
     return str(data)[:200]
 
 
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None
@@ -92,6 +92,8 @@ class OpenAICompatible:
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise ProviderFailure(Outcome.BAD_RESPONSE, "stream chunk without choices")
+        if _is_standard(data, choices):
+            return [data]  # the common case: already a standard chunk, no copy
         for choice in choices:
             if isinstance(choice, dict) and choice.get("finish_reason") == "error":
                 raise ProviderFailure(Outcome.SERVER_ERROR, "provider ended the stream with an error")
@@ -111,7 +113,7 @@ class OpenAICompatible:
             chunks.append({**base, "choices": [], "usage": usage})
         return chunks
 
-    def classify(self, status: int, body: bytes, headers: httpx.Headers) -> ProviderFailure:
+    def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderFailure:
         message = error_message(body) or f"HTTP {status}"
         retry = retry_after_seconds(headers)
         # Hints may sit in the message or in an error code beside it (model_not_supported).
@@ -153,6 +155,14 @@ class OpenAICompatible:
 
     def describe_ok(self, response: httpx.Response) -> str:
         return "key OK"
+
+
+def _is_standard(data: dict[str, Any], choices: list[Any]) -> bool:
+    return (data.get("object") == "chat.completion.chunk"
+            and str(data.get("id", "")).startswith("chatcmpl-")
+            and (not choices or not data.get("usage"))
+            and all(isinstance(c, dict) and "delta" in c and "message" not in c
+                    and c.get("finish_reason") != "error" for c in choices))
 
 
 def _mid_stream_message(data: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -31,7 +32,7 @@ class OpenRouter(OpenAICompatible):
         return {**super().headers(key), "http-referer": "https://github.com/exo-bridge",
                 "x-openrouter-title": "Exo Bridge"}
 
-    def classify(self, status: int, body: bytes, headers: httpx.Headers) -> ProviderFailure:
+    def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderFailure:
         failure = super().classify(status, body, headers)
         error_type = _error_type(body)
         if status == 403 and error_type != "unauthorized":
@@ -70,7 +71,7 @@ def _error_type(body: bytes) -> str | None:
     return str(value) if value else None
 
 
-def _reset_seconds(headers: httpx.Headers) -> float:
+def _reset_seconds(headers: Mapping[str, str]) -> float:
     reset = headers.get("x-ratelimit-reset")
     if reset and reset.isdigit():
         return max(0.0, int(reset) / 1000 - time.time())
