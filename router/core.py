@@ -155,6 +155,7 @@ class Router:
         self._adapters = {p.id: adapter_for(p.kind) for p in config.providers}
         self._keystore = keys or KeyStore()
         self._keys: dict[str, Secret | None] = {}
+        self._keys_loaded: asyncio.Task[None] | None = None
         self._http = http
         self._wire: Wire | None = None
         self._owns_http = http is None
@@ -169,15 +170,25 @@ class Router:
             self._http, self._wire = make_client_and_wire()
         elif self._wire is None:
             self._wire = HttpxWire(self._http)
-        await self.reload_keys()
+        # Keys load in the background (the keychain may be slow to answer or to import);
+        # a request waits for them only if it comes first.
+        self._keys_loaded = self.spawn(self.reload_keys())
         if self.ledger is not None:
             counts = await asyncio.to_thread(today_counts, self.ledger, self.budget.now().date())
             self.budget.load(counts, self.budget.now().date())
+        self.spawn(self._refresh_prices())
+        return self
+
+    async def _refresh_prices(self) -> None:
+        """Prices for the savings figure and the reported-cost cross-check."""
+        await self.keys_ready()
         for provider in self.config.providers:
             if provider.paid and provider.enabled and self.has_key(provider):
-                # prices for the savings figure and the reported-cost cross-check
                 self.spawn(self.pricer.refresh(self.http, provider))
-        return self
+
+    async def keys_ready(self) -> None:
+        if self._keys_loaded is not None and not self._keys_loaded.done():
+            await asyncio.shield(self._keys_loaded)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
@@ -242,6 +253,8 @@ class Router:
         if not model:
             raise RequestRejected("no model given and the config has no model alias")
         trace = _Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
+        if self._keys_loaded is not None and not self._keys_loaded.done():
+            await self.keys_ready()
         trace.attempts = sink.attempts
         for candidate in candidates(self.config, model):
             admitted = await self._admit(candidate, model, request)
@@ -435,6 +448,7 @@ class Router:
     async def check_all(self) -> list[ProviderStatus]:
         """Check every enabled provider that can be checked now (exo: liveness and readiness;
         cloud: the cheap authenticated check), then report them all."""
+        await self.keys_ready()
         due = [p for p in self.config.providers
                if p.enabled and (not p.needs_key or self.has_key(p))]
         await asyncio.gather(*(self.probe(p) for p in due))
@@ -513,6 +527,7 @@ class Router:
 
     async def _probe_loop(self, provider: ProviderConfig) -> None:
         interval = self._intervals.get(provider.kind, self._cloud_interval)
+        await self.keys_ready()
         while True:
             if not provider.needs_key or self.has_key(provider):
                 await self.probe(provider)

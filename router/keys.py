@@ -11,9 +11,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import keyring
-import keyring.errors
-
 from router.config import ProviderConfig
 from router.errors import KeychainUnavailable
 
@@ -63,6 +60,8 @@ def _no_keychain(exc: Exception) -> KeychainUnavailable:
 
 def keychain_get(username: str) -> Secret | None:
     """Read one keychain entry; raises KeychainUnavailable when there is no keychain."""
+    import keyring.errors  # imported on first use: it costs start-up time and runs off the loop
+
     try:
         value = keyring.get_password(SERVICE, username)
     except keyring.errors.KeyringError as exc:
@@ -71,6 +70,8 @@ def keychain_get(username: str) -> Secret | None:
 
 
 def keychain_set(username: str, value: str) -> None:
+    import keyring.errors
+
     try:
         keyring.set_password(SERVICE, username, value)
     except keyring.errors.KeyringError as exc:
@@ -79,6 +80,8 @@ def keychain_set(username: str, value: str) -> None:
 
 def keychain_delete(username: str) -> bool:
     """Delete an entry; False if there was none."""
+    import keyring.errors
+
     try:
         keyring.delete_password(SERVICE, username)
     except keyring.errors.PasswordDeleteError:
