@@ -27,7 +27,7 @@ from bench.router_overhead import ASK, KEY, config, start_fake
 from router import Router
 from router.config import parse_config
 from router.keys import KeyStore
-from router.ledger import INSERT, Ledger, Row
+from router.ledger import Ledger, Row
 from router.usage import summary
 
 
@@ -94,14 +94,10 @@ def fill_year(data: Path, count: int) -> Ledger:
                   False, 0, "", 0.0001 if provider == "exo" else 0.0)
         batch.append(row.values())
         if len(batch) == 50_000:
-            ledger._conn.execute("BEGIN")
-            ledger._conn.executemany(INSERT, batch)
-            ledger._conn.execute("COMMIT")
+            ledger._insert(batch)
             batch = []
     if batch:
-        ledger._conn.execute("BEGIN")
-        ledger._conn.executemany(INSERT, batch)
-        ledger._conn.execute("COMMIT")
+        ledger._insert(batch)
     return ledger
 
 

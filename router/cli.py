@@ -111,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        parser.print_help()
+        return EXIT_OK
     try:
         return int(args.func(args))
     except (ConfigError, KeychainUnavailable, LedgerUnavailable, EndpointError) as exc:

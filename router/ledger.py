@@ -4,7 +4,7 @@
 journal file beside it (one small write, no fsync: it survives a ``kill -9``) before the answer
 is delivered, and a writer thread inserts them into SQLite in batches, off the event loop. The
 journal is emptied once SQLite has everything, and replayed at the next start after a crash
-(each row has a unique id, so nothing is counted twice). Triggers keep a per-day,
+(each row has a unique id, so nothing is counted twice). Each batch also updates a per-day,
 per-provider rollup (and a latency histogram) in the same transaction, so summaries over a
 year of rows read a few hundred rows, not a million.
 
@@ -78,6 +78,36 @@ INSERT = ("INSERT OR IGNORE INTO attempts (ts, day, request_id, logical_model, m
           "outcome, called, streamed, prompt_tokens, completion_tokens, total_tokens, cost_usd, "
           "cost_source, latency_ms, ttft_ms, failed_over, failovers, flags, saved_usd, latency_bucket, "
           "uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+UPSERT_DAILY = (
+    "INSERT INTO daily (day, provider, calls, requests, prompt_tokens, completion_tokens, cost_usd, "
+    "failovers, saved_usd, anomalies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (day, provider) DO UPDATE SET calls = calls + excluded.calls, "
+    "requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+    "completion_tokens = completion_tokens + excluded.completion_tokens, "
+    "cost_usd = cost_usd + excluded.cost_usd, failovers = failovers + excluded.failovers, "
+    "saved_usd = saved_usd + excluded.saved_usd, anomalies = anomalies + excluded.anomalies")
+UPSERT_HIST = ("INSERT INTO latency_hist (day, provider, bucket, n) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (day, provider, bucket) DO UPDATE SET n = n + excluded.n")
+
+
+def rollup(rows: Iterable[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """A batch of attempt rows (Row.values() order) folded per day and provider: one upsert a
+    group instead of one a row."""
+    daily: dict[tuple[str, str], list[Any]] = {}
+    hist: dict[tuple[str, str, int], int] = {}
+    for r in rows:
+        day, provider, outcome = r[1], r[5], r[6]
+        ok = outcome == "ok"
+        sums = daily.setdefault((day, provider), [0, 0, 0, 0, 0.0, 0, 0.0, 0])
+        for index, value in enumerate((r[7], ok, r[9], r[10], r[12], r[17], r[19],
+                                       "cost-anomaly" in r[18])):
+            sums[index] += value
+        if ok and r[20] is not None:
+            hist[(day, provider, r[20])] = hist.get((day, provider, r[20]), 0) + 1
+    return ([(*key, *sums) for key, sums in daily.items()],
+            [(*key, n) for key, n in hist.items()])
 
 
 def latency_bucket(ms: float) -> int:
@@ -247,13 +277,20 @@ class Ledger:
             except ValueError:
                 continue  # a line cut short by the kill
         if rows:
-            self._insert(rows)
+            self._insert(rows, replay=True)
         self._journal_path.write_bytes(b"")
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+    def _insert(self, rows: list[tuple[Any, ...]], *, replay: bool = False) -> None:
+        """Insert rows and fold them into the rollups, in one transaction."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
+            if replay:  # a journal may repeat rows SQLite already has
+                rows = [r for r in rows if self._conn.execute(
+                    "SELECT 1 FROM attempts WHERE uid = ?", (r[-1],)).fetchone() is None]
             self._conn.executemany(INSERT, rows)
+            daily, hist = rollup(rows)
+            self._conn.executemany(UPSERT_DAILY, daily)
+            self._conn.executemany(UPSERT_HIST, hist)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")

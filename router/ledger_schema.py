@@ -57,23 +57,7 @@ _V2 = (
         SELECT day, provider, sum(called), sum(outcome = 'ok'), sum(prompt_tokens),
                sum(completion_tokens), sum(cost_usd), sum(failovers), 0, 0
         FROM attempts GROUP BY day, provider""",
-    """CREATE TRIGGER attempts_rollup AFTER INSERT ON attempts BEGIN
-        INSERT INTO daily (day, provider, calls, requests, prompt_tokens, completion_tokens,
-                           cost_usd, failovers, saved_usd, anomalies)
-        VALUES (NEW.day, NEW.provider, NEW.called, NEW.outcome = 'ok', NEW.prompt_tokens,
-                NEW.completion_tokens, NEW.cost_usd, NEW.failovers, NEW.saved_usd,
-                instr(NEW.flags, 'cost-anomaly') > 0)
-        ON CONFLICT (day, provider) DO UPDATE SET
-            calls = calls + excluded.calls, requests = requests + excluded.requests,
-            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-            completion_tokens = completion_tokens + excluded.completion_tokens,
-            cost_usd = cost_usd + excluded.cost_usd, failovers = failovers + excluded.failovers,
-            saved_usd = saved_usd + excluded.saved_usd, anomalies = anomalies + excluded.anomalies;
-        INSERT INTO latency_hist (day, provider, bucket, n)
-        SELECT NEW.day, NEW.provider, NEW.latency_bucket, 1
-        WHERE NEW.latency_bucket IS NOT NULL AND NEW.outcome = 'ok'
-        ON CONFLICT (day, provider, bucket) DO UPDATE SET n = n + 1;
-    END""",
+
 )
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import subprocess
@@ -312,3 +313,17 @@ def test_serve_elsewhere_warns(make_config):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def test_chunks_are_forwarded_as_they_arrive(endpoint, exo):
+    exo.chunk_delay_s = 0.15
+    arrivals = []
+    async with httpx.AsyncClient() as http, http.stream(
+            "POST", f"{endpoint.url}/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+            json={"model": "llama-3.2-3b", "messages": HELLO, "stream": True}) as response:
+        async for line in response.aiter_lines():
+            if '"content": "' in line and '"content": ""' not in line:
+                arrivals.append(time.monotonic())
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(arrivals) == 6
+    assert all(0.1 < gap < 0.3 for gap in gaps), gaps  # the provider's pace, not one burst
