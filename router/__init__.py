@@ -1,7 +1,7 @@
 """Exo Bridge's Qt-free core: Exo-first failover over OpenAI-compatible providers."""
 
 from router.config import Config, ModelAlias, ProviderConfig, load_config
-from router.core import ChatStream, ProviderStatus, Router, Timing
+from router.core import ProviderStatus, Router, Timing
 from router.errors import (
     Attempt,
     ConfigError,
@@ -14,6 +14,7 @@ from router.errors import (
     StreamBroken,
 )
 from router.events import BudgetAlert, CostAnomaly, Failover, HealthChanged, RequestFinished
+from router.journey import ChatStream
 from router.result import Result
 
 __all__ = [

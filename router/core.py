@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from router.budget import Budget, Reservation, utc_now
+from router import catalog
+from router.budget import Budget, utc_now
 from router.config import Config, ProviderConfig
 from router.errors import (
     Attempt,
@@ -22,11 +23,11 @@ from router.errors import (
     ProviderFailure,
     RequestRejected,
     StreamBroken,
-    UnknownModel,
     describe_attempts,
 )
 from router.events import CostAnomaly, EventHub, Failover, Listener, RequestFinished
 from router.health import HealthBook
+from router.journey import Admitted, ChatStream, Run, Trace, usage_chunk
 from router.keys import KeyStore, Secret
 from router.ledger import Ledger, rows_for
 from router.policy import (
@@ -39,7 +40,7 @@ from router.policy import (
 )
 from router.pricing import Pricer
 from router.providers import HealthState, Snapshot, adapter_for
-from router.result import Assembler, Result, final_usage, text_length, validate_request
+from router.result import Result, final_usage, text_length, validate_request
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
 from router.transport import HttpxWire, Wire, make_client_and_wire
@@ -76,67 +77,6 @@ class ProviderStatus:
     tokens_today: int = 0
     cost_today_usd: float = 0.0
     limits: dict[str, float | None] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Trace:
-    """One request as it goes through the providers."""
-
-    request_id: str
-    logical_model: str
-    streamed: bool
-    prompt_chars: int
-    started: float = field(default_factory=time.perf_counter)
-    attempts: list[Attempt] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Admitted:
-    model_id: str
-    url: str
-    reservation: Reservation
-
-
-@dataclass(slots=True)
-class _Run:
-    """One attempt at one provider."""
-
-    provider: ProviderConfig
-    model_id: str
-    wire: WireAttempt
-    reservation: Reservation
-    started: float = field(default_factory=time.perf_counter)
-    assembler: Assembler = field(default_factory=Assembler)
-
-    def ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000
-
-    def ttft_ms(self) -> float | None:
-        at = self.wire.first_token_at
-        return None if at is None else (at - self.started) * 1000
-
-
-class ChatStream:
-    """``async for chunk in stream`` yields standard ``chat.completion.chunk`` dicts; the last
-    one carries ``usage`` (with ``cost``). Afterwards ``stream.result`` holds the Result.
-
-    Use it as an async context manager so that leaving early cancels the upstream request.
-    """
-
-    def __init__(self, router: Router, request: Mapping[str, Any], *, streamed: bool):
-        self.result: Result | None = None
-        self.provider: str | None = None  # set before the first chunk is yielded
-        self.attempts: list[Attempt] = []
-        self._chunks = router._route(request, self, streamed)
-
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._chunks
-
-    async def __aenter__(self) -> ChatStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._chunks.aclose()
 
 
 class Router:
@@ -252,7 +192,7 @@ class Router:
         model = str(request.get("model") or self.config.default_model or "")
         if not model:
             raise RequestRejected("no model given and the config has no model alias")
-        trace = _Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
+        trace = Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
         if self._keys_loaded is not None and not self._keys_loaded.done():
             await self.keys_ready()
         trace.attempts = sink.attempts
@@ -277,14 +217,14 @@ class Router:
             sink.result = self._succeeded(trace, run)
             if self.ledger is not None:  # durable (journaled) before the answer is delivered
                 self.ledger.record(self._rows(trace, sink.result))
-            yield _usage_chunk(sink.result)
+            yield usage_chunk(sink.result)
             return
         self._finish(trace, None)
         raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
                                   trace.attempts, retry_after_s=self.health.retry_after_s())
 
     async def _admit(self, candidate: Candidate, model: str,
-                     request: Mapping[str, Any]) -> _Admitted | Attempt:
+                     request: Mapping[str, Any]) -> Admitted | Attempt:
         """What to send where, or the Attempt that records why the provider is skipped."""
         provider = candidate.provider
         skip = gate(provider, has_key=self.has_key(provider), local_only=self.local_only,
@@ -308,22 +248,22 @@ class Router:
             return Attempt(provider.id, Outcome.OVER_BUDGET, reservation, called=False)
         known = self.health[provider.id].snapshot
         node = known.node if known is not None and known.node else provider.base_url
-        return _Admitted(admission.model_id, self._adapters[provider.id].chat_url(node), reservation)
+        return Admitted(admission.model_id, self._adapters[provider.id].chat_url(node), reservation)
 
     def _readiness_age(self) -> float:
         return 3 * self._intervals["exo"]
 
-    def _start(self, provider: ProviderConfig, admitted: _Admitted,
-               request: Mapping[str, Any]) -> _Run:
+    def _start(self, provider: ProviderConfig, admitted: Admitted,
+               request: Mapping[str, Any]) -> Run:
         adapter = self._adapters[provider.id]
         deadlines = Deadlines(provider.connect_timeout_s, provider.first_token_timeout_s,
                               provider.idle_timeout_s)
         assert self._wire is not None
         wire = WireAttempt(self._wire, adapter, admitted.url, adapter.body(request, admitted.model_id),
                            self._keys.get(provider.id), deadlines)
-        return _Run(provider, admitted.model_id, wire, admitted.reservation)
+        return Run(provider, admitted.model_id, wire, admitted.reservation)
 
-    async def _relay(self, run: _Run) -> AsyncGenerator[dict[str, Any], None]:
+    async def _relay(self, run: Run) -> AsyncGenerator[dict[str, Any], None]:
         """Chunks of one attempt; those before the first content token are held back, so a
         failure before it fails over without the caller seeing anything."""
         held: list[dict[str, Any]] = []
@@ -351,7 +291,7 @@ class Router:
             self.spawn(self.pricer.refresh(self.http, provider))
 
     # -- endings --------------------------------------------------------------------------
-    def _attempt_record(self, trace: _Trace, run: _Run, outcome: Outcome, detail: str) -> Attempt:
+    def _attempt_record(self, trace: Trace, run: Run, outcome: Outcome, detail: str) -> Attempt:
         usage, estimated = final_usage(run.assembler.usage, trace.prompt_chars,
                                        run.assembler.completion_chars)
         cost, source, flags = self.pricer.cost(run.provider, run.model_id, usage, estimated,
@@ -368,7 +308,7 @@ class Router:
                                          expected.cost(usage) if expected else 0.0))
         return record
 
-    def _failed(self, trace: _Trace, run: _Run, failure: ProviderFailure) -> None:
+    def _failed(self, trace: Trace, run: Run, failure: ProviderFailure) -> None:
         self.health.record_failure(run.provider.id, run.model_id, failure)
         if run.wire.content_started:
             trace.attempts.append(self._attempt_record(trace, run, Outcome.STREAM_CUT,
@@ -382,12 +322,12 @@ class Router:
             raise RequestRejected(f"{run.provider.name} rejected the request: {failure.detail}",
                                   trace.attempts) from None
 
-    def _cancelled(self, trace: _Trace, run: _Run) -> None:
+    def _cancelled(self, trace: Trace, run: Run) -> None:
         trace.attempts.append(self._attempt_record(trace, run, Outcome.CANCELLED,
                                                    "the caller went away"))
         self._finish(trace, None)
 
-    def _succeeded(self, trace: _Trace, run: _Run) -> Result:
+    def _succeeded(self, trace: Trace, run: Run) -> Result:
         self.health.record_success(run.provider.id, run.ms())
         record = self._attempt_record(trace, run, Outcome.OK, "")
         trace.attempts.append(record)
@@ -403,7 +343,7 @@ class Router:
         self._finish(trace, result)
         return result
 
-    def _finish(self, trace: _Trace, result: Result | None) -> None:
+    def _finish(self, trace: Trace, result: Result | None) -> None:
         attempts = tuple(trace.attempts)
         if result is not None:
             passed = failover_reason([(a.provider, a.outcome) for a in attempts[:-1]])
@@ -415,7 +355,7 @@ class Router:
         if result is None and self.ledger is not None:
             self.ledger.record(self._rows(trace, None))
 
-    def _rows(self, trace: _Trace, result: Result | None) -> list[Any]:
+    def _rows(self, trace: Trace, result: Result | None) -> list[Any]:
         saved = self._savings(trace.logical_model, result) if result is not None else 0.0
         return rows_for(trace.request_id, trace.logical_model, trace.streamed, trace.attempts, saved)
 
@@ -480,43 +420,16 @@ class Router:
         return result
 
     # -- models ---------------------------------------------------------------------------
-    def _model_lists(self) -> dict[str, frozenset[str] | None]:
-        """Each enabled provider's known model ids (None where we don't know them)."""
-        lists: dict[str, frozenset[str] | None] = {}
-        for p in self.config.providers:
-            if not p.enabled:
-                continue
-            snapshot = self.health[p.id].snapshot
-            table = self.pricer.tables.get(p.id)
-            if snapshot is not None and snapshot.models is not None:
-                lists[p.id] = snapshot.models
-            elif table is not None:
-                lists[p.id] = frozenset(table.prices)
-            else:
-                lists[p.id] = None
-        return lists
-
     def known_models(self) -> dict[str, str]:
         """Model id -> who serves it: the aliases, then every model a provider is known to list."""
-        models = {name: "exo-bridge" for name in self.config.models}
-        for provider_id, ids in self._model_lists().items():
-            for model in sorted(ids or ()):
-                models.setdefault(model, provider_id)
-        return models
+        return catalog.known_models(self.config, self._model_lists())
 
     def check_model(self, model: object) -> None:
-        """Raise UnknownModel for a name that is no alias and that no provider lists (when
-        every enabled provider's list is known)."""
-        if not isinstance(model, str) or model in self.config.models:
-            return
-        lists = self._model_lists()
-        if any(ids is None for ids in lists.values()):
-            return
-        base = model.split(":", 1)[0]
-        if not any(model in ids or base in ids for ids in lists.values() if ids is not None):
-            aliases = ", ".join(self.config.models) or "(none)"
-            raise UnknownModel(f"model {model!r} is not an alias and no enabled provider lists it; "
-                               f"aliases: {aliases}")
+        """Raise UnknownModel for a name that is no alias and that no provider lists."""
+        catalog.check_model(self.config, self._model_lists(), model)
+
+    def _model_lists(self) -> dict[str, frozenset[str] | None]:
+        return catalog.model_lists(self.config, self.health, self.pricer)
 
     def start_probes(self) -> None:
         """Keep probing in the background (``serve`` and the tray app): exo every few seconds
@@ -533,10 +446,4 @@ class Router:
                 await self.probe(provider)
             await asyncio.sleep(interval)
 
-
-def _usage_chunk(result: Result) -> dict[str, Any]:
-    response = result.response
-    return {"id": response["id"], "object": "chat.completion.chunk",
-            "created": response["created"], "model": response["model"], "choices": [],
-            "usage": result.usage}
 

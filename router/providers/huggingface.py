@@ -14,7 +14,6 @@ from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import Snapshot
 from router.providers.openai_compat import OpenAICompatible
-from router.providers.openrouter import seconds_to_utc_midnight
 
 _WHOAMI_CACHE_S = 600.0
 
@@ -39,9 +38,6 @@ class HuggingFace(OpenAICompatible):
             return ProviderFailure(Outcome.MODEL_UNAVAILABLE, failure.detail, status=status)
         if status == 410:
             return ProviderFailure(Outcome.MODEL_UNAVAILABLE, failure.detail, status=status)
-        if status == 402:
-            return ProviderFailure(Outcome.OUT_OF_CREDITS, failure.detail, status=status,
-                                   retry_after_s=seconds_to_utc_midnight())
         return failure
 
     async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -56,6 +57,12 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def seconds_to_utc_midnight(now: datetime | None = None) -> float:
+    now = now or datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - now).total_seconds()
 
 
 def elapsed_ms(start: float) -> float:
@@ -118,6 +125,8 @@ class OpenAICompatible:
         retry = retry_after_seconds(headers)
         # Hints may sit in the message or in an error code beside it (model_not_supported).
         outcome = self.outcome_for(status, f"{message} {body[:1000].decode('utf-8', 'replace')}")
+        if outcome is Outcome.OUT_OF_CREDITS and retry is None:
+            retry = seconds_to_utc_midnight()  # credit and daily quotas come back at the reset
         return ProviderFailure(outcome, f"HTTP {status}: {message}"[:300], retry_after_s=retry,
                                status=status)
 

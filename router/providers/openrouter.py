@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import httpx
@@ -14,15 +13,9 @@ from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import Snapshot
-from router.providers.openai_compat import OpenAICompatible
+from router.providers.openai_compat import OpenAICompatible, seconds_to_utc_midnight
 
 _QUOTA_HINTS = ("per-day", "per day", "daily", "quota")
-
-
-def seconds_to_utc_midnight(now: datetime | None = None) -> float:
-    now = now or datetime.now(UTC)
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (midnight - now).total_seconds()
 
 
 class OpenRouter(OpenAICompatible):
@@ -42,9 +35,6 @@ class OpenRouter(OpenAICompatible):
                               or any(h in failure.detail.lower() for h in _QUOTA_HINTS)):
             return ProviderFailure(Outcome.RATE_LIMITED, failure.detail, status=status,
                                    retry_after_s=_reset_seconds(headers))
-        if status == 402:
-            return ProviderFailure(Outcome.OUT_OF_CREDITS, failure.detail, status=status,
-                                   retry_after_s=seconds_to_utc_midnight())
         return failure
 
     async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,

@@ -1,0 +1,90 @@
+"""One request's journey through the providers: its trace, each attempt's run, and the
+ChatStream handle the caller iterates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from router.budget import Reservation
+from router.config import ProviderConfig
+from router.errors import Attempt
+from router.result import Assembler, Result
+from router.streaming import Attempt as WireAttempt
+
+if TYPE_CHECKING:
+    from router.core import Router
+
+
+@dataclass(slots=True)
+class Trace:
+    """One request as it goes through the providers."""
+
+    request_id: str
+    logical_model: str
+    streamed: bool
+    prompt_chars: int
+    started: float = field(default_factory=time.perf_counter)
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    model_id: str
+    url: str
+    reservation: Reservation
+
+
+@dataclass(slots=True)
+class Run:
+    """One attempt at one provider."""
+
+    provider: ProviderConfig
+    model_id: str
+    wire: WireAttempt
+    reservation: Reservation
+    started: float = field(default_factory=time.perf_counter)
+    assembler: Assembler = field(default_factory=Assembler)
+
+    def ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def ttft_ms(self) -> float | None:
+        at = self.wire.first_token_at
+        return None if at is None else (at - self.started) * 1000
+
+
+class ChatStream:
+    """``async for chunk in stream`` yields standard ``chat.completion.chunk`` dicts; the last
+    one carries ``usage`` (with ``cost``). Afterwards ``stream.result`` holds the Result.
+
+    Use it as an async context manager so that leaving early cancels the upstream request.
+    """
+
+    def __init__(self, router: Router, request: Mapping[str, Any], *, streamed: bool):
+        self.result: Result | None = None
+        self.provider: str | None = None  # set before the first chunk is yielded
+        self.attempts: list[Attempt] = []
+        self._chunks = router._route(request, self, streamed)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._chunks
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._chunks.aclose()
+
+
+
+
+def usage_chunk(result: Result) -> dict[str, Any]:
+    """The last chunk of every stream: no choices, the whole request's usage with its cost."""
+    response = result.response
+    return {"id": response["id"], "object": "chat.completion.chunk",
+            "created": response["created"], "model": response["model"], "choices": [],
+            "usage": result.usage}
+
