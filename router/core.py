@@ -188,14 +188,8 @@ class Router:
 
     async def _route(self, request: Mapping[str, Any], sink: ChatStream,
                      streamed: bool) -> AsyncGenerator[dict[str, Any], None]:
-        validate_request(request)
-        model = str(request.get("model") or self.config.default_model or "")
-        if not model:
-            raise RequestRejected("no model given and the config has no model alias")
-        trace = Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
-        if self._keys_loaded is not None and not self._keys_loaded.done():
-            await self.keys_ready()
-        trace.attempts = sink.attempts
+        trace = await self._trace(request, sink, streamed)
+        model = trace.logical_model
         for candidate in candidates(self.config, model):
             admitted = await self._admit(candidate, model, request)
             if isinstance(admitted, Attempt):
@@ -203,10 +197,14 @@ class Router:
                 continue
             run = self._start(candidate.provider, admitted, request)
             try:
-                async with aclosing(self._relay(run)) as chunks:
+                async with aclosing(run.wire.chunks()) as chunks:
                     async for chunk in chunks:
-                        sink.provider = run.provider.id
-                        yield chunk
+                        for ready in run.release(chunk):
+                            sink.provider = run.provider.id
+                            yield ready
+                for ready in run.held:  # an answer without any content token
+                    sink.provider = run.provider.id
+                    yield ready
             except ProviderFailure as failure:
                 self._failed(trace, run, failure)
                 continue
@@ -222,6 +220,17 @@ class Router:
         self._finish(trace, None)
         raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
                                   trace.attempts, retry_after_s=self.health.retry_after_s())
+
+    async def _trace(self, request: Mapping[str, Any], sink: ChatStream, streamed: bool) -> Trace:
+        validate_request(request)
+        model = str(request.get("model") or self.config.default_model or "")
+        if not model:
+            raise RequestRejected("no model given and the config has no model alias")
+        if self._keys_loaded is not None and not self._keys_loaded.done():
+            await self.keys_ready()
+        trace = Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
+        trace.attempts = sink.attempts
+        return trace
 
     async def _admit(self, candidate: Candidate, model: str,
                      request: Mapping[str, Any]) -> Admitted | Attempt:
@@ -262,25 +271,6 @@ class Router:
         wire = WireAttempt(self._wire, adapter, admitted.url, adapter.body(request, admitted.model_id),
                            self._keys.get(provider.id), deadlines)
         return Run(provider, admitted.model_id, wire, admitted.reservation)
-
-    async def _relay(self, run: Run) -> AsyncGenerator[dict[str, Any], None]:
-        """Chunks of one attempt; those before the first content token are held back, so a
-        failure before it fails over without the caller seeing anything."""
-        held: list[dict[str, Any]] = []
-        async with aclosing(run.wire.chunks()) as chunks:
-            async for chunk in chunks:
-                run.assembler.add(chunk)
-                if not chunk.get("choices"):
-                    continue  # upstream usage: the router sends its own, with cost
-                if not run.wire.content_started:
-                    held.append(chunk)
-                    continue
-                for early in held:
-                    yield early
-                held.clear()
-                yield chunk
-        for early in held:
-            yield early
 
     async def _prices_for(self, provider: ProviderConfig) -> None:
         """Hugging Face's cost needs its price table now; OpenRouter's (only for the anomaly

@@ -48,6 +48,23 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     assembler: Assembler = field(default_factory=Assembler)
 
+    held: list[dict[str, Any]] = field(default_factory=list)
+
+    def release(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the caller may see now. Chunks before the first content token are held back,
+        so a failure before it fails over without the caller seeing anything; the upstream
+        usage chunk is kept for the router's own (with cost)."""
+        self.assembler.add(chunk)
+        if not chunk.get("choices"):
+            return []
+        if not self.wire.content_started:
+            self.held.append(chunk)
+            return []
+        if self.held:
+            ready, self.held = [*self.held, chunk], []
+            return ready
+        return [chunk]
+
     def ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 

@@ -68,6 +68,7 @@ class Attempt:
         self._key = key
         self._deadlines = deadlines
         self.content_started = False
+        self._finished = False
         self.first_token_at: float | None = None
         self.response_headers: Mapping[str, str] = {}
 
@@ -81,15 +82,50 @@ class Attempt:
                 raise self._adapter.classify(response.status,
                                              await self._read_error(response, deadline),
                                              response.headers)
-            if "text/event-stream" in response.headers.get("content-type", ""):
-                async for chunk in self._sse(response, deadline):
-                    yield chunk
-            else:
+            if "text/event-stream" not in response.headers.get("content-type", ""):
                 for chunk in await self._whole_body(response, deadline):
                     self._mark(chunk)
                     yield chunk
+                return
+            # SSE: whole network parts are read (one deadline per read, not per line)
+            parts = response.parts()
+            pending = b""
+            while (part := await self._next_part(parts, deadline)) is not None:
+                *lines, pending = (pending + part).split(b"\n")
+                chunks, done, failure = self._events(lines)
+                for chunk in chunks:
+                    yield chunk
+                if failure is not None:
+                    raise failure  # after the chunks that came before it in the same read
+                if done:
+                    while await self._next_part(parts, deadline) is not None:
+                        pass  # read to the body's end, so the connection can be reused
+                    return
+            if not (self._finished and not self._adapter.done_marker_required):
+                raise ProviderFailure(Outcome.STREAM_CUT, "the stream ended without [DONE]"
+                                      if self._finished else "the stream ended before it finished")
         finally:
             await response.close()
+
+    def _events(self, lines: list[bytes]) -> tuple[list[dict[str, Any]], bool,
+                                                   ProviderFailure | None]:
+        """(standard chunks, whether [DONE] came, the failure that followed them) from complete
+        SSE lines; comments, blank lines and other fields are skipped."""
+        chunks: list[dict[str, Any]] = []
+        try:
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    return chunks, True, None
+                for chunk in self._adapter.normalise(_json_object(payload)):
+                    self._mark(chunk)
+                    self._finished = self._finished or finish_reason(chunk) is not None
+                    chunks.append(chunk)
+        except ProviderFailure as failure:
+            return chunks, False, failure
+        return chunks, False, None
 
     async def _open(self, deadline: float) -> WireResponse:
         body = json.dumps(self._body).encode()
@@ -166,30 +202,6 @@ class Attempt:
             raise ProviderFailure(Outcome.STREAM_CUT,
                                   f"the connection broke mid-stream ({transport_detail(exc)})") \
                 from None
-
-    async def _sse(self, response: WireResponse, deadline: float) -> AsyncIterator[dict[str, Any]]:
-        """Chunks of an SSE body: comments, blank lines and other fields skipped. Reads whole
-        network parts rather than lines, so a deadline costs one timer per read, not per line."""
-        parts = response.parts()
-        pending = b""
-        finished = False
-        while (part := await self._next_part(parts, deadline)) is not None:
-            *lines, pending = (pending + part).split(b"\n")
-            for line in lines:
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    while await self._next_part(parts, deadline) is not None:
-                        pass  # read to the body's end, so the connection can be reused
-                    return
-                for chunk in self._adapter.normalise(_json_object(payload)):
-                    self._mark(chunk)
-                    finished = finished or finish_reason(chunk) is not None
-                    yield chunk
-        if not (finished and not self._adapter.done_marker_required):
-            raise ProviderFailure(Outcome.STREAM_CUT, "the stream ended without [DONE]"
-                                  if finished else "the stream ended before it finished")
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
