@@ -1,18 +1,23 @@
-"""The ``exo-bridge`` entry point: a subcommand goes to the headless CLI.
-
-Qt is imported only when the tray app starts, so the headless commands stay fast.
-"""
+"""The ``exo-bridge`` entry point: a subcommand goes to the headless CLI; no subcommand starts
+the tray app (Qt is imported only then, so the headless commands stay fast)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
+COMMANDS = {"ask", "status", "keys", "usage", "serve", "token", "-h", "--help"}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from router.cli import main as cli_main
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and (args[0] in COMMANDS or args[0] == "--help-commands"):
+        from router.cli import main as cli_main
 
-    return cli_main(sys.argv[1:] if argv is None else argv)
+        return cli_main(["--help"] if args[0] == "--help-commands" else args)
+    from desktop.app import run_app
+
+    return run_app(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,142 @@
+"""The tray app: one process, one qasync loop, the router, the local endpoint and the tray.
+
+``exo-bridge [--config F] [--quit-after-ready]``. A second launch brings the running instance
+forward and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from router import load_config
+from router.config import Config, data_dir
+from router.errors import ConfigError, ExoBridgeError
+
+
+def process_age_ms() -> float:
+    """Milliseconds since this process started (Linux /proc; else since this module loaded)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+        return (uptime_s - start_ticks / os.sysconf("SC_CLK_TCK")) * 1000
+    except (OSError, ValueError, IndexError):
+        return (time.perf_counter() - _LOADED) * 1000
+
+
+_LOADED = time.perf_counter()
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="exo-bridge", description="The Exo Bridge tray app "
+                                     "(`exo-bridge --help-commands` lists the headless commands).")
+    parser.add_argument("--config", metavar="FILE")
+    parser.add_argument("--quit-after-ready", action="store_true",
+                        help="start, print `ready in N ms` once the icon shows, and exit")
+    return parser.parse_args(argv)
+
+
+def run_app(argv: Sequence[str]) -> int:
+    args = parse(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"exo-bridge: {exc}", file=sys.stderr)
+        return 2
+    import qasync
+    from PySide6.QtWidgets import QApplication  # before qasync, so it picks PySide6
+
+    from desktop.single_instance import SingleInstance
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Exo Bridge")
+    app.setQuitOnLastWindowClosed(False)  # closing a window must not stop the loop
+    instance = SingleInstance()
+    if instance.forward_to_running():
+        print("Exo Bridge is already running; brought it forward.")
+        return 0
+    instance.listen()
+    desktop = DesktopApp(config, instance, quit_after_ready=args.quit_after_ready)
+    return int(qasync.run(desktop.run()))
+
+
+class DesktopApp:
+    def __init__(self, config: Config, instance: object, *, quit_after_ready: bool = False):
+        self.config = config
+        self.instance = instance
+        self.quit_after_ready = quit_after_ready
+        self.quit = asyncio.Event()
+        self.server: object | None = None
+        self.token: str | None = None
+        self.notice: str | None = None
+
+    async def run(self) -> int:
+        from desktop.autostart import Autostart
+        from desktop.bridge import Bridge
+        from desktop.tray import Tray
+        from router import Router
+
+        ledger = self._open_ledger()
+        try:
+            async with Router(self.config, ledger=ledger) as router:
+                bridge = Bridge(router)
+                tray = Tray(bridge, endpoint_url=self._endpoint_url,
+                            endpoint_token=lambda: self.token, autostart=Autostart())
+                tray.quit_requested.connect(self.quit.set)
+                self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
+                tray.show()
+                router.start_probes()
+                bridge.run(router.check_all(), on_done=lambda _: self._started(tray))
+                print(f"ready in {process_age_ms():.0f} ms", flush=True)
+                await self._serve_endpoint(router, tray)
+                if not self.quit_after_ready:
+                    await self.quit.wait()
+                await self._stop_endpoint()
+                bridge.close()
+        finally:
+            if ledger is not None:
+                ledger.close()
+        return 0
+
+    def _started(self, tray: object) -> None:
+        tray.starting = False  # type: ignore[attr-defined]
+        tray.refresh()  # type: ignore[attr-defined]
+
+    def _open_ledger(self) -> object | None:
+        from router.ledger import Ledger, LedgerUnavailable
+
+        try:
+            return Ledger.in_dir(data_dir())
+        except LedgerUnavailable as exc:
+            self.notice = str(exc)
+            return None
+
+    def _endpoint_url(self) -> str | None:
+        return getattr(self.server, "url", None)
+
+    async def _serve_endpoint(self, router: object, tray: object) -> None:
+        from router.keys import endpoint_token
+        from router.server import EndpointServer
+
+        try:
+            token = await asyncio.to_thread(endpoint_token)
+            server = EndpointServer(router, token=token, host=self.config.server.host,  # type: ignore[arg-type]
+                                    port=self.config.server.port)
+            await server.start()
+        except ExoBridgeError as exc:
+            self.notice = f"Local endpoint off: {exc}"
+            print(f"exo-bridge: {self.notice}", file=sys.stderr)
+            return
+        self.server, self.token = server, token.reveal()
+        tray.refresh()  # type: ignore[attr-defined]
+
+    async def _stop_endpoint(self) -> None:
+        stop = getattr(self.server, "stop", None)
+        if stop is not None:
+            await stop(drain_s=2.0)

@@ -1,0 +1,39 @@
+"""The tray's health dot: a coloured disc with a contrasting outline, readable on light and
+dark panels (a colour cannot be a macOS template image, so the outline does the contrast)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+
+from desktop.status_model import Light
+
+COLOURS = {Light.GREEN: "#2ecc40", Light.YELLOW: "#ffc107", Light.RED: "#e53935",
+           Light.GREY: "#9e9e9e"}
+# The same colours name the providers in the menu and, later, the cost graph.
+PROVIDER_COLOURS = ("#2ecc40", "#7e57c2", "#ff9800", "#26a69a", "#ec407a")
+
+
+def dot_pixmap(light: Light, size: int = 64) -> QPixmap:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    outline = max(2.0, size / 12)
+    painter.setPen(QPen(QColor("#1b1b1b"), outline))
+    painter.setBrush(QColor(COLOURS[light]))
+    inset = outline / 2 + size * 0.08
+    painter.drawEllipse(QRectF(inset, inset, size - 2 * inset, size - 2 * inset))
+    painter.setPen(QPen(QColor("#ffffff"), max(1.0, outline / 2)))
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    inner = inset + outline
+    painter.drawEllipse(QRectF(inner, inner, size - 2 * inner, size - 2 * inner))
+    painter.end()
+    return pixmap
+
+
+def dot_icon(light: Light) -> QIcon:
+    icon = QIcon()
+    for size in (16, 22, 32, 64):
+        icon.addPixmap(dot_pixmap(light, size))
+    return icon

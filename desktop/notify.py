@@ -1,0 +1,91 @@
+"""Desktop notifications, debounced: a flapping provider gives at most one notification per
+provider per minute, then one summary. Sent through the desktop's notification service over
+D-Bus (org.freedesktop.Notifications) where there is one, else as a tray balloon. The icon and
+tooltip always show the state too, since notifications can silently vanish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+WINDOW_S = 60.0
+KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly")
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    kind: str  # one of KINDS
+    key: str  # what it is about (a provider id): the debounce is per key
+    title: str
+    body: str
+
+
+@dataclass
+class Debouncer:
+    """Decides what reaches the user. ``offer`` a note; ``due_summaries`` after the window."""
+
+    clock: Callable[[], float] = time.monotonic
+    window_s: float = WINDOW_S
+    enabled: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(KINDS, True))
+    _last: dict[str, float] = field(default_factory=dict)
+    _held: dict[str, list[Note]] = field(default_factory=dict)
+
+    def offer(self, note: Note) -> bool:
+        """True when this note should be shown now."""
+        if not self.enabled.get(note.kind, True):
+            return False
+        now = self.clock()
+        last = self._last.get(note.key)
+        if last is not None and now - last < self.window_s:
+            self._held.setdefault(note.key, []).append(note)
+            return False
+        self._last[note.key] = now
+        return True
+
+    def due_summaries(self) -> list[Note]:
+        """One summary per key whose window has passed with notes held back."""
+        now = self.clock()
+        due = []
+        for key, held in list(self._held.items()):
+            if now - self._last.get(key, now) >= self.window_s:
+                del self._held[key]
+                self._last[key] = now
+                latest = held[-1]
+                due.append(Note(latest.kind, key, f"{latest.title} (and {len(held) - 1} more)"
+                                if len(held) > 1 else latest.title,
+                                f"{len(held)} changes in the last minute; now: {latest.body}"))
+        return due
+
+
+def note_for(event: object, names: dict[str, str]) -> Note | None:
+    """The notification a router event deserves, if any."""
+    from router.events import BudgetAlert, CostAnomaly, Failover, HealthChanged
+
+    def name(provider: str) -> str:
+        return names.get(provider, provider)
+
+    if isinstance(event, Failover):
+        verb = "offline" if event.reason in ("refused", "circuit-open", "timeout") else event.reason
+        return Note("failover", event.from_provider,
+                    f"{name(event.from_provider)} {verb} — failing over to {name(event.to_provider)}",
+                    f"Requests now go to {name(event.to_provider)} (paid cloud usage is recorded).")
+    if isinstance(event, HealthChanged):
+        if event.recovered and event.provider == "exo":
+            return Note("failback", event.provider, f"{name('exo')} back — requests are free again",
+                        event.detail)
+        if event.new_state == "down" and event.detail == "invalid key":
+            return Note("invalid-key", event.provider, f"{name(event.provider)}: invalid API key",
+                        "Set a new key in Settings… or with `exo-bridge keys set "
+                        f"{event.provider}`.")
+        return None
+    if isinstance(event, BudgetAlert):
+        title = (f"{name(event.provider)} budget exhausted" if event.level == "exhausted"
+                 else f"{name(event.provider)} budget at 80%")
+        return Note("budget", event.provider, title, event.detail)
+    if isinstance(event, CostAnomaly):
+        return Note("cost-anomaly", event.provider, f"{name(event.provider)} reported an odd cost",
+                    f"${event.reported_usd:.6f} billed where its price list says "
+                    f"${event.expected_usd:.6f}; recorded and flagged.")
+    return None

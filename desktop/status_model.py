@@ -1,0 +1,75 @@
+"""What the tray shows, computed from the router's provider statuses (no Qt here).
+
+green  = requests go to exo (free); yellow = degraded: exo can't serve but the cloud can, or a
+budget is above 80%; red = nothing can serve; grey = starting or paused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from router.core import ProviderStatus
+
+ALERT_FRACTION = 0.8
+_SERVING = {"healthy", "unknown"}
+
+
+class Light(StrEnum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+    GREY = "grey"
+
+
+@dataclass(frozen=True, slots=True)
+class TrayView:
+    light: Light
+    tooltip: str
+    lines: tuple[str, ...]  # one per provider, for the menu
+
+
+def _fraction(status: ProviderStatus) -> float:
+    used = (status.requests_today, status.tokens_today, status.cost_today_usd)
+    limits = (status.limits.get("requests"), status.limits.get("tokens"), status.limits.get("cost_usd"))
+    return max((u / lim for u, lim in zip(used, limits, strict=True) if lim), default=0.0)
+
+
+def can_serve(status: ProviderStatus) -> bool:
+    return status.state in _SERVING and not status.detail.startswith("over budget")
+
+
+def provider_line(status: ProviderStatus) -> str:
+    limit = status.limits.get("requests")
+    requests = f"{status.requests_today}/{limit:g}" if limit else f"{status.requests_today}"
+    cost = "free" if status.kind == "exo" else f"${status.cost_today_usd:.2f}"
+    if status.limits.get("cost_usd"):
+        cost += f"/${status.limits['cost_usd']:g}"
+    line = f"{status.name}: {status.state} · {requests} requests · {cost} today"
+    if status.download_progress is not None:
+        line += f" · downloading {status.download_progress:g}%"
+    return line
+
+
+def tray_view(statuses: Sequence[ProviderStatus], *, paused: bool = False,
+              starting: bool = False) -> TrayView:
+    lines = tuple(provider_line(s) for s in statuses)
+    cost = sum(s.cost_today_usd for s in statuses)
+    today = f"${cost:.2f} today"
+    exo = next((s for s in statuses if s.kind == "exo" and s.state != "disabled"), None)
+    cloud = [s for s in statuses if s.kind != "exo" and can_serve(s)]
+    if starting:
+        return TrayView(Light.GREY, "Exo Bridge starting…", lines)
+    if paused:
+        local = "Exo Local serving" if exo is not None and can_serve(exo) else "Exo offline"
+        return TrayView(Light.GREY, f"{local} · cloud failover paused · {today}", lines)
+    if exo is not None and can_serve(exo):
+        budget_high = any(_fraction(s) >= ALERT_FRACTION for s in statuses)
+        light = Light.YELLOW if budget_high else Light.GREEN
+        note = " · a daily budget is above 80%" if budget_high else ""
+        return TrayView(light, f"{exo.name} serving · {today}{note}", lines)
+    why = "Exo offline" if exo is None or exo.state == "down" else f"Exo {exo.state}"
+    if cloud:
+        return TrayView(Light.YELLOW, f"{why} — using {cloud[0].name} · {today}", lines)
+    return TrayView(Light.RED, f"{why} — no provider can answer · {today}", lines)

@@ -1,0 +1,168 @@
+"""The tray icon, its menu and tooltip; a small status window when there is no tray."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
+
+from desktop.bridge import Bridge
+from desktop.icons import dot_icon
+from desktop.notify import Debouncer, Note, note_for
+from desktop.status_model import Light, TrayView, tray_view
+
+REFRESH_MS = 5000  # the exo probe interval: the tray never polls faster than the probes
+
+
+class StatusWindow(QWidget):
+    """Shown instead of a tray icon where the desktop has no tray, so the app is never an
+    invisible process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("Exo Bridge")
+        self.summary = QLabel()
+        self.providers = QLabel()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.providers)
+
+    def show_view(self, view: TrayView) -> None:
+        self.summary.setText(view.tooltip)
+        self.providers.setText("\n".join(view.lines))
+
+
+class Tray(QObject):
+    quit_requested = Signal()
+    paused_changed = Signal(bool)
+
+    def __init__(self, bridge: Bridge, *, endpoint_url: Callable[[], str | None],
+                 endpoint_token: Callable[[], str | None], autostart: object | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.bridge = bridge
+        self.router = bridge.router
+        self.starting = True
+        self.view = tray_view([], starting=True)
+        self.debouncer = Debouncer(clock)
+        self.shown_notes: list[Note] = []  # what reached the user, newest last
+        self._endpoint_url = endpoint_url
+        self._endpoint_token = endpoint_token
+        self._autostart = autostart
+        self.icon = QSystemTrayIcon(dot_icon(Light.GREY))
+        self.menu = QMenu()
+        self.status_window: StatusWindow | None = None
+        self._provider_actions: list[QAction] = []
+        self._build_menu()
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._on_activated)
+        for signal in (bridge.health_changed, bridge.failover, bridge.budget_alert,
+                       bridge.cost_anomaly):
+            signal.connect(self._on_event)
+        bridge.request_finished.connect(lambda _event: self.refresh())
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self._tick)
+
+    # -- building -------------------------------------------------------------------------
+    def _build_menu(self) -> None:
+        for _ in self.router.config.providers:
+            action = self.menu.addAction("")
+            action.setEnabled(False)
+            self._provider_actions.append(action)
+        self.menu.addSeparator()
+        self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
+        self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)
+        self.pause = self.menu.addAction("Pause cloud failover (local only)")
+        self.pause.setCheckable(True)
+        self.pause.toggled.connect(self._on_pause)
+        self.login = self.menu.addAction("Start at login")
+        self.login.setCheckable(True)
+        if self._autostart is not None:
+            self.login.setChecked(self._autostart.enabled())  # type: ignore[attr-defined]
+            self.login.toggled.connect(self._autostart.set_enabled)  # type: ignore[attr-defined]
+        else:
+            self.login.setEnabled(False)
+        self.menu.addSeparator()
+        self.menu.addAction("Quit", self.quit_requested.emit)
+
+    def show(self) -> None:
+        self.refresh()
+        self._place()
+        self.timer.start()
+
+    def _place(self) -> None:
+        """Use the tray when there is one; otherwise a window, until a tray appears."""
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.icon.show()
+            if self.status_window is not None:
+                self.status_window.hide()
+        else:
+            if self.status_window is None:
+                self.status_window = StatusWindow()
+            self.status_window.show_view(self.view)
+            self.status_window.show()
+
+    # -- updating -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        self.view = tray_view(self.router.statuses(), paused=self.router.local_only,
+                              starting=self.starting)
+        self.icon.setIcon(dot_icon(self.view.light))
+        self.icon.setToolTip(self.view.tooltip)
+        for action, line in zip(self._provider_actions, self.view.lines, strict=False):
+            action.setText(line)
+        self.copy_url.setEnabled(self._endpoint_url() is not None)
+        self.copy_token.setEnabled(self._endpoint_token() is not None)
+        if self.status_window is not None:
+            self.status_window.show_view(self.view)
+
+    def _tick(self) -> None:
+        if self.status_window is not None and self.status_window.isVisible():
+            self._place()  # adopt a tray that appeared
+        self.refresh()
+        for note in self.debouncer.due_summaries():
+            self._notify(note)
+
+    def _on_event(self, event: object) -> None:
+        self.refresh()
+        names = {p.id: p.name for p in self.router.config.providers}
+        note = note_for(event, names)
+        if note is not None and self.debouncer.offer(note):
+            self._notify(note)
+
+    def _notify(self, note: Note) -> None:
+        self.shown_notes.append(note)
+        if self.icon.isVisible():
+            self.icon.showMessage(note.title, note.body, QSystemTrayIcon.MessageIcon.Information,
+                                  8000)
+
+    # -- actions --------------------------------------------------------------------------
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            self.bring_forward()
+
+    def bring_forward(self) -> None:
+        if self.status_window is None:
+            self.status_window = StatusWindow()
+        self.status_window.show_view(self.view)
+        self.status_window.show()
+        self.status_window.raise_()
+        self.status_window.activateWindow()
+
+    def _on_pause(self, paused: bool) -> None:
+        self.router.local_only = paused
+        self.paused_changed.emit(paused)
+        self.refresh()
+
+    def _copy_url(self) -> None:
+        url = self._endpoint_url()
+        if url:
+            QGuiApplication.clipboard().setText(url)
+
+    def _copy_token(self) -> None:
+        token = self._endpoint_token()
+        if token:
+            QGuiApplication.clipboard().setText(token)

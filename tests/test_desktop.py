@@ -1,0 +1,213 @@
+"""The tray app, offscreen (pytest-qt): colours, tooltip, menu, notifications, single instance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+pytest.importorskip("PySide6", reason="the desktop extra is not installed")
+
+from PySide6.QtGui import QColor
+
+from desktop.autostart import Autostart
+from desktop.icons import COLOURS, dot_pixmap
+from desktop.notify import Debouncer, Note, note_for
+from desktop.status_model import Light, tray_view
+from router import Router
+from router.core import ProviderStatus
+from router.events import BudgetAlert, Failover, HealthChanged
+from tests.conftest import OR_KEY, subprocess_env
+
+ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def status(pid: str, state: str, *, kind: str | None = None, requests: int = 0, limit: int | None = None,
+           cost: float = 0.0, progress: float | None = None, detail: str = "") -> ProviderStatus:
+    names = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging Face"}
+    return ProviderStatus(pid, names[pid], kind or pid, state, detail, 1.0, progress, pid != "exo",
+                          requests, 0, cost, {"requests": limit, "tokens": None, "cost_usd": None})
+
+
+@pytest.mark.parametrize(("states", "light", "tooltip"), [
+    (("healthy", "healthy", "no-key"), Light.GREEN, "Exo Local serving · $0.03 today"),
+    (("down", "healthy", "no-key"), Light.YELLOW, "Exo offline — using OpenRouter · $0.03 today"),
+    (("busy", "no-key", "healthy"), Light.YELLOW, "Exo busy — using Hugging Face · $0.03 today"),
+    (("down", "down", "no-key"), Light.RED, "Exo offline — no provider can answer · $0.03 today"),
+])
+def test_tray_view_light_and_tooltip(states, light, tooltip):
+    view = tray_view([status("exo", states[0]), status("openrouter", states[1], cost=0.03),
+                      status("huggingface", states[2])])
+    assert (view.light, view.tooltip) == (light, tooltip)
+
+
+def test_budget_above_80_percent_is_yellow_and_menu_lines():
+    view = tray_view([status("exo", "healthy", requests=3, progress=43.0),
+                      status("openrouter", "healthy", requests=850, limit=1000, cost=1.5)])
+    assert view.light is Light.YELLOW and "above 80%" in view.tooltip
+    assert view.lines == ("Exo Local: healthy · 3 requests · free today · downloading 43%",
+                          "OpenRouter: healthy · 850/1000 requests · $1.50 today")
+
+
+def test_paused_and_starting_are_grey():
+    statuses = [status("exo", "healthy"), status("openrouter", "healthy")]
+    assert tray_view(statuses, paused=True).light is Light.GREY
+    assert "paused" in tray_view(statuses, paused=True).tooltip
+    assert tray_view([], starting=True).light is Light.GREY
+
+
+@pytest.mark.parametrize("light", list(Light))
+def test_dot_colour_and_outline(qapp, light):
+    image = dot_pixmap(light, 64).toImage()
+    assert image.pixelColor(32, 32).name() == QColor(COLOURS[light]).name()
+    edge = image.pixelColor(6, 32)  # on the dark outline: contrast on a light panel
+    assert edge.lightness() < 80 and edge.alpha() > 200
+    assert image.pixelColor(0, 0).alpha() == 0
+
+
+def test_debouncer_one_per_provider_per_minute_then_a_summary():
+    now = [0.0]
+    debouncer = Debouncer(clock=lambda: now[0])
+    shown = []
+    for i in range(10):  # exo flaps every 3 s
+        note = Note("failover" if i % 2 == 0 else "failback", "exo", f"t{i}", f"b{i}")
+        if debouncer.offer(note):
+            shown.append(note)
+        now[0] += 3
+    assert [n.title for n in shown] == ["t0"]
+    assert debouncer.due_summaries() == []
+    now[0] = 61
+    [summary] = debouncer.due_summaries()
+    assert "9 changes" in summary.body and summary.body.endswith("b9")
+    assert debouncer.offer(Note("failover", "openrouter", "other provider", "")) is True
+
+
+def test_notification_kinds_can_be_turned_off():
+    debouncer = Debouncer()
+    debouncer.enabled["budget"] = False
+    assert not debouncer.offer(Note("budget", "openrouter", "x", "y"))
+    assert debouncer.offer(Note("failover", "exo", "x", "y"))
+
+
+def test_note_texts():
+    names = {"exo": "Exo Local", "openrouter": "OpenRouter"}
+    assert note_for(Failover("r", "exo", "openrouter", "refused"), names).title == \
+        "Exo Local offline — failing over to OpenRouter"
+    assert note_for(HealthChanged("exo", "down", "healthy", "", True), names).title == \
+        "Exo Local back — requests are free again"
+    assert note_for(BudgetAlert("openrouter", "80%", "d"), names).title == "OpenRouter budget at 80%"
+    assert note_for(HealthChanged("openrouter", "healthy", "down", "invalid key", False), names).kind == \
+        "invalid-key"
+
+
+def test_autostart_entry_written_and_removed(tmp_path):
+    autostart = Autostart(tmp_path)
+    assert not autostart.enabled()
+    autostart.set_enabled(True)
+    text = (tmp_path / "exo-bridge.desktop").read_text()
+    assert autostart.enabled() and "Exec=" in text and "[Desktop Entry]" in text
+    autostart.set_enabled(False)
+    assert not autostart.enabled() and not (tmp_path / "exo-bridge.desktop").exists()
+
+
+@pytest.fixture
+def tray_for(qapp, tmp_path):
+    from desktop.bridge import Bridge
+    from desktop.tray import Tray
+
+    made = []
+
+    def build(router: Router):
+        tray = Tray(Bridge(router), endpoint_url=lambda: "http://127.0.0.1:8741/v1",
+                    endpoint_token=lambda: "tok", autostart=Autostart(tmp_path))
+        tray.starting = False
+        made.append(tray)
+        return tray
+    yield build
+    for tray in made:
+        tray.timer.stop()
+        tray.icon.hide()
+
+
+async def test_failover_turns_yellow_with_one_notification_then_back_to_green(tray_for, make_config, exo,
+                                                                           keys_in_env):
+    config, _ = make_config()
+    async with Router(config) as router:
+        tray = tray_for(router)
+        await router.check_all()
+        tray.show()
+        assert tray.view.light is Light.GREEN
+        assert tray._provider_actions[0].text().startswith("Exo Local: healthy")
+        exo.stop()
+        for _ in range(3):
+            await router.chat(ASK)
+        assert tray.view.light is Light.YELLOW
+        assert tray.view.tooltip.startswith("Exo offline — using OpenRouter")
+        assert [n.kind for n in tray.shown_notes] == ["failover"]  # three failovers, one note
+        exo.start()
+        await router.probe(config.provider("exo"))
+        assert tray.view.light is Light.GREEN
+
+
+def test_no_tray_shows_the_status_window(tray_for, make_config):
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    config, _ = make_config()
+    router = Router(config)
+    tray = tray_for(router)
+    tray.show()
+    assert not QSystemTrayIcon.isSystemTrayAvailable()  # offscreen has none
+    assert tray.status_window is not None and tray.status_window.isVisible()
+    assert "Exo Local" in tray.status_window.providers.text()
+    tray.status_window.close()
+
+
+def test_pause_toggle_makes_the_router_local_only(tray_for, make_config):
+    config, _ = make_config()
+    router = Router(config)
+    tray = tray_for(router)
+    tray.pause.setChecked(True)
+    assert router.local_only and tray.view.light is Light.GREY
+
+
+def test_second_instance_forwards_to_the_first(qapp, qtbot):
+    from desktop.single_instance import SingleInstance
+
+    first = SingleInstance(f"exo-bridge-test-{os.getpid()}")
+    assert first.listen()
+    second = SingleInstance(first.name)
+    with qtbot.waitSignal(first.activated, timeout=3000):
+        assert second.forward_to_running()
+
+
+def _app(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    exe = str(Path(sys.executable).with_name("exo-bridge"))
+    return subprocess.Popen([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def test_quit_after_ready_and_single_instance(make_config, tmp_path):
+    _, path = make_config()
+    env = subprocess_env(QT_QPA_PLATFORM="offscreen", EXO_BRIDGE_TOKEN="t" * 32,
+                         OPENROUTER_API_KEY=OR_KEY, XDG_RUNTIME_DIR=str(tmp_path),
+                         TMPDIR=str(tmp_path))
+    done = _app("--quit-after-ready", "--config", str(path), env=env)
+    out, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    assert out.startswith("ready in ") and out.strip().endswith(" ms")
+    port_free = {"EXO_BRIDGE_CONFIG": str(path)}
+    first = _app("--config", str(path), env={**env, **port_free})
+    try:
+        assert first.stdout is not None
+        assert first.stdout.readline().startswith("ready in")
+        second = _app("--config", str(path), env=env)
+        out, _ = second.communicate(timeout=30)
+        assert second.returncode == 0 and "already running" in out
+    finally:
+        first.terminate()
+        first.wait(10)
