@@ -91,6 +91,7 @@ class DesktopApp:
                 tray.quit_requested.connect(self.quit.set)
                 self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
                 tray.show()
+                bridge.run(self._native_notifications(tray))
                 router.start_probes()
                 bridge.run(router.check_all(), on_done=lambda _: self._started(tray))
                 print(f"ready in {process_age_ms():.0f} ms", flush=True)
@@ -103,6 +104,13 @@ class DesktopApp:
             if ledger is not None:
                 ledger.close()
         return 0
+
+    async def _native_notifications(self, tray: object) -> None:
+        from desktop.notify import NativeNotifications
+
+        native = NativeNotifications()
+        if await native.available():
+            tray.use_native_notifications(native)  # type: ignore[attr-defined]
 
     def _started(self, tray: object) -> None:
         tray.starting = False  # type: ignore[attr-defined]

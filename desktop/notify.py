@@ -89,3 +89,43 @@ def note_for(event: object, names: dict[str, str]) -> Note | None:
                     f"${event.reported_usd:.6f} billed where its price list says "
                     f"${event.expected_usd:.6f}; recorded and flagged.")
     return None
+
+
+class NativeNotifications:
+    """The desktop's own notification service (org.freedesktop.Notifications over D-Bus,
+    through desktop-notifier). ``available()`` is False where there is none, so the caller can
+    fall back to the tray balloon instead of notifications vanishing into a log."""
+
+    SERVICE = "org.freedesktop.Notifications"
+
+    def __init__(self, app_name: str = "Exo Bridge"):
+        self.app_name = app_name
+        self._notifier: object | None = None
+
+    async def available(self) -> bool:
+        import os
+
+        if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+            return False
+        try:
+            from dbus_fast import Message
+            from dbus_fast.aio import MessageBus
+
+            bus = await MessageBus().connect()
+            try:
+                reply = await bus.call(Message(
+                    destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus", member="NameHasOwner", signature="s",
+                    body=[self.SERVICE]))
+            finally:
+                bus.disconnect()
+        except Exception:  # no bus, refused, a broken address: no native notifications
+            return False
+        return bool(reply is not None and reply.body and reply.body[0])
+
+    async def send(self, note: Note) -> None:
+        if self._notifier is None:
+            from desktop_notifier import DesktopNotifier
+
+            self._notifier = DesktopNotifier(app_name=self.app_name)
+        await self._notifier.send(title=note.title, message=note.body)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QVBoxLayout, QWidg
 
 from desktop.bridge import Bridge
 from desktop.icons import dot_icon
-from desktop.notify import Debouncer, Note, note_for
+from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, TrayView, tray_view
 
 REFRESH_MS = 5000  # the exo probe interval: the tray never polls faster than the probes
@@ -49,6 +49,7 @@ class Tray(QObject):
         self.view = tray_view([], starting=True)
         self.debouncer = Debouncer(clock)
         self.shown_notes: list[Note] = []  # what reached the user, newest last
+        self.native: NativeNotifications | None = None  # else the tray balloon
         self._endpoint_url = endpoint_url
         self._endpoint_token = endpoint_token
         self._autostart = autostart
@@ -133,9 +134,15 @@ class Tray(QObject):
         if note is not None and self.debouncer.offer(note):
             self._notify(note)
 
+    def use_native_notifications(self, native: NativeNotifications) -> None:
+        """Send through the desktop's notification service from now on."""
+        self.native = native
+
     def _notify(self, note: Note) -> None:
         self.shown_notes.append(note)
-        if self.icon.isVisible():
+        if self.native is not None:
+            self.bridge.run(self.native.send(note))
+        elif self.icon.isVisible():
             self.icon.showMessage(note.title, note.body, QSystemTrayIcon.MessageIcon.Information,
                                   8000)
 

@@ -211,3 +211,50 @@ def test_quit_after_ready_and_single_instance(make_config, tmp_path):
     finally:
         first.terminate()
         first.wait(10)
+
+
+@pytest.fixture
+async def session_bus(monkeypatch):
+    import shutil
+
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    from tests.fakes.notifications import serve_fake, start_session_bus
+
+    proc, address = start_session_bus()
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+    bus, service = await serve_fake(address)
+    yield service
+    bus.disconnect()
+    await bus.wait_for_disconnect()
+    proc.terminate()
+    proc.wait(5)
+
+
+async def test_notifications_reach_the_desktop_service(session_bus, tray_for, make_config, exo,
+                                                       keys_in_env):
+    import asyncio
+
+    from desktop.notify import NativeNotifications
+
+    native = NativeNotifications()
+    assert await native.available()
+    config, _ = make_config()
+    async with Router(config) as router:
+        tray = tray_for(router)
+        tray.use_native_notifications(native)
+        exo.stop()
+        await router.chat(ASK)
+        for _ in range(50):
+            if session_bus.received:
+                break
+            await asyncio.sleep(0.05)
+    assert session_bus.received == [("Exo Bridge", "Exo Local offline — failing over to OpenRouter",
+                                     "Requests now go to OpenRouter (paid cloud usage is recorded).")]
+
+
+async def test_no_notification_service_means_the_tray_balloon(monkeypatch):
+    from desktop.notify import NativeNotifications
+
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    assert not await NativeNotifications().available()
