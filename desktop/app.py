@@ -63,7 +63,11 @@ def run_app(argv: Sequence[str]) -> int:
         return 0
     instance.listen()
     desktop = DesktopApp(config, instance, quit_after_ready=args.quit_after_ready)
-    return int(qasync.run(desktop.run()))
+    desktop.config_path = Path(args.config) if args.config else None
+    code = int(qasync.run(desktop.run()))
+    if desktop.restart:  # new settings: start afresh on them
+        os.execv(sys.executable, [sys.executable, "-m", "desktop.main", *argv])
+    return code
 
 
 class DesktopApp:
@@ -75,6 +79,9 @@ class DesktopApp:
         self.server: object | None = None
         self.token: str | None = None
         self.notice: str | None = None
+        self.settings: object | None = None
+        self.restart = False
+        self.config_path: Path | None = None
 
     async def run(self) -> int:
         from desktop.autostart import Autostart
@@ -89,6 +96,7 @@ class DesktopApp:
                 tray = Tray(bridge, endpoint_url=self._endpoint_url,
                             endpoint_token=lambda: self.token, autostart=Autostart())
                 tray.quit_requested.connect(self.quit.set)
+                tray.settings_requested.connect(lambda: self._open_settings(bridge))
                 self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
                 tray.show()
                 bridge.run(self._native_notifications(tray))
@@ -104,6 +112,26 @@ class DesktopApp:
             if ledger is not None:
                 ledger.close()
         return 0
+
+    def _open_settings(self, bridge: object) -> None:
+        """One settings window, brought forward if already open; saving restarts the app so
+        that the router, the endpoint and the tray all run on the new config."""
+        from desktop.autostart import Autostart
+        from desktop.settings_model import SettingsDocument
+        from desktop.windows.settings import SettingsWindow
+
+        if self.settings is None:
+            document = SettingsDocument(self.config_path)
+            self.settings = SettingsWindow(bridge, document, Autostart(),  # type: ignore[arg-type]
+                                           endpoint_token=lambda: self.token)
+            self.settings.saved.connect(self._restart)
+        self.settings.show()
+        self.settings.raise_()
+        self.settings.activateWindow()
+
+    def _restart(self, _config: object) -> None:
+        self.restart = True
+        self.quit.set()
 
     async def _native_notifications(self, tray: object) -> None:
         from desktop.notify import NativeNotifications
@@ -132,6 +160,8 @@ class DesktopApp:
         from router.keys import endpoint_token
         from router.server import EndpointServer
 
+        if not self.config.server.enabled:
+            return
         try:
             token = await asyncio.to_thread(endpoint_token)
             server = EndpointServer(router, token=token, host=self.config.server.host,  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ class StatusWindow(QWidget):
 
 class Tray(QObject):
     quit_requested = Signal()
+    settings_requested = Signal()
     paused_changed = Signal(bool)
 
     def __init__(self, bridge: Bridge, *, endpoint_url: Callable[[], str | None],
@@ -75,6 +76,7 @@ class Tray(QObject):
             action.setEnabled(False)
             self._provider_actions.append(action)
         self.menu.addSeparator()
+        self.menu.addAction("Settings…", self.settings_requested.emit)
         self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
         self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)
         self.pause = self.menu.addAction("Pause cloud failover (local only)")

@@ -72,7 +72,7 @@ _PROVIDER_KEYS = {
     "prompt_price_per_mtok", "completion_price_per_mtok",
 }
 _TOP_KEYS = {"providers", "models", "allow_paid_failover", "server"}
-_SERVER_KEYS = {"host", "port", "allowed_origins", "max_body_bytes"}
+_SERVER_KEYS = {"enabled", "host", "port", "allowed_origins", "max_body_bytes"}
 _ID_RE = re.compile(r"^[a-z0-9-]+$")
 
 
@@ -113,6 +113,7 @@ class ModelAlias:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
+    enabled: bool = True  # the tray app runs the endpoint (`exo-bridge serve` always does)
     host: str = "127.0.0.1"
     port: int = 8741
     allowed_origins: tuple[str, ...] = ()
@@ -391,10 +392,14 @@ class _Builder:
             raise self.fail("server port must be a whole number 0-65535", "write port = 8741",
                             line=line)
         host = raw.get("host", "127.0.0.1")
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise self.fail("server enabled must be true or false", "write enabled = true",
+                            line=line)
         body = raw.get("max_body_bytes", 8 * 1024 * 1024)
         if not isinstance(host, str) or isinstance(body, bool) or not isinstance(body, int) \
                 or body <= 0:
             raise self.fail("server host must be a string and max_body_bytes a positive number",
                             'write host = "127.0.0.1"', line=line)
-        return ServerConfig(host=host, port=port, allowed_origins=tuple(origins),
-                            max_body_bytes=body)
+        return ServerConfig(enabled=enabled, host=host, port=port,
+                            allowed_origins=tuple(origins), max_body_bytes=body)

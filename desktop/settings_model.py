@@ -1,0 +1,123 @@
+"""Editing the config file from the settings window (no Qt here).
+
+Edits go through tomlkit, so the user's comments and layout survive; the new text is checked
+with the router's own loader before it is written (atomically: a temporary file, then a
+rename). A file the user broke by hand is never overwritten: ``load`` raises the ConfigError,
+which the window shows with a button to open the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.items import AoT, Table
+
+from router.config import DEFAULT_CONFIG_TOML, Config, default_config_path, parse_config
+
+
+@dataclass
+class ProviderEdit:
+    """What the settings window may change about one provider."""
+
+    id: str
+    name: str
+    kind: str
+    enabled: bool
+    paid: bool
+    base_urls: list[str]
+    daily_request_limit: int | None
+    daily_token_limit: int | None
+    daily_cost_limit_usd: float | None
+
+
+@dataclass
+class ServerEdit:
+    enabled: bool
+    port: int
+
+
+class SettingsDocument:
+    def __init__(self, path: Path | None = None):
+        self.path = path or default_config_path()
+        self.text = ""
+        self.doc: tomlkit.TOMLDocument = tomlkit.document()
+        self.config: Config | None = None
+
+    def load(self) -> Config:
+        """Read the file (or the defaults when there is none). Raises ConfigError if broken."""
+        self.text = self.path.read_text(encoding="utf-8") if self.path.exists() \
+            else DEFAULT_CONFIG_TOML
+        self.config = parse_config(self.text, str(self.path))
+        self.doc = tomlkit.parse(self.text)
+        return self.config
+
+    def providers(self) -> list[ProviderEdit]:
+        assert self.config is not None
+        return [ProviderEdit(p.id, p.name, p.kind, p.enabled, p.paid, list(p.base_urls),
+                             p.daily_request_limit, p.daily_token_limit, p.daily_cost_limit_usd)
+                for p in self.config.providers]
+
+    def server(self) -> ServerEdit:
+        assert self.config is not None
+        return ServerEdit(self.config.server.enabled, self.config.server.port)
+
+    def save(self, providers: list[ProviderEdit], server: ServerEdit) -> Config:
+        """Apply the edits (priority = the order given) and write the file atomically.
+        Raises ConfigError, writing nothing, if the result would not load."""
+        tables = self._provider_tables()
+        ordered = {p.id: index for index, p in enumerate(providers)}
+        for edit in providers:
+            _apply(tables[edit.id], edit, ordered[edit.id])
+        section = self.doc.get("server")
+        if section is None:
+            section = tomlkit.table()
+            self.doc["server"] = section
+        section["enabled"] = server.enabled
+        section["port"] = server.port
+        text = tomlkit.dumps(self.doc)
+        config = parse_config(text, str(self.path))  # never write what would not load
+        _write_atomically(self.path, text)
+        self.text, self.config = text, config
+        return config
+
+    def _provider_tables(self) -> dict[str, Table]:
+        found = self.doc.get("providers")
+        items = list(found) if isinstance(found, AoT | list) else []
+        return {str(table["id"]): table for table in items}
+
+
+def _set(table: Table, key: str, value: Any) -> None:
+    if value is None:
+        if key in table:
+            del table[key]
+    else:
+        table[key] = value
+
+
+def _apply(table: Table, edit: ProviderEdit, priority: int) -> None:
+    table["enabled"] = edit.enabled
+    table["paid"] = edit.paid
+    table["priority"] = priority
+    if edit.kind == "exo" or "base_urls" in table:
+        if "base_url" in table:
+            del table["base_url"]
+        table["base_urls"] = list(edit.base_urls)
+    else:
+        table["base_url"] = edit.base_urls[0]
+    _set(table, "daily_request_limit", edit.daily_request_limit)
+    _set(table, "daily_token_limit", edit.daily_token_limit)
+    _set(table, "daily_cost_limit_usd", edit.daily_cost_limit_usd)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)

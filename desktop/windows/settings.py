@@ -1,0 +1,339 @@
+"""Settings…: providers, keys, the local endpoint, start at login.
+
+Widgets never touch httpx or the keychain: keychain calls run in a thread through the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIntValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.autostart import Autostart
+from desktop.bridge import Bridge
+from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
+from router.config import Config
+from router.errors import ConfigError, KeychainUnavailable
+from router.keys import Secret, keychain_delete, keychain_get, keychain_set, regenerate_endpoint_token
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
+def _money(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+class ProvidersTab(QWidget):
+    def __init__(self, edits: list[ProviderEdit]):
+        super().__init__()
+        self.edits = edits
+        self.order = QListWidget()
+        self.up, self.down = QPushButton("Up"), QPushButton("Down")
+        self.enabled, self.paid = QCheckBox("Enabled"), QCheckBox("Paid (needs consent to fail over to)")
+        self.requests, self.tokens, self.cost = QLineEdit(), QLineEdit(), QLineEdit()
+        for field, hint in ((self.requests, "no limit"), (self.tokens, "no limit"),
+                            (self.cost, "no limit (USD)")):
+            field.setPlaceholderText(hint)
+        self.requests.setValidator(QIntValidator(0, 10**9))
+        self.tokens.setValidator(QIntValidator(0, 2**31 - 1))
+        self.urls = QListWidget()
+        self.url_entry = QLineEdit()
+        self.url_entry.setPlaceholderText("http://host:52415")
+        self.add_url, self.remove_url = QPushButton("Add node"), QPushButton("Remove node")
+        self._layout()
+        self.order.currentRowChanged.connect(self._show)
+        self.up.clicked.connect(lambda: self._move(-1))
+        self.down.clicked.connect(lambda: self._move(1))
+        self.add_url.clicked.connect(self._add_url)
+        self.remove_url.clicked.connect(self._remove_url)
+        self._current = -1
+        self._fill_order()
+        self.order.setCurrentRow(0)
+
+    def _layout(self) -> None:
+        left = QVBoxLayout()
+        left.addWidget(QLabel("Tried in this order"))
+        left.addWidget(self.order)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.up)
+        buttons.addWidget(self.down)
+        left.addLayout(buttons)
+        form = QFormLayout()
+        form.addRow(self.enabled)
+        form.addRow(self.paid)
+        form.addRow("Requests a day", self.requests)
+        form.addRow("Tokens a day", self.tokens)
+        form.addRow("USD a day", self.cost)
+        form.addRow("Addresses", self.urls)
+        url_row = QHBoxLayout()
+        url_row.addWidget(self.url_entry)
+        url_row.addWidget(self.add_url)
+        url_row.addWidget(self.remove_url)
+        form.addRow(url_row)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 1)
+        layout.addLayout(form, 2)
+
+    def _fill_order(self) -> None:
+        self.order.clear()
+        self.order.addItems([f"{e.name} ({e.id})" for e in self.edits])
+
+    def _show(self, row: int) -> None:
+        self.collect()
+        self._current = row
+        if row < 0:
+            return
+        edit = self.edits[row]
+        self.enabled.setChecked(edit.enabled)
+        self.paid.setChecked(edit.paid)
+        self.requests.setText("" if edit.daily_request_limit is None else str(edit.daily_request_limit))
+        self.tokens.setText("" if edit.daily_token_limit is None else str(edit.daily_token_limit))
+        self.cost.setText("" if edit.daily_cost_limit_usd is None else f"{edit.daily_cost_limit_usd:g}")
+        self.urls.clear()
+        self.urls.addItems(edit.base_urls)
+        several = edit.kind == "exo"
+        self.add_url.setEnabled(several)
+        self.remove_url.setEnabled(several)
+        self.url_entry.setEnabled(several)
+
+    def collect(self) -> None:
+        """Write the form back into the edit it shows."""
+        if not 0 <= self._current < len(self.edits):
+            return
+        edit = self.edits[self._current]
+        edit.enabled = self.enabled.isChecked()
+        edit.paid = self.paid.isChecked()
+        edit.daily_request_limit = _number(self.requests.text())
+        edit.daily_token_limit = _number(self.tokens.text())
+        edit.daily_cost_limit_usd = _money(self.cost.text())
+        edit.base_urls = [self.urls.item(i).text() for i in range(self.urls.count())]
+
+    def _move(self, step: int) -> None:
+        row = self.order.currentRow()
+        target = row + step
+        if row < 0 or not 0 <= target < len(self.edits):
+            return
+        self.collect()
+        self.edits[row], self.edits[target] = self.edits[target], self.edits[row]
+        self._current = -1
+        self._fill_order()
+        self.order.setCurrentRow(target)
+
+    def _add_url(self) -> None:
+        url = self.url_entry.text().strip().rstrip("/")
+        if url:
+            self.urls.addItem(url)
+            self.url_entry.clear()
+
+    def _remove_url(self) -> None:
+        if self.urls.count() > 1 and self.urls.currentRow() >= 0:
+            self.urls.takeItem(self.urls.currentRow())
+
+
+class KeyRow(QWidget):
+    """A masked field; the key is never shown again once saved."""
+
+    def __init__(self, bridge: Bridge, provider_id: str, name: str):
+        super().__init__()
+        self.bridge, self.provider_id = bridge, provider_id
+        self.field = QLineEdit()
+        self.field.setEchoMode(QLineEdit.EchoMode.Password)
+        self.field.setPlaceholderText(f"{name} API key")
+        self.save, self.test, self.remove = QPushButton("Save"), QPushButton("Test"), QPushButton("Remove")
+        self.state = QLabel("")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.field, self.save, self.test, self.remove, self.state):
+            row.addWidget(widget)
+        self.save.clicked.connect(self._save)
+        self.test.clicked.connect(self._test)
+        self.remove.clicked.connect(self._remove)
+
+    def refresh(self) -> None:
+        self.bridge.run(asyncio.to_thread(keychain_get, self.provider_id), self._show_stored)
+
+    def _show_stored(self, key: Secret | None) -> None:
+        self.state.setText(f"in the keychain {key.masked()}" if key else "no key in the keychain")
+
+    def _save(self) -> None:
+        value = self.field.text().strip()
+        if not value:
+            return
+        self.field.clear()  # never shown again
+        self.bridge.run(self._store(value), lambda _: self.refresh())
+
+    async def _store(self, value: str) -> None:
+        await asyncio.to_thread(keychain_set, self.provider_id, value)
+        await self.bridge.router.reload_keys()
+
+    def _test(self) -> None:
+        self.state.setText("testing…")
+        self.bridge.run(self.bridge.router.test_key(self.provider_id),
+                        lambda snap: self.state.setText(f"{snap.state}: {snap.detail}"))
+
+    def _remove(self) -> None:
+        self.bridge.run(asyncio.to_thread(keychain_delete, self.provider_id),
+                        lambda _: self.refresh())
+
+
+class SettingsWindow(QWidget):
+    saved = Signal(object)  # the new Config
+
+    def __init__(self, bridge: Bridge, document: SettingsDocument, autostart: Autostart,
+                 endpoint_token: Callable[[], str | None]):
+        super().__init__()
+        self.setWindowTitle("Exo Bridge — Settings")
+        self.bridge, self.document, self.autostart = bridge, document, autostart
+        self._endpoint_token = endpoint_token
+        self.error = QLabel("")
+        self.error.setWordWrap(True)
+        self.open_file = QPushButton("Open the config file")
+        self.open_file.clicked.connect(self._open_file)
+        self.tabs = QTabWidget()
+        self.save_button = QPushButton("Save")
+        self.save_button.clicked.connect(self.save)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.error)
+        layout.addWidget(self.open_file)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.save_button)
+        self.providers: ProvidersTab | None = None
+        self.key_rows: list[KeyRow] = []
+        self.load()
+
+    def load(self) -> None:
+        try:
+            self.document.load()
+        except ConfigError as exc:  # broken by hand: show it, never overwrite it
+            self._broken(str(exc))
+            return
+        self.error.hide()
+        self.open_file.hide()
+        self.tabs.clear()
+        self.providers = ProvidersTab(self.document.providers())
+        self.tabs.addTab(self.providers, "Providers")
+        self.tabs.addTab(self._keys_tab(), "Keys")
+        self.tabs.addTab(self._endpoint_tab(self.document.server()), "Local endpoint")
+        self.tabs.addTab(self._general_tab(), "General")
+        self.save_button.setEnabled(True)
+
+    def _broken(self, message: str) -> None:
+        self.error.setText(f"The config file has a mistake, so settings can't be edited here "
+                           f"until it is fixed:\n{message}")
+        self.error.show()
+        self.open_file.show()
+        self.tabs.clear()
+        self.save_button.setEnabled(False)
+
+    def _keys_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        self.keychain_note = QLabel("")
+        self.keychain_note.setWordWrap(True)
+        layout.addWidget(self.keychain_note)
+        self.key_rows = []
+        assert self.document.config is not None
+        for p in self.document.config.providers:
+            if p.kind == "exo":
+                continue
+            row = KeyRow(self.bridge, p.id, p.name)
+            self.key_rows.append(row)
+            layout.addWidget(row)
+        self.bridge.run(asyncio.to_thread(self._keychain_usable), self._keychain_state)
+        return tab
+
+    @staticmethod
+    def _keychain_usable() -> str | None:
+        try:
+            keychain_get("exo-bridge-probe")
+        except KeychainUnavailable as exc:
+            return str(exc)
+        return None
+
+    def _keychain_state(self, problem: str | None) -> None:
+        if problem:
+            self.keychain_note.setText(problem)
+            for row in self.key_rows:
+                row.save.setEnabled(False)
+        else:
+            for row in self.key_rows:
+                row.refresh()
+
+    def _endpoint_tab(self, server: ServerEdit) -> QWidget:
+        tab = QWidget()
+        form = QFormLayout(tab)
+        self.endpoint_enabled = QCheckBox("Run the local OpenAI-compatible endpoint")
+        self.endpoint_enabled.setChecked(server.enabled)
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(server.port or 8741)
+        self.token = QLineEdit()
+        self.token.setReadOnly(True)
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        show, regenerate = QPushButton("Show"), QPushButton("Regenerate")
+        show.clicked.connect(self._show_token)
+        regenerate.clicked.connect(self._regenerate)
+        form.addRow(self.endpoint_enabled)
+        form.addRow("Port", self.port)
+        form.addRow("Token", self.token)
+        row = QHBoxLayout()
+        row.addWidget(show)
+        row.addWidget(regenerate)
+        form.addRow(row)
+        return tab
+
+    def _show_token(self) -> None:
+        token = self._endpoint_token()
+        self.token.setText(token or "(the endpoint is off)")
+        self.token.setEchoMode(QLineEdit.EchoMode.Normal)
+
+    def _regenerate(self) -> None:
+        self.bridge.run(asyncio.to_thread(regenerate_endpoint_token),
+                        lambda secret: self.token.setText("new token saved; it applies when the "
+                                                          "endpoint restarts"))
+
+    def _general_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        self.start_at_login = QCheckBox("Start Exo Bridge at login")
+        self.start_at_login.setChecked(self.autostart.enabled())
+        self.start_at_login.setEnabled(self.autostart.supported)
+        self.start_at_login.toggled.connect(self.autostart.set_enabled)
+        layout.addWidget(self.start_at_login)
+        if not self.autostart.supported:
+            layout.addWidget(QLabel("On this system, add Exo Bridge to your login items by hand."))
+        layout.addStretch()
+        return tab
+
+    def save(self) -> None:
+        assert self.providers is not None
+        self.providers.collect()
+        server = ServerEdit(self.endpoint_enabled.isChecked(), self.port.value())
+        try:
+            config: Config = self.document.save(self.providers.edits, server)
+        except ConfigError as exc:
+            self.error.setText(f"Not saved: {exc}")
+            self.error.show()
+            return
+        self.error.hide()
+        self.saved.emit(config)
+
+    def _open_file(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.document.path)))

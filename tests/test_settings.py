@@ -1,0 +1,137 @@
+"""The settings window and the config editing under it (offscreen Qt, in-memory keyring)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+pytest.importorskip("PySide6", reason="the desktop extra is not installed")
+
+from desktop.autostart import Autostart  # noqa: E402
+from desktop.settings_model import SettingsDocument  # noqa: E402
+from router import Router  # noqa: E402
+from router.config import DEFAULT_CONFIG_TOML, load_config  # noqa: E402
+from tests.conftest import OR_KEY  # noqa: E402
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("# my exo cluster\n" + DEFAULT_CONFIG_TOML.replace(
+        'name = "Exo Local"', 'name = "Exo Local"  # the mac minis'))
+    return path
+
+
+@pytest.fixture
+async def window(qapp, config_file, tmp_path):
+    from desktop.bridge import Bridge
+    from desktop.windows.settings import SettingsWindow
+
+    async with Router(load_config(config_file)) as router:
+        win = SettingsWindow(Bridge(router), SettingsDocument(config_file), Autostart(tmp_path / "auto"),
+                             endpoint_token=lambda: "the-token")
+        yield win
+        win.close()
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0.02)
+
+
+async def test_round_trip_keeps_comments_and_applies_edits(window, config_file):
+    saved = []
+    window.saved.connect(saved.append)
+    tab = window.providers
+    tab.order.setCurrentRow(1)  # OpenRouter
+    tab.requests.setText("250")
+    tab.cost.setText("1.5")
+    tab.order.setCurrentRow(2)  # Hugging Face
+    tab.enabled.setChecked(False)
+    tab.up.click()  # Hugging Face before OpenRouter
+    tab.order.setCurrentRow(0)  # exo: add a node
+    tab.url_entry.setText("http://studio.local:52415/")
+    tab.add_url.click()
+    window.port.setValue(9100)
+    window.save()
+    text = config_file.read_text()
+    assert "# my exo cluster" in text and "# the mac minis" in text
+    config = load_config(config_file)
+    assert [p.id for p in config.providers] == ["exo", "huggingface", "openrouter"]
+    assert config.provider("openrouter").daily_request_limit == 250
+    assert config.provider("openrouter").daily_cost_limit_usd == 1.5
+    assert not config.provider("huggingface").enabled
+    assert config.provider("exo").base_urls[-1] == "http://studio.local:52415"
+    assert config.server.port == 9100
+    assert saved and saved[0].server.port == 9100
+
+
+async def test_broken_file_is_shown_and_never_overwritten(qapp, tmp_path):
+    from desktop.bridge import Bridge
+    from desktop.windows.settings import SettingsWindow
+
+    path = tmp_path / "config.toml"
+    broken = '[[providers]]\nid = "exo"\nkind = exo\n'
+    path.write_text(broken)
+    async with Router(load_config(None)) as router:
+        win = SettingsWindow(Bridge(router), SettingsDocument(path), Autostart(tmp_path),
+                             endpoint_token=lambda: None)
+        assert not win.save_button.isEnabled()
+        assert "line 3" in win.error.text() and not win.open_file.isHidden()
+        win.close()
+    assert path.read_text() == broken
+
+
+async def test_an_edit_that_would_not_load_is_not_written(window, config_file):
+    before = config_file.read_text()
+    tab = window.providers
+    tab.order.setCurrentRow(0)
+    tab.urls.clear()
+    tab.urls.addItem("not a url")
+    window.save()
+    assert config_file.read_text() == before
+    assert "Not saved" in window.error.text()
+
+
+async def test_keys_saved_to_the_keychain_and_never_shown_again(window, keyring_store):
+    row = next(r for r in window.key_rows if r.provider_id == "openrouter")
+    row.field.setText(OR_KEY)
+    row.save.click()
+    await settle()
+    assert keyring_store.entries[("exo-bridge", "openrouter")] == OR_KEY
+    assert row.field.text() == "" and OR_KEY not in row.state.text()
+    assert row.state.text().endswith(OR_KEY[-4:])
+    assert window.bridge.router.has_key(window.bridge.router.config.provider("openrouter"))
+    row.remove.click()
+    await settle()
+    assert ("exo-bridge", "openrouter") not in keyring_store.entries
+    assert row.state.text() == "no key in the keychain"
+
+
+async def test_no_keychain_explains_the_environment_variable(qapp, config_file, tmp_path):
+    import keyring
+    import keyring.backends.fail
+
+    from desktop.bridge import Bridge
+    from desktop.windows.settings import SettingsWindow
+
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    async with Router(load_config(config_file)) as router:
+        win = SettingsWindow(Bridge(router), SettingsDocument(config_file), Autostart(tmp_path),
+                             endpoint_token=lambda: None)
+        await settle()
+        assert "api_key_env" in win.keychain_note.text()
+        assert not any(row.save.isEnabled() for row in win.key_rows)
+        win.close()
+
+
+async def test_token_shown_on_request_and_start_at_login(window, tmp_path):
+    assert window.token.text() == ""
+    window._show_token()
+    assert window.token.text() == "the-token"
+    window.start_at_login.setChecked(True)
+    assert (tmp_path / "auto" / "exo-bridge.desktop").exists()
