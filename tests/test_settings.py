@@ -7,15 +7,15 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
+import pytest
 
 pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
-from desktop.autostart import Autostart  # noqa: E402
-from desktop.settings_model import SettingsDocument  # noqa: E402
-from router import Router  # noqa: E402
-from router.config import DEFAULT_CONFIG_TOML, load_config  # noqa: E402
-from tests.conftest import OR_KEY  # noqa: E402
+from desktop.autostart import Autostart
+from desktop.settings_model import SettingsDocument
+from router import Router
+from router.config import DEFAULT_CONFIG_TOML, load_config
+from tests.conftest import OR_KEY
 
 
 @pytest.fixture
