@@ -76,6 +76,9 @@ class DesktopApp:
         self.instance = instance
         self.quit_after_ready = quit_after_ready
         self.quit = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.router: object | None = None
+        self.tray: object | None = None
         self.server: object | None = None
         self.token: str | None = None
         self.notice: str | None = None
@@ -95,6 +98,7 @@ class DesktopApp:
                 bridge = Bridge(router)
                 tray = Tray(bridge, endpoint_url=self._endpoint_url,
                             endpoint_token=lambda: self.token, autostart=Autostart())
+                self.router, self.tray = router, tray  # for the end-to-end test
                 tray.quit_requested.connect(self.quit.set)
                 tray.settings_requested.connect(lambda: self._open_settings(bridge))
                 self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
@@ -104,6 +108,7 @@ class DesktopApp:
                 bridge.run(router.check_all(), on_done=lambda _: self._started(tray))
                 print(f"ready in {process_age_ms():.0f} ms", flush=True)
                 await self._serve_endpoint(router, tray)
+                self.ready.set()
                 if not self.quit_after_ready:
                     await self.quit.wait()
                 await self._stop_endpoint()

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication
-from PySide6.QtWidgets import QLabel, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
 
 from desktop.bridge import Bridge
-from desktop.icons import dot_icon
+from desktop.icons import dot_icon, dot_pixmap
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, TrayView, tray_view
 
@@ -24,13 +24,18 @@ class StatusWindow(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("Exo Bridge")
+        self.dot = QLabel()
         self.summary = QLabel()
         self.providers = QLabel()
+        top = QHBoxLayout()
+        top.addWidget(self.dot)
+        top.addWidget(self.summary, 1)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.summary)
+        layout.addLayout(top)
         layout.addWidget(self.providers)
 
     def show_view(self, view: TrayView) -> None:
+        self.dot.setPixmap(dot_pixmap(view.light, 24))
         self.summary.setText(view.tooltip)
         self.providers.setText("\n".join(view.lines))
 

@@ -258,3 +258,48 @@ async def test_no_notification_service_means_the_tray_balloon(monkeypatch):
 
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     assert not await NativeNotifications().available()
+
+
+async def test_real_app_turns_yellow_notifies_once_and_fails_back(qapp, session_bus, make_config, exo,
+                                                                   keys_in_env, monkeypatch, tmp_path):
+    """The whole app object graph (router, endpoint, tray, bridge, native notifications) against
+    the fake providers and a fake notification service."""
+    import asyncio
+
+    import httpx
+
+    from desktop.app import DesktopApp
+    from desktop.single_instance import SingleInstance
+
+    monkeypatch.setenv("EXO_BRIDGE_TOKEN", "e2e-token-" + "x" * 20)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    config, _ = make_config(extra="\n[server]\nport = 0\n")
+    app = DesktopApp(config, SingleInstance(f"exo-bridge-e2e-{os.getpid()}"))
+    running = asyncio.ensure_future(app.run())
+    await asyncio.wait_for(app.ready.wait(), 20)
+    try:
+        for _ in range(100):  # the first checks of every provider
+            if not app.tray.starting:
+                break
+            await asyncio.sleep(0.05)
+        assert app.tray.view.light is Light.GREEN
+        exo.stop()
+        async with httpx.AsyncClient() as http:
+            for _ in range(3):
+                response = await http.post(f"{app.server.url}/chat/completions",
+                                           headers={"Authorization": "Bearer e2e-token-" + "x" * 20},
+                                           json=ASK)
+                assert response.headers["x-exo-bridge-provider"] == "openrouter"
+        assert app.tray.view.light is Light.YELLOW
+        for _ in range(50):
+            if session_bus.received:
+                break
+            await asyncio.sleep(0.05)
+        assert [summary for _, summary, _ in session_bus.received] == [
+            "Exo Local offline — failing over to OpenRouter"]
+        exo.start()
+        await app.router.probe(config.provider("exo"))  # the next 5-second probe, at once
+        assert app.tray.view.light is Light.GREEN
+    finally:
+        app.quit.set()
+        await asyncio.wait_for(running, 20)
