@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -59,9 +59,6 @@ class HealthBook:
 
     def __getitem__(self, provider_id: str) -> ProviderHealth:
         return self._health[provider_id]
-
-    def __iter__(self) -> Iterator[ProviderHealth]:
-        return iter(self._health.values())
 
     def is_stale(self, provider_id: str, max_age_s: float) -> bool:
         return self._clock() - self._health[provider_id].snapshot_at > max_age_s

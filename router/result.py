@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.errors import Attempt, ExoBridgeError
+from router.errors import Attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,3 @@ def final_usage(upstream: Mapping[str, Any] | None, prompt_chars: int,
     prompt, completion = estimate_tokens(prompt_chars), estimate_tokens(completion_chars)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}, True
-
-
-class ResultUnavailable(ExoBridgeError):
-    """The stream has not finished, so there is no Result yet."""
