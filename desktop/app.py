@@ -62,12 +62,28 @@ def run_app(argv: Sequence[str]) -> int:
         print("Exo Bridge is already running; brought it forward.")
         return 0
     instance.listen()
+    _collect_garbage_in_the_gui_thread(app)
     desktop = DesktopApp(config, instance, quit_after_ready=args.quit_after_ready)
     desktop.config_path = Path(args.config) if args.config else None
     code = int(qasync.run(desktop.run()))
     if desktop.restart:  # new settings: start afresh on them
         os.execv(sys.executable, [sys.executable, "-m", "desktop.main", *argv])
     return code
+
+
+def _collect_garbage_in_the_gui_thread(app: object) -> None:
+    """Python's cycle collector runs in whichever thread happens to allocate (the ledger's
+    writer, a keychain call); a Qt widget it frees there would be destroyed off the GUI thread
+    and crash. So automatic collection is off and the GUI thread collects every 30 s."""
+    import gc
+
+    from PySide6.QtCore import QTimer
+
+    gc.disable()
+    timer = QTimer(app)  # type: ignore[call-overload]
+    timer.setInterval(30_000)
+    timer.timeout.connect(gc.collect)
+    timer.start()
 
 
 class DesktopApp:
@@ -83,6 +99,7 @@ class DesktopApp:
         self.token: str | None = None
         self.notice: str | None = None
         self.settings: object | None = None
+        self.chat: object | None = None
         self.restart = False
         self.config_path: Path | None = None
 
@@ -101,6 +118,7 @@ class DesktopApp:
                 self.router, self.tray = router, tray  # for the end-to-end test
                 tray.quit_requested.connect(self.quit.set)
                 tray.settings_requested.connect(lambda: self._open_settings(bridge))
+                tray.chat_requested.connect(lambda: self._open_chat(bridge))
                 self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
                 tray.show()
                 bridge.run(self._native_notifications(tray))
@@ -133,6 +151,13 @@ class DesktopApp:
         self.settings.show()
         self.settings.raise_()
         self.settings.activateWindow()
+
+    def _open_chat(self, bridge: object) -> None:
+        from desktop.windows.chat import ChatWindow
+
+        if self.chat is None:
+            self.chat = ChatWindow(bridge)  # type: ignore[arg-type]
+        self.chat.open()
 
     def _restart(self, _config: object) -> None:
         self.restart = True

@@ -43,6 +43,7 @@ class StatusWindow(QWidget):
 class Tray(QObject):
     quit_requested = Signal()
     settings_requested = Signal()
+    chat_requested = Signal()
     paused_changed = Signal(bool)
 
     def __init__(self, bridge: Bridge, *, endpoint_url: Callable[[], str | None],
@@ -81,6 +82,7 @@ class Tray(QObject):
             action.setEnabled(False)
             self._provider_actions.append(action)
         self.menu.addSeparator()
+        self.menu.addAction("Open chat", self.chat_requested.emit)
         self.menu.addAction("Settings…", self.settings_requested.emit)
         self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
         self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)
@@ -156,7 +158,7 @@ class Tray(QObject):
     # -- actions --------------------------------------------------------------------------
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:
-            self.bring_forward()
+            self.chat_requested.emit()
 
     def bring_forward(self) -> None:
         if self.status_window is None:

@@ -132,6 +132,11 @@ def tray_for(qapp, tmp_path):
     for tray in made:
         tray.timer.stop()
         tray.icon.hide()
+        if tray.status_window is not None:
+            tray.status_window.deleteLater()
+        tray.menu.deleteLater()
+        tray.deleteLater()
+    qapp.processEvents()
 
 
 async def test_failover_turns_yellow_with_one_notification_then_back_to_green(tray_for, make_config, exo,

@@ -36,6 +36,8 @@ async def window(qapp, config_file, tmp_path):
                              endpoint_token=lambda: "the-token")
         yield win
         win.close()
+        win.deleteLater()
+        qapp.processEvents()
 
 
 async def settle() -> None:

@@ -1,0 +1,142 @@
+"""The chat window (offscreen Qt) against the fake providers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+pytest.importorskip("PySide6", reason="the desktop extra is not installed")
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from desktop.windows.chat import ChatWindow, render_markdown
+from router import Router
+
+pytestmark = pytest.mark.usefixtures("keys_in_env")
+
+
+@pytest.fixture
+async def chat(qapp, make_config):
+    from desktop.bridge import Bridge
+
+    config, _ = make_config(idle_s=0.5)
+    async with Router(config) as router:
+        bridge = Bridge(router)
+        window = ChatWindow(bridge)
+        window.show()
+        yield window
+        window.stop()
+        await until(lambda: window.task is None)
+        window.close()
+        bridge.close()
+        # Qt objects die here, in the GUI thread: a garbage collection started by another
+        # thread (a fake provider's) must never be the one to destroy a widget.
+        window.deleteLater()
+        bridge.deleteLater()
+        qapp.processEvents()
+
+
+async def until(check, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_answer_streams_in_while_the_loop_stays_responsive(chat, exo):
+    exo.chunk_delay_s = 0.06
+    ticks = []
+
+    async def heartbeat():
+        while True:
+            ticks.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.01)
+
+    beat = asyncio.ensure_future(heartbeat())
+    chat.prompt.setPlainText("hello")
+    QTest.keyClick(chat.prompt, Qt.Key.Key_Return)
+    assert chat.send.text() == "Stop" and chat.prompt.toPlainText() == ""
+    seen = []
+    for _ in range(250):
+        seen.append(len(chat.turns[0].answer))
+        if chat.turns[0].done:
+            break
+        await asyncio.sleep(0.02)
+    await until(lambda: chat.task is None)
+    beat.cancel()
+    growth = sorted(set(seen))
+    assert len(growth) >= 4  # the text grew chunk by chunk, not all at once
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.1  # never frozen
+    assert "Hello from the fake provider ." in chat.transcript.toPlainText()
+    assert "Exo Local" in chat.status.text() and "free" in chat.status.text()
+    assert "first token" in chat.status.text()
+
+
+async def test_shift_enter_is_a_new_line(chat, exo):
+    chat.prompt.setPlainText("one")
+    chat.prompt.moveCursor(chat.prompt.textCursor().MoveOperation.End)
+    QTest.keyClick(chat.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert chat.turns == [] and chat.prompt.toPlainText() == "one\n"
+
+
+async def test_stop_cancels_upstream(chat, exo):
+    exo.chunk_delay_s = 0.1
+    chat.prompt.setPlainText("hello")
+    chat.submit()
+    await until(lambda: "Hello" in chat.turns[0].answer)
+    chat.send.click()  # Stop
+    await until(lambda: chat.task is None)
+    await until(lambda: exo.cancelled_streams == 1)
+    assert chat.turns[0].footer == "stopped" and chat.send.text() == "Send"
+
+
+async def test_footer_shows_failover_and_cost(chat, exo):
+    exo.stop()
+    chat.prompt.setPlainText("hello")
+    chat.submit()
+    await until(lambda: chat.task is None)
+    footer = chat.status.text()
+    assert footer.startswith("OpenRouter ↪ failover") and "$0.0000" in footer
+    assert chat.status.toolTip().startswith("exo refused (connection refused) → openrouter ok")
+
+
+async def test_failure_shows_attempts_and_retry_works(chat, exo, openrouter, hf):
+    exo.stop(); openrouter.stop(); hf.stop()
+    chat.prompt.setPlainText("hello")
+    chat.submit()
+    await until(lambda: chat.task is None)
+    text = chat.transcript.toPlainText()
+    assert "No answer" in text and "exo refused" in text and "Retry" in text
+    exo.start()
+    await chat.bridge.router.probe(chat.bridge.router.config.provider("exo"))
+    from PySide6.QtCore import QUrl
+    chat._on_link(QUrl("retry:0"))
+    await until(lambda: chat.task is None and chat.turns[-1].done)
+    assert len(chat.turns) == 1 and "Hello from the fake provider" in chat.transcript.toPlainText()
+
+
+async def test_conversation_keeps_history_until_new_chat(chat, exo):
+    for text in ("first", "second"):
+        chat.prompt.setPlainText(text)
+        chat.submit()
+        await until(lambda: chat.task is None)
+    sent = exo.chat_requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    chat.new_chat.click()
+    chat.prompt.setPlainText("third")
+    chat.submit()
+    await until(lambda: chat.task is None)
+    assert [m["content"] for m in exo.chat_requests[-1].body["messages"]] == ["third"]
+
+
+def test_code_blocks_are_monospaced():
+    rendered = render_markdown("see:\n```python\nprint('<hi>')\n```\ndone")
+    assert "<pre style='font-family: monospace'>print(&#x27;&lt;hi&gt;&#x27;)\n</pre>" in rendered
+    assert rendered.endswith("<br>done")
