@@ -100,6 +100,7 @@ class DesktopApp:
         self.notice: str | None = None
         self.settings: object | None = None
         self.chat: object | None = None
+        self.costs: object | None = None
         self.restart = False
         self.config_path: Path | None = None
 
@@ -119,6 +120,7 @@ class DesktopApp:
                 tray.quit_requested.connect(self.quit.set)
                 tray.settings_requested.connect(lambda: self._open_settings(bridge))
                 tray.chat_requested.connect(lambda: self._open_chat(bridge))
+                tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
                 self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
                 tray.show()
                 bridge.run(self._native_notifications(tray))
@@ -158,6 +160,17 @@ class DesktopApp:
         if self.chat is None:
             self.chat = ChatWindow(bridge)  # type: ignore[arg-type]
         self.chat.open()
+
+    def _open_costs(self, bridge: object, ledger: object | None) -> None:
+        if ledger is None:
+            print(f"exo-bridge: no cost graph without the usage ledger: {self.notice}",
+                  file=sys.stderr)
+            return
+        if self.costs is None:
+            from desktop.windows.costs import CostWindow  # imports pyqtgraph, only now
+
+            self.costs = CostWindow(bridge, ledger)  # type: ignore[arg-type]
+        self.costs.open()
 
     def _restart(self, _config: object) -> None:
         self.restart = True

@@ -44,6 +44,7 @@ class Tray(QObject):
     quit_requested = Signal()
     settings_requested = Signal()
     chat_requested = Signal()
+    costs_requested = Signal()
     paused_changed = Signal(bool)
 
     def __init__(self, bridge: Bridge, *, endpoint_url: Callable[[], str | None],
@@ -83,6 +84,7 @@ class Tray(QObject):
             self._provider_actions.append(action)
         self.menu.addSeparator()
         self.menu.addAction("Open chat", self.chat_requested.emit)
+        self.menu.addAction("Cost graph", self.costs_requested.emit)
         self.menu.addAction("Settings…", self.settings_requested.emit)
         self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
         self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import textwrap
 from collections.abc import Iterator
@@ -15,6 +16,15 @@ from tests.fakes.provider import FakeProvider
 
 OR_KEY = "sk-or-test-0123456789abcdef"
 HF_KEY = "hf_test0123456789abcdefghij"
+
+
+gc.disable()  # collections happen between tests, in the main thread (see desktop/app.py)
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_in_the_main_thread() -> Iterator[None]:
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
