@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check router desktop tests bench
+	$(BIN)/ruff check router desktop tests bench docs
 	$(BIN)/mypy router
 
 bench: install

@@ -44,6 +44,9 @@ async def main():
                 await asyncio.sleep(0.001)
             app.processEvents()
             print(f"{(time.perf_counter() - start) * 1000:.1f}")
+        window.close()
+        window.deleteLater()  # Qt objects go before the interpreter does
+        app.processEvents()
     ledger.close()
 asyncio.run(main())
 """
@@ -61,8 +64,11 @@ def main() -> None:
         env = {**os.environ, "EXO_BRIDGE_CONFIG": str(Path(tmp) / "none.toml")}
         runs = []
         for _ in range(args.runs):
-            out = subprocess.run([sys.executable, "-c", CHILD, tmp], capture_output=True, text=True,
-                                 env=env, check=True).stdout.split()
+            done = subprocess.run([sys.executable, "-c", CHILD, tmp], capture_output=True,
+                                  text=True, env=env)
+            if done.returncode:
+                sys.exit(f"the window process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            out = done.stdout.split()
             runs.append([float(x) for x in out])
     names = ("first `import pyqtgraph` (with numpy)", "build the window, query 7 days, draw",
              "switch to 30 days", "switch to 12 months by month")

@@ -66,6 +66,7 @@ def run_app(argv: Sequence[str]) -> int:
     desktop = DesktopApp(config, instance, quit_after_ready=args.quit_after_ready)
     desktop.config_path = Path(args.config) if args.config else None
     code = int(qasync.run(desktop.run()))
+    desktop.dispose()
     if desktop.restart:  # new settings: start afresh on them
         os.execv(sys.executable, [sys.executable, "-m", "desktop.main", *argv])
     return code
@@ -137,6 +138,18 @@ class DesktopApp:
             if ledger is not None:
                 ledger.close()
         return 0
+
+    def dispose(self) -> None:
+        """Destroy the windows and the tray before the interpreter exits (Qt objects destroyed
+        in an arbitrary order at exit can crash the process as it quits). Call it after the
+        event loop has stopped."""
+        import shiboken6
+
+        owned = [self.settings, self.chat, self.costs, getattr(self.tray, "status_window", None),
+                 getattr(self.tray, "menu", None), getattr(self.tray, "icon", None), self.tray]
+        for item in owned:
+            if item is not None and shiboken6.isValid(item):
+                shiboken6.delete(item)
 
     def _open_settings(self, bridge: object) -> None:
         """One settings window, brought forward if already open; saving restarts the app so

@@ -13,7 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
 OUT = Path(__file__).resolve().parent / "screenshots"
 
@@ -53,7 +53,8 @@ async def main() -> None:
 
     OUT.mkdir(exist_ok=True)
     exo, cloud, hf = FakeProvider("exo"), FakeProvider("openrouter"), FakeProvider("huggingface")
-    exo.reply = "Here is a loop in Python:\n```python\nfor i in range(3):\n    print(i)\n```\nIt prints 0, 1 and 2."
+    exo.reply = ("Here is a loop in Python:\n```python\nfor i in range(3):\n    print(i)\n```\n"
+                 "It prints 0, 1 and 2.")
     config = parse_config(config_text([exo.origin], cloud.base_url, hf.base_url), "screens")
     try:
         with tempfile.TemporaryDirectory() as tmp:

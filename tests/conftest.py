@@ -22,9 +22,9 @@ gc.disable()  # collections happen between tests, in the main thread (see deskto
 
 
 @pytest.fixture(autouse=True)
-def collect_garbage_in_the_main_thread() -> Iterator[None]:
+def collect_garbage_in_the_main_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    gc.collect()
+    gc.collect(2 if "qapp" in request.fixturenames else 1)
 
 
 @pytest.fixture(autouse=True)
