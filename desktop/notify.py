@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from router.config import NOTIFICATION_KINDS as KINDS
+
 WINDOW_S = 60.0
-KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly")
 
 
 @dataclass(frozen=True, slots=True)

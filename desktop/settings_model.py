@@ -40,6 +40,9 @@ class ServerEdit:
     port: int
 
 
+NotificationEdit = dict[str, bool]  # kind -> on
+
+
 class SettingsDocument:
     def __init__(self, path: Path | None = None):
         self.path = path or default_config_path()
@@ -65,7 +68,12 @@ class SettingsDocument:
         assert self.config is not None
         return ServerEdit(self.config.server.enabled, self.config.server.port)
 
-    def save(self, providers: list[ProviderEdit], server: ServerEdit) -> Config:
+    def notifications(self) -> NotificationEdit:
+        assert self.config is not None
+        return dict(self.config.notifications)
+
+    def save(self, providers: list[ProviderEdit], server: ServerEdit,
+             notifications: NotificationEdit | None = None) -> Config:
         """Apply the edits (priority = the order given) and write the file atomically.
         Raises ConfigError, writing nothing, if the result would not load."""
         tables = self._provider_tables()
@@ -78,6 +86,13 @@ class SettingsDocument:
             self.doc["server"] = section
         section["enabled"] = server.enabled
         section["port"] = server.port
+        if notifications is not None:
+            kinds = self.doc.get("notifications")
+            if kinds is None:
+                kinds = tomlkit.table()
+                self.doc["notifications"] = kinds
+            for kind, on in notifications.items():
+                kinds[kind] = on
         text = tomlkit.dumps(self.doc)
         config = parse_config(text, str(self.path))  # never write what would not load
         _write_atomically(self.path, text)

@@ -55,7 +55,7 @@ class Tray(QObject):
         self.router = bridge.router
         self.starting = True
         self.view = tray_view([], starting=True)
-        self.debouncer = Debouncer(clock)
+        self.debouncer = Debouncer(clock, enabled=dict(self.router.config.notifications))
         self.shown_notes: list[Note] = []  # what reached the user, newest last
         self.native: NativeNotifications | None = None  # else the tray balloon
         self._endpoint_url = endpoint_url

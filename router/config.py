@@ -71,7 +71,8 @@ _PROVIDER_KEYS = {
     "connect_timeout_s", "first_token_timeout_s", "idle_timeout_s", "api_key_env",
     "prompt_price_per_mtok", "completion_price_per_mtok",
 }
-_TOP_KEYS = {"providers", "models", "allow_paid_failover", "server"}
+_TOP_KEYS = {"providers", "models", "allow_paid_failover", "server", "notifications"}
+NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly")
 _SERVER_KEYS = {"enabled", "host", "port", "allowed_origins", "max_body_bytes"}
 _ID_RE = re.compile(r"^[a-z0-9-]+$")
 
@@ -126,6 +127,8 @@ class Config:
     models: Mapping[str, ModelAlias]
     allow_paid_failover: bool = True
     server: ServerConfig = field(default_factory=ServerConfig)
+    notifications: Mapping[str, bool] = field(
+        default_factory=lambda: dict.fromkeys(NOTIFICATION_KINDS, True))
     source: str = "<defaults>"
 
     def provider(self, provider_id: str) -> ProviderConfig:
@@ -225,7 +228,9 @@ class _Builder:
                             line=self.line_of(r"^\s*allow_paid_failover"))
         return Config(providers=tuple(sorted(providers, key=lambda p: p.priority)),
                       models=models, allow_paid_failover=paid,
-                      server=self.server(raw.get("server", {})), source=self.source)
+                      server=self.server(raw.get("server", {})),
+                      notifications=self.notifications(raw.get("notifications", {})),
+                      source=self.source)
 
     def providers(self, raw: Any) -> list[ProviderConfig]:
         if raw is None:
@@ -373,6 +378,18 @@ class _Builder:
                                 "list of strings", f'write {key} = "model-id"', line=key_line)
             ids[key] = tuple(values)
         return ModelAlias(name=name, ids=ids, allow_paid_failover=paid)
+
+    def notifications(self, raw: Any) -> dict[str, bool]:
+        """[notifications]: one true/false per kind (all on by default)."""
+        line = self.line_of(r"^\s*\[\s*notifications\s*\]")
+        if not isinstance(raw, dict):
+            raise self.fail("notifications must be a table", "write [notifications]", line=line)
+        for key, value in raw.items():
+            if key not in NOTIFICATION_KINDS or not isinstance(value, bool):
+                raise self.fail(f"bad notification setting {key!r}",
+                                f"use true/false for any of: {', '.join(NOTIFICATION_KINDS)}",
+                                line=self.line_of(rf"^\s*\"?{re.escape(key)}\"?\s*=", (line or 1) - 1))
+        return {kind: raw.get(kind, True) for kind in NOTIFICATION_KINDS}
 
     def server(self, raw: Any) -> ServerConfig:
         line = self.line_of(r"^\s*\[\s*server\s*\]")

@@ -140,3 +140,12 @@ def test_code_blocks_are_monospaced():
     rendered = render_markdown("see:\n```python\nprint('<hi>')\n```\ndone")
     assert "<pre style='font-family: monospace'>print(&#x27;&lt;hi&gt;&#x27;)\n</pre>" in rendered
     assert rendered.endswith("<br>done")
+
+
+async def test_recent_pass_through_models_join_the_picker(chat, openrouter):
+    chat.model.setCurrentText("anthropic/claude-sonnet-4")
+    chat.prompt.setPlainText("hi")
+    chat.submit()
+    await until(lambda: chat.task is None)
+    assert chat.model.findText("anthropic/claude-sonnet-4") >= 0
+    assert chat.model.itemText(0) == "llama-3.2-3b"

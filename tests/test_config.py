@@ -103,3 +103,11 @@ def test_server_section_and_alias_consent():
     assert config.server.port == 9000
     assert config.server.allowed_origins == ("http://localhost:3000",)
     assert config.models["llama-3.2-3b"].allow_paid_failover is False
+
+
+def test_notification_settings():
+    config = parse_config(DEFAULT_CONFIG_TOML + "\n[notifications]\nbudget = false\n", "t")
+    assert config.notifications == {"failover": True, "failback": True, "invalid-key": True,
+                                    "budget": False, "cost-anomaly": True}
+    err = error_for(DEFAULT_CONFIG_TOML + "\n[notifications]\nbudgets = false\n")
+    assert "budgets" in err.message and err.line is not None

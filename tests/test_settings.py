@@ -137,3 +137,19 @@ async def test_token_shown_on_request_and_start_at_login(window, tmp_path):
     assert window.token.text() == "the-token"
     window.start_at_login.setChecked(True)
     assert (tmp_path / "auto" / "exo-bridge.desktop").exists()
+
+
+async def test_notification_kinds_are_saved_and_honoured(window, config_file):
+    window.notify_boxes["budget"].setChecked(False)
+    window.save()
+    config = load_config(config_file)
+    assert config.notifications["budget"] is False and config.notifications["failover"] is True
+    from desktop.bridge import Bridge
+    from desktop.notify import Note
+    from desktop.tray import Tray
+
+    async with Router(config) as router:
+        tray = Tray(Bridge(router), endpoint_url=lambda: None, endpoint_token=lambda: None)
+        assert not tray.debouncer.offer(Note("budget", "openrouter", "t", "b"))
+        assert tray.debouncer.offer(Note("failover", "exo", "t", "b"))
+        tray.deleteLater()

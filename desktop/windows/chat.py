@@ -146,6 +146,7 @@ class ChatWindow(QWidget):
         self.ask(Turn(text))
 
     def ask(self, turn: Turn) -> None:
+        self._remember_model(self.model.currentText().strip())
         self.turns.append(turn)
         request = {"model": self.model.currentText().strip() or None,
                    "messages": self._messages()}
@@ -153,6 +154,11 @@ class ChatWindow(QWidget):
         self._timer.start()
         self.task = self.bridge.run(self._stream(turn, request))
         self.task.add_done_callback(lambda _: self._finished())
+
+    def _remember_model(self, model: str) -> None:
+        """Recent pass-through ids join the aliases in the picker."""
+        if model and self.model.findText(model) < 0:
+            self.model.addItem(model)
 
     def _messages(self) -> list[dict[str, str]]:
         messages = []

@@ -319,6 +319,16 @@ class SettingsWindow(QWidget):
         layout.addWidget(self.start_at_login)
         if not self.autostart.supported:
             layout.addWidget(QLabel("On this system, add Exo Bridge to your login items by hand."))
+        layout.addWidget(QLabel("Notify me when…"))
+        labels = {"failover": "requests fail over to the cloud", "failback": "exo is back",
+                  "invalid-key": "a key is rejected", "budget": "a budget reaches 80% or runs out",
+                  "cost-anomaly": "a reported cost looks wrong"}
+        self.notify_boxes = {}
+        for kind, on in self.document.notifications().items():
+            box = QCheckBox(labels.get(kind, kind))
+            box.setChecked(on)
+            self.notify_boxes[kind] = box
+            layout.addWidget(box)
         layout.addStretch()
         return tab
 
@@ -327,7 +337,9 @@ class SettingsWindow(QWidget):
         self.providers.collect()
         server = ServerEdit(self.endpoint_enabled.isChecked(), self.port.value())
         try:
-            config: Config = self.document.save(self.providers.edits, server)
+            config: Config = self.document.save(
+                self.providers.edits, server,
+                {kind: box.isChecked() for kind, box in self.notify_boxes.items()})
         except ConfigError as exc:
             self.error.setText(f"Not saved: {exc}")
             self.error.show()
