@@ -205,13 +205,13 @@ class Router:
                 for ready in run.held:  # an answer without any content token
                     sink.provider = run.provider.id
                     yield ready
+                await self._prices_for(run.provider)
             except ProviderFailure as failure:
                 self._failed(trace, run, failure)
                 continue
             except (asyncio.CancelledError, GeneratorExit):
                 self._cancelled(trace, run)
                 raise
-            await self._prices_for(run.provider)
             sink.result = self._succeeded(trace, run)
             if self.ledger is not None:  # durable (journaled) before the answer is delivered
                 self.ledger.record(self._rows(trace, sink.result))

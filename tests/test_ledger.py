@@ -339,3 +339,18 @@ def test_kill_9_loses_no_delivered_request(make_config, tmp_path: Path, exo):
         reopened.close()
     assert set(delivered) <= set(stored)
     assert len(stored) == len(set(stored))  # nothing counted twice
+
+
+async def test_a_cancelled_request_releases_its_reservation(make_config, exo):
+    config, _ = make_config(exo_extra="daily_request_limit = 5\ndaily_token_limit = 100000")
+    exo.chunk_delay_s = 0.05
+    async with Router(config) as router:
+        task = asyncio.ensure_future(router.chat(ASK))
+        await asyncio.sleep(0.12)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        held = router.budget.reserved["exo"]
+        used = router.budget.today("exo")
+    assert (held.requests, held.tokens) == (0, 0)  # nothing stays reserved
+    assert used.requests == 1 and used.tokens > 0  # the call was made: it counts, with its tokens
