@@ -32,6 +32,24 @@ def process_age_ms() -> float:
 _LOADED = time.perf_counter()
 
 
+# Qt's X11 platform plugin needs these system libraries; without them Qt aborts the process.
+X11_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4",
+                 "xcb-keysyms": "libxcb-keysyms1", "xkbcommon-x11": "libxkbcommon-x11-0"}
+
+
+def missing_x11_libraries(environ: dict[str, str] | None = None) -> list[str]:
+    """Debian package names of the libraries Qt would abort for, on an X11 session."""
+    import ctypes.util
+
+    env = os.environ if environ is None else environ
+    platform = env.get("QT_QPA_PLATFORM", "")
+    on_x11 = sys.platform.startswith("linux") and bool(env.get("DISPLAY")) and (
+        platform.startswith("xcb") or (not platform and not env.get("WAYLAND_DISPLAY")))
+    if not on_x11:
+        return []
+    return [package for name, package in X11_LIBRARIES.items() if ctypes.util.find_library(name) is None]
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="exo-bridge", description="The Exo Bridge tray app "
                                      "(`exo-bridge --help-commands` lists the headless commands).")
@@ -49,6 +67,13 @@ def run_app(argv: Sequence[str]) -> int:
         print(f"exo-bridge: {exc}", file=sys.stderr)
         return 2
     import qasync
+    missing = missing_x11_libraries()
+    if missing:
+        print("exo-bridge: the tray app needs these system libraries for X11: "
+              f"{', '.join(missing)} (Debian/Ubuntu: sudo apt install {' '.join(missing)}). "
+              "Headless use works without them: `exo-bridge serve`, `exo-bridge ask`.",
+              file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication  # before qasync, so it picks PySide6
 
     from desktop.single_instance import SingleInstance

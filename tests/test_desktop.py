@@ -308,3 +308,17 @@ async def test_real_app_turns_yellow_notifies_once_and_fails_back(qapp, session_
     finally:
         app.quit.set()
         await asyncio.wait_for(running, 20)
+
+
+def test_missing_x11_libraries_are_named_instead_of_a_qt_abort(monkeypatch):
+    import ctypes.util
+
+    from desktop import app
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else "x")
+    assert app.missing_x11_libraries({"DISPLAY": ":0"}) == ["libxcb-cursor0"]
+    assert app.missing_x11_libraries({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}) == []
+    assert app.missing_x11_libraries({"WAYLAND_DISPLAY": "wayland-0"}) == []
+    monkeypatch.setattr(app, "missing_x11_libraries", lambda: ["libxcb-cursor0"])
+    assert app.run_app([]) == 2
