@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check router desktop tests bench docs
+	$(BIN)/ruff check router desktop tests bench docs packaging
 	$(BIN)/mypy router
 
 bench: install

@@ -34,7 +34,10 @@ class Result:
 
     @property
     def failed_over(self) -> bool:
-        return any(a.outcome != "ok" and a.called for a in self.attempts)
+        """True when a provider before the one that answered failed or was skipped for its
+        health, budget or readiness (not for being disabled, keyless or not allowed)."""
+        policy = {"disabled", "no-key", "not-allowed"}
+        return any(a.outcome != "ok" and str(a.outcome) not in policy for a in self.attempts)
 
     def as_json(self) -> dict[str, Any]:
         return {"response": self.text, "provider_used": self.provider_used, "model": self.model,

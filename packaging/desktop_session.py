@@ -1,0 +1,231 @@
+"""The app on a real desktop session: Xvfb, a tray host (trayer), a notification daemon (dunst)
+and an unlocked gnome-keyring, all inside this D-Bus session. Run through
+`packaging/desktop-session-check`, which starts the session and installs what it needs.
+
+Checks, end to end:
+1. the tray icon appears in the tray host, green;
+2. `exo-bridge keys set openrouter` stores the key in the real Secret Service and the app uses it;
+3. stopping exo turns the icon yellow and a notification reaches dunst;
+4. the chat window, opened with xdotool, answers through the failover provider;
+5. screenshots of the tray menu, the chat window and the cost window go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+EXE = str(Path(sys.executable).with_name("exo-bridge"))
+SHOTS = ROOT / "docs" / "screenshots"
+KEY = "sk-or-desktop-session-0123456789"
+TOKEN = "desktop-session-token-0123456789"
+PORT = 18741
+DISPLAY = ":87"
+TRAY = (200, 32)  # trayer's size, top right
+SCREEN = (1024, 700)
+
+
+class Session:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[str]] = []
+        self.env = {**os.environ, "DISPLAY": DISPLAY, "XDG_CONFIG_HOME": str(tmp / "xdg"),
+                    "XDG_DATA_HOME": str(tmp / "share"), "EXO_BRIDGE_DATA_DIR": str(tmp / "data"),
+                    "EXO_BRIDGE_TOKEN": TOKEN, "XDG_RUNTIME_DIR": str(tmp)}
+        for name in ("QT_QPA_PLATFORM", "PYTHON_KEYRING_BACKEND", "OPENROUTER_API_KEY", "HF_TOKEN"):
+            self.env.pop(name, None)
+
+    def start(self, *command: str, **kw: object) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(list(command), env=self.env, text=True, **kw)  # type: ignore[call-overload]
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    def screenshot(self, path: Path) -> Path:
+        subprocess.run(["import", "-window", "root", str(path)], env=self.env, check=True)
+        return path
+
+    def pixel(self, path: Path, x: int, y: int) -> tuple[int, int, int]:
+        out = subprocess.run(["convert", str(path), "-crop", f"1x1+{x}+{y}", "-depth", "8", "txt:-"],
+                             capture_output=True, text=True, check=True).stdout
+        rgb = out.splitlines()[1].split("(")[1].split(")")[0].split(",")[:3]
+        return int(float(rgb[0])), int(float(rgb[1])), int(float(rgb[2]))
+
+
+def icon_colour(session: Session, name: str) -> str:
+    """The colour at the middle of the tray's only icon (trayer packs icons from the right)."""
+    shot = session.screenshot(session.tmp / f"{name}.png")
+    x, y = SCREEN[0] - 12, TRAY[1] // 2
+    r, g, b = session.pixel(shot, x, y)
+    if g > 150 and r < 120:
+        return "green"
+    if r > 200 and g > 150 and b < 100:
+        return "yellow"
+    if r > 180 and g < 120:
+        return "red"
+    return f"rgb({r},{g},{b})"
+
+
+def wait_for(check, seconds: float, what: str):  # type: ignore[no-untyped-def]
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise SystemExit(f"FAIL: {what}")
+
+
+def fake(session: Session, flavor: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = session.start(sys.executable, "-m", "tests.fakes.serve", flavor, *extra,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT))
+    assert proc.stdout is not None
+    return proc, f"http://127.0.0.1:{proc.stdout.readline().split()[1]}"
+
+
+def write_config(tmp: Path, exo_url: str, or_url: str) -> Path:
+    path = tmp / "config.toml"
+    path.write_text(f'''[[providers]]
+id = "exo"
+kind = "exo"
+name = "Exo Local"
+base_urls = ["{exo_url}"]
+priority = 0
+
+[[providers]]
+id = "openrouter"
+kind = "openrouter"
+name = "OpenRouter"
+base_url = "{or_url}/api/v1"
+priority = 1
+paid = true
+
+[models."llama-3.2-3b"]
+exo = ["mlx-community/Llama-3.2-3B-Instruct-4bit"]
+openrouter = "meta-llama/llama-3.2-3b-instruct"
+
+[server]
+port = {PORT}
+''')
+    return path
+
+
+def desktop(session: Session) -> None:
+    session.start("Xvfb", DISPLAY, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    keyring = subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets"],
+                             input="session-password\n", capture_output=True, text=True, env=session.env)
+    for line in keyring.stdout.splitlines():
+        name, _, value = line.partition("=")
+        if name and value:
+            session.env[name] = value
+    session.start("trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width",
+                  str(TRAY[0]), "--heighttype", "pixel", "--height", str(TRAY[1]), "--tint",
+                  "0xdddddd", "--transparent", "false", stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
+    session.start("dunst", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+
+
+def check(session: Session) -> None:
+    exo, exo_url = fake(session, "exo")
+    _, or_url = fake(session, "openrouter", "--key", KEY)
+    config = write_config(session.tmp, exo_url, or_url)
+    session.env["EXO_BRIDGE_CONFIG"] = str(config)
+
+    stored = subprocess.run([EXE, "keys", "set", "openrouter"], input=KEY + "\n", text=True,
+                            capture_output=True, env=session.env)
+    assert stored.returncode == 0, stored.stderr
+    found = subprocess.run(["secret-tool", "lookup", "service", "exo-bridge", "username", "openrouter"],
+                           capture_output=True, text=True, env=session.env).stdout.strip()
+    assert found == KEY, "the key is not in the Secret Service"
+    print("ok 2a: `keys set` stored the key in the real Secret Service")
+
+    app = session.start(EXE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert app.stdout is not None
+    assert app.stdout.readline().startswith("ready in"), "the app did not start"
+    wait_for(lambda: icon_colour(session, "start") == "green", 15, "the icon never turned green")
+    print("ok 1: the tray icon is in the tray host, green")
+
+    subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", "3"],
+                   env=session.env, check=True)
+    time.sleep(1)
+    shutil.copy(session.screenshot(session.tmp / "menu.png"), SHOTS / "tray-menu.png")
+    subprocess.run(["xdotool", "key", "Escape"], env=session.env, check=True)
+
+    exo.terminate()
+    exo.wait(5)
+    answer = httpx.post(f"http://127.0.0.1:{PORT}/v1/chat/completions", timeout=20,
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                        json={"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-exo-bridge-attempts"].endswith("openrouter:ok"), answer.headers
+    print("ok 2b: the app answered through OpenRouter with the key from the keychain")
+    wait_for(lambda: icon_colour(session, "failover") == "yellow", 15, "the icon never turned yellow")
+    print("ok 3a: exo stopped, the icon is yellow")
+    history = wait_for(lambda: "failing over to OpenRouter" in subprocess.run(
+        ["dunstctl", "history"], capture_output=True, text=True, env=session.env).stdout and "yes",
+        15, "no notification reached dunst")
+    assert history
+    print("ok 3b: the failover notification reached org.freedesktop.Notifications (dunst)")
+
+    subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", "1"],
+                   env=session.env, check=True)
+    window = wait_for(lambda: subprocess.run(["xdotool", "search", "--name", "Exo Bridge — Chat"],
+                                             capture_output=True, text=True, env=session.env)
+                      .stdout.split(), 10, "the chat window did not open")[0]
+    subprocess.run(["xdotool", "windowactivate", "--sync", window], env=session.env)
+    subprocess.run(["xdotool", "type", "--delay", "20", "hello from xdotool"], env=session.env, check=True)
+    subprocess.run(["xdotool", "key", "Return"], env=session.env, check=True)
+    ledger = Path(session.env["EXO_BRIDGE_DATA_DIR"]) / "usage.sqlite3"
+
+    def streamed_answer() -> bool:
+        """A streamed OpenRouter answer in the ledger (or still in its journal): the chat's."""
+        journal = ledger.with_name(ledger.name + ".journal")
+        rows = [json.loads(line) for line in journal.read_text().splitlines() if line] \
+            if journal.exists() else []
+        with sqlite3.connect(ledger) as conn:
+            done = conn.execute("SELECT count(*) FROM attempts WHERE provider = 'openrouter' "
+                                "AND outcome = 'ok' AND streamed = 1").fetchone()[0]
+        return done > 0 or any(r[5] == "openrouter" and r[6] == "ok" and r[8] == 1 for r in rows)
+
+    wait_for(streamed_answer, 15, "the chat window got no answer")
+    time.sleep(0.5)
+    subprocess.run(["import", "-window", window, str(SHOTS / "chat-real.png")], env=session.env,
+                   check=True)
+    print("ok 4: the chat window, driven by xdotool, answered through OpenRouter")
+
+
+def main() -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        session = Session(Path(tmp))
+        try:
+            desktop(session)
+            check(session)
+        finally:
+            session.close()
+    print("desktop session: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
