@@ -1,6 +1,7 @@
 """The app on a real desktop session: Xvfb, a tray host (trayer), a notification daemon (dunst)
 and an unlocked gnome-keyring, all inside this D-Bus session. Run through
-`packaging/desktop-session-check`, which starts the session and installs what it needs.
+`packaging/desktop-session-check` (a script, not a package: `packaging` is a PyPI
+library name), which starts the session and installs what it needs.
 
 Checks, end to end:
 1. the tray icon appears in the tray host, green;
