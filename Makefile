@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench package package-check clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/router_overhead.py
+
+# A one-folder app in build/dist/exo-bridge (PyInstaller), then its own `status --json`.
+package: install
+	$(BIN)/python -m pip install --quiet 'pyinstaller>=6'
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath build/dist --workpath build/work \
+		packaging/exo-bridge.spec
+
+package-check:
+	EXO_BRIDGE_CONFIG=build/no-config.toml EXO_BRIDGE_DATA_DIR=build/package-check \
+		build/dist/exo-bridge/exo-bridge status --json | $(BIN)/python -c \
+		'import json, sys; ids = [p["id"] for p in json.load(sys.stdin)["providers"]]; \
+		assert ids == ["exo", "openrouter", "huggingface"], ids; print("frozen app OK:", ids)'
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -160,6 +160,12 @@ def check(session: Session) -> None:
                            capture_output=True, text=True, env=session.env).stdout.strip()
     assert found == KEY, "the key is not in the Secret Service"
     print("ok 2a: `keys set` stored the key in the real Secret Service")
+    frozen = ROOT / "build" / "dist" / "exo-bridge" / "exo-bridge"
+    if frozen.exists():  # keyring's backends must survive freezing
+        listed = subprocess.run([str(frozen), "keys", "list"], capture_output=True, text=True,
+                                env=session.env).stdout
+        assert "keychain" in listed and KEY[-4:] in listed and KEY not in listed, listed
+        print("ok 2c: the frozen app reads the key from the Secret Service too")
 
     app = session.start(EXE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert app.stdout is not None
