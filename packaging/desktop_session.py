@@ -221,6 +221,18 @@ def check(session: Session) -> None:
                    check=True)
     print("ok 4: the chat window, driven by xdotool, answered through OpenRouter")
 
+    subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", "3"],
+                   env=session.env, check=True)
+    time.sleep(1)
+    subprocess.run(["xdotool", "key", "Down", "Down", "Return"], env=session.env, check=True)
+    costs = wait_for(lambda: subprocess.run(["xdotool", "search", "--name", "Exo Bridge — Costs"],
+                                            capture_output=True, text=True, env=session.env)
+                     .stdout.split(), 15, "the cost window did not open")[0]
+    time.sleep(2)  # pyqtgraph's first import, the query, the drawing
+    subprocess.run(["import", "-window", costs, str(SHOTS / "costs-real.png")], env=session.env,
+                   check=True)
+    print("ok 5: screenshots of the tray menu, the chat and the cost window in docs/screenshots")
+
 
 def main() -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -48,13 +48,18 @@ def metric_value(row: UsageRow, metric: str) -> float:
     return row.cost_usd
 
 
+def money(usd: float) -> str:
+    """Dollars with the precision small figures need ($0.000042, not $0.0000)."""
+    return f"${usd:.4f}" if usd >= 0.01 or usd == 0 else f"${usd:.6f}"
+
+
 def totals_text(rows: list[UsageRow]) -> str:
     requests = sum(r.requests for r in rows)
     failovers = sum(r.failovers for r in rows)
     rate = 100.0 * failovers / requests if requests else 0.0
-    return (f"cost ${sum(r.cost_usd for r in rows):.4f} · "
+    return (f"cost {money(sum(r.cost_usd for r in rows))} · "
             f"{sum(r.prompt_tokens + r.completion_tokens for r in rows):,} tokens · "
-            f"{requests:,} requests · saved ${sum(r.saved_usd for r in rows):.4f} · "
+            f"{requests:,} requests · saved {money(sum(r.saved_usd for r in rows))} · "
             f"failover rate {rate:.1f}%")
 
 
@@ -142,7 +147,9 @@ class CostWindow(QWidget):
 
     def draw(self) -> None:
         """Update the existing plot items' data (nothing is rebuilt)."""
-        _, _, by = self.span()
+        since, until, by = self.span()
+        self.main.setXRange(period_start(since.isoformat()), period_start(until.isoformat()) + DAY_S,
+                            padding=0.02)
         width = DAY_S * (0.8 if by == "day" else 24)  # a bar is centred in its day or month
         middle = DAY_S * (0.5 if by == "day" else 15)
         metric = self.metric_box.currentText()
