@@ -152,7 +152,25 @@ def check(session: Session) -> None:
     _, or_url = fake(session, "openrouter", "--key", KEY)
     config = write_config(session.tmp, exo_url, or_url)
     session.env["EXO_BRIDGE_CONFIG"] = str(config)
+    check_keys(session)
+    check_tray(session)
+    check_failover(session, exo)
+    check_chat(session)
+    check_costs(session)
 
+
+def click_icon(session: Session, button: str) -> None:
+    subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", button],
+                   env=session.env, check=True)
+
+
+def window_named(session: Session, name: str, what: str) -> str:
+    return str(wait_for(lambda: subprocess.run(["xdotool", "search", "--name", name],
+                                               capture_output=True, text=True, env=session.env)
+                        .stdout.split(), 15, what)[0])
+
+
+def check_keys(session: Session) -> None:
     stored = subprocess.run([EXE, "keys", "set", "openrouter"], input=KEY + "\n", text=True,
                             capture_output=True, env=session.env)
     assert stored.returncode == 0, stored.stderr
@@ -167,18 +185,20 @@ def check(session: Session) -> None:
         assert "keychain" in listed and KEY[-4:] in listed and KEY not in listed, listed
         print("ok 2c: the frozen app reads the key from the Secret Service too")
 
+
+def check_tray(session: Session) -> None:
     app = session.start(EXE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert app.stdout is not None
     assert app.stdout.readline().startswith("ready in"), "the app did not start"
     wait_for(lambda: icon_colour(session, "start") == "green", 15, "the icon never turned green")
     print("ok 1: the tray icon is in the tray host, green")
-
-    subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", "3"],
-                   env=session.env, check=True)
+    click_icon(session, "3")
     time.sleep(1)
     shutil.copy(session.screenshot(session.tmp / "menu.png"), SHOTS / "tray-menu.png")
     subprocess.run(["xdotool", "key", "Escape"], env=session.env, check=True)
 
+
+def check_failover(session: Session, exo: subprocess.Popen[str]) -> None:
     exo.terminate()
     exo.wait(5)
     answer = httpx.post(f"http://127.0.0.1:{PORT}/v1/chat/completions", timeout=20,
@@ -195,11 +215,10 @@ def check(session: Session) -> None:
     assert history
     print("ok 3b: the failover notification reached org.freedesktop.Notifications (dunst)")
 
-    subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", "1"],
-                   env=session.env, check=True)
-    window = wait_for(lambda: subprocess.run(["xdotool", "search", "--name", "Exo Bridge — Chat"],
-                                             capture_output=True, text=True, env=session.env)
-                      .stdout.split(), 10, "the chat window did not open")[0]
+
+def check_chat(session: Session) -> None:
+    click_icon(session, "1")
+    window = window_named(session, "Exo Bridge — Chat", "the chat window did not open")
     subprocess.run(["xdotool", "windowactivate", "--sync", window], env=session.env)
     subprocess.run(["xdotool", "type", "--delay", "20", "hello from xdotool"], env=session.env, check=True)
     subprocess.run(["xdotool", "key", "Return"], env=session.env, check=True)
@@ -221,13 +240,12 @@ def check(session: Session) -> None:
                    check=True)
     print("ok 4: the chat window, driven by xdotool, answered through OpenRouter")
 
-    subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", "3"],
-                   env=session.env, check=True)
+
+def check_costs(session: Session) -> None:
+    click_icon(session, "3")
     time.sleep(1)
     subprocess.run(["xdotool", "key", "Down", "Down", "Return"], env=session.env, check=True)
-    costs = wait_for(lambda: subprocess.run(["xdotool", "search", "--name", "Exo Bridge — Costs"],
-                                            capture_output=True, text=True, env=session.env)
-                     .stdout.split(), 15, "the cost window did not open")[0]
+    costs = window_named(session, "Exo Bridge — Costs", "the cost window did not open")
     time.sleep(2)  # pyqtgraph's first import, the query, the drawing
     subprocess.run(["import", "-window", costs, str(SHOTS / "costs-real.png")], env=session.env,
                    check=True)
