@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
 
 from desktop.bridge import Bridge
-from desktop.icons import dot_icon, dot_pixmap
+from desktop.icons import dot_icon, dot_pixmap, provider_colours, swatch_icon
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, TrayView, tray_view
 
@@ -78,8 +78,9 @@ class Tray(QObject):
 
     # -- building -------------------------------------------------------------------------
     def _build_menu(self) -> None:
-        for _ in self.router.config.providers:
-            action = self.menu.addAction("")
+        colours = provider_colours([p.id for p in self.router.config.providers])
+        for provider in self.router.config.providers:
+            action = self.menu.addAction(swatch_icon(colours[provider.id]), "")
             action.setEnabled(False)
             self._provider_actions.append(action)
         self.menu.addSeparator()

@@ -122,3 +122,16 @@ def test_pyqtgraph_is_not_imported_by_the_tray():
             "desktop.windows.chat, desktop.windows.settings; print('pyqtgraph' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_provider_colours_match_the_tray_menu(window, tmp_path):
+    from desktop.autostart import Autostart
+    from desktop.tray import Tray
+
+    tray = Tray(window.bridge, endpoint_url=lambda: None, endpoint_token=lambda: None,
+                autostart=Autostart(tmp_path))
+    for action, provider in zip(tray._provider_actions, window.bridge.router.config.providers, strict=True):
+        swatch = action.icon().pixmap(16, 16).toImage().pixelColor(8, 8).name()
+        bar = window.bars[provider.id].opts["brush"]
+        assert swatch == bar
+    tray.deleteLater()

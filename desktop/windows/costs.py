@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge
-from desktop.icons import PROVIDER_COLOURS
+from desktop.icons import provider_colours
 from router.ledger import Ledger
 from router.usage import COLUMNS, UsageRow, summary
 
@@ -71,8 +71,7 @@ class CostWindow(QWidget):
         self.bridge, self.ledger = bridge, ledger
         self._today = today
         self.rows: list[UsageRow] = []
-        self.colours = {p.id: PROVIDER_COLOURS[i % len(PROVIDER_COLOURS)]
-                        for i, p in enumerate(bridge.router.config.providers)}
+        self.colours = provider_colours([p.id for p in bridge.router.config.providers])
         self.range_box = QComboBox()
         self.range_box.addItems(list(RANGES))
         self.metric_box = QComboBox()
