@@ -50,6 +50,13 @@ def missing_x11_libraries(environ: dict[str, str] | None = None) -> list[str]:
     return [package for name, package in X11_LIBRARIES.items() if ctypes.util.find_library(name) is None]
 
 
+def no_display(environ: dict[str, str] | None = None) -> bool:
+    """True on Linux with no graphical session to show a tray in (Qt would abort)."""
+    env = os.environ if environ is None else environ
+    return (sys.platform.startswith("linux") and not env.get("QT_QPA_PLATFORM")
+            and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"))
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="exo-bridge", description="The Exo Bridge tray app "
                                      "(`exo-bridge --help-commands` lists the headless commands).")
@@ -67,6 +74,11 @@ def run_app(argv: Sequence[str]) -> int:
         print(f"exo-bridge: {exc}", file=sys.stderr)
         return 2
     import qasync
+    if no_display():
+        print("exo-bridge: no graphical session here (neither DISPLAY nor WAYLAND_DISPLAY is set), "
+              "so there is no tray to show. Headless, use `exo-bridge serve` (the local endpoint) "
+              "or `exo-bridge ask`.", file=sys.stderr)
+        return 2
     missing = missing_x11_libraries()
     if missing:
         print("exo-bridge: the tray app needs these system libraries for X11: "

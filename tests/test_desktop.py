@@ -322,3 +322,15 @@ def test_missing_x11_libraries_are_named_instead_of_a_qt_abort(monkeypatch):
     assert app.missing_x11_libraries({"WAYLAND_DISPLAY": "wayland-0"}) == []
     monkeypatch.setattr(app, "missing_x11_libraries", lambda: ["libxcb-cursor0"])
     assert app.run_app([]) == 2
+
+
+def test_no_graphical_session_is_a_clear_message(monkeypatch, capsys):
+    from desktop import app
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert app.no_display({}) is True
+    assert app.no_display({"DISPLAY": ":0"}) is False
+    assert app.no_display({"QT_QPA_PLATFORM": "offscreen"}) is False
+    monkeypatch.setattr(app, "no_display", lambda: True)
+    assert app.run_app([]) == 2
+    assert "exo-bridge serve" in capsys.readouterr().err
