@@ -150,11 +150,6 @@ class Budget:
                 return f"over budget: {unit}s {spent:g}/{limit:g}; resets {self._reset_text()}"
         return None
 
-    def fraction_used(self, provider: ProviderConfig) -> float:
-        used, _ = self._counts(provider.id)
-        return max((spent / limit for limit, spent, _w, _u in
-                    self._limits(provider, used, DayCounts(), 0, 0.0) if limit), default=0.0)
-
     def today(self, provider_id: str) -> DayCounts:
         self._roll()
         return self._counts(provider_id)[0]

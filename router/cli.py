@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -35,7 +35,6 @@ from router.result import Result
 from router.server import LOOPBACK_HOSTS, EndpointError, EndpointServer
 
 EXIT_OK, EXIT_USAGE, EXIT_UNANSWERED = 0, 2, 3
-Command = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
