@@ -21,6 +21,9 @@ from router.errors import ConfigError
 
 APP_NAME = "exo-bridge"
 KINDS = ("exo", "openrouter", "huggingface", "openai")
+# Where a provider of each kind is, when its table gives no base_url (exo: this machine's node).
+DEFAULT_BASE_URLS = {"exo": "http://localhost:52415", "openrouter": "https://openrouter.ai/api/v1",
+                     "huggingface": "https://router.huggingface.co/v1"}
 
 DEFAULT_CONFIG_TOML = """\
 [[providers]]
@@ -333,6 +336,11 @@ class _Builder:
         if "base_url" in table and "base_urls" in table:
             raise self.fail("both base_url and base_urls given", "keep only one",
                             line=self.provider_line(index, "base_urls"))
+        if "base_url" not in table and "base_urls" not in table:
+            if kind in DEFAULT_BASE_URLS:
+                return (DEFAULT_BASE_URLS[kind],)
+            raise self.fail("base_url is missing (an OpenAI-compatible server has no default)",
+                            'write base_url = "https://host/v1"', line=self.provider_line(index, "kind"))
         value = table.get("base_urls", table.get("base_url"))
         key = "base_urls" if "base_urls" in table else "base_url"
         urls = [value] if isinstance(value, str) else value

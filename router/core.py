@@ -9,9 +9,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from router import catalog
 from router.budget import Budget, utc_now
@@ -43,8 +41,11 @@ from router.providers import HealthState, Snapshot, adapter_for
 from router.result import Result, final_usage, text_length, validate_request
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
-from router.transport import HttpxWire, Wire, make_client_and_wire
 from router.usage import today_counts
+from router.wire import Wire
+
+if TYPE_CHECKING:
+    import httpx
 
 EXO_PROBE_INTERVAL_S = 5.0
 CLOUD_PROBE_INTERVAL_S = 900.0
@@ -99,6 +100,8 @@ class Router:
         self._http = http
         self._wire: Wire | None = None
         self._owns_http = http is None
+        self._wire_loaded: asyncio.Task[Wire] | None = None
+        self._http_loaded: asyncio.Task[httpx.AsyncClient] | None = None
         self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._intervals = {"exo": timing.exo_probe_interval_s}
@@ -107,8 +110,13 @@ class Router:
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
         if self._http is None:
-            self._http, self._wire = make_client_and_wire()
-        elif self._wire is None:
+            # aiohttp and httpx (~200 ms of imports) load in a worker thread while the app shows
+            # itself; a request waits for the wire only if it comes first, a probe for the client.
+            self._wire_loaded = self.spawn(asyncio.to_thread(_load_wire))
+            self._http_loaded = self.spawn(self._load_http(self._wire_loaded))
+        else:
+            from router.http_client import HttpxWire  # the caller's httpx is loaded already
+
             self._wire = HttpxWire(self._http)
         # Keys load in the background (the keychain may be slow to answer or to import);
         # a request waits for them only if it comes first.
@@ -119,12 +127,31 @@ class Router:
         self.spawn(self._refresh_prices())
         return self
 
+    async def _load_http(self, wire_loaded: asyncio.Task[Wire]) -> httpx.AsyncClient:
+        wire = await wire_loaded
+        return await asyncio.to_thread(_load_http_client, wire)
+
+    async def wire(self) -> Wire:
+        """The chat wire, once its HTTP library has loaded."""
+        if self._wire is None:
+            assert self._wire_loaded is not None, "use the Router as `async with Router(config)`"
+            self._wire = await asyncio.shield(self._wire_loaded)
+        return self._wire
+
+    async def http(self) -> httpx.AsyncClient:
+        """The httpx client for probes, price lists and key checks, once it has loaded."""
+        if self._http is None:
+            if self._http_loaded is None:
+                raise RuntimeError("use the Router as `async with Router(config) as router`")
+            self._http = await asyncio.shield(self._http_loaded)
+        return self._http
+
     async def _refresh_prices(self) -> None:
         """Prices for the savings figure and the reported-cost cross-check."""
         await self.keys_ready()
         for provider in self.config.providers:
             if provider.paid and provider.enabled and self.has_key(provider):
-                self.spawn(self.pricer.refresh(self.http, provider))
+                self.spawn(self.pricer.refresh(await self.http(), provider))
 
     async def keys_ready(self) -> None:
         if self._keys_loaded is not None and not self._keys_loaded.done():
@@ -137,14 +164,11 @@ class Router:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._owns_http and self._http is not None:
-            await self._http.aclose()
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None:
-            raise RuntimeError("use the Router as `async with Router(config) as router`")
-        return self._http
+        if self._owns_http:
+            if self._http is not None:
+                await self._http.aclose()
+            if self._wire is not None:
+                await self._wire.close()
 
     async def reload_keys(self) -> None:
         """Read every provider's key (env, then keychain) off the event loop."""
@@ -178,7 +202,7 @@ class Router:
     # -- requests -------------------------------------------------------------------------
     async def chat(self, request: Mapping[str, Any]) -> Result:
         async with ChatStream(self, request, streamed=False) as stream:
-            async for _ in stream:
+            async for _ in stream.batches():
                 pass
         assert stream.result is not None
         return stream.result
@@ -187,7 +211,7 @@ class Router:
         return ChatStream(self, request, streamed=True)
 
     async def _route(self, request: Mapping[str, Any], sink: ChatStream,
-                     streamed: bool) -> AsyncGenerator[dict[str, Any], None]:
+                     streamed: bool) -> AsyncGenerator[list[dict[str, Any]], None]:
         trace = await self._trace(request, sink, streamed)
         model = trace.logical_model
         for candidate in candidates(self.config, model):
@@ -197,14 +221,14 @@ class Router:
                 continue
             run = self._start(candidate.provider, admitted, request)
             try:
-                async with aclosing(run.wire.chunks()) as chunks:
-                    async for chunk in chunks:
-                        for ready in run.release(chunk):
+                async with aclosing(run.wire.batches()) as batches:
+                    async for batch in batches:
+                        if ready := run.release(batch):
                             sink.provider = run.provider.id
                             yield ready
-                for ready in run.held:  # an answer without any content token
+                if run.held:  # an answer without any content token
                     sink.provider = run.provider.id
-                    yield ready
+                    yield run.held
                 await self._prices_for(run.provider)
             except ProviderFailure as failure:
                 self._failed(trace, run, failure)
@@ -215,7 +239,7 @@ class Router:
             sink.result = self._succeeded(trace, run)
             if self.ledger is not None:  # durable (journaled) before the answer is delivered
                 self.ledger.record(self._rows(trace, sink.result))
-            yield usage_chunk(sink.result)
+            yield [usage_chunk(sink.result)]
             return
         self._finish(trace, None)
         raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
@@ -228,6 +252,8 @@ class Router:
             raise RequestRejected("no model given and the config has no model alias")
         if self._keys_loaded is not None and not self._keys_loaded.done():
             await self.keys_ready()
+        if self._wire is None:
+            await self.wire()
         trace = Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
         trace.attempts = sink.attempts
         return trace
@@ -276,9 +302,9 @@ class Router:
         """Hugging Face's cost needs its price table now; OpenRouter's (only for the anomaly
         check) is fetched in the background."""
         if provider.kind == "huggingface":
-            await self.pricer.refresh(self.http, provider)
+            await self.pricer.refresh(await self.http(), provider)
         elif provider.kind == "openrouter" and provider.id not in self.pricer.tables:
-            self.spawn(self.pricer.refresh(self.http, provider))
+            self.spawn(self.pricer.refresh(await self.http(), provider))
 
     # -- endings --------------------------------------------------------------------------
     def _attempt_record(self, trace: Trace, run: Run, outcome: Outcome, detail: str) -> Attempt:
@@ -371,7 +397,7 @@ class Router:
 
     async def _probe_once(self, provider: ProviderConfig) -> Snapshot:
         adapter = self._adapters[provider.id]
-        snapshot = await adapter.probe(self.http, provider, self._keys.get(provider.id))
+        snapshot = await adapter.probe(await self.http(), provider, self._keys.get(provider.id))
         self.health.record_probe(provider.id, snapshot)
         return snapshot
 
@@ -437,3 +463,15 @@ class Router:
             await asyncio.sleep(interval)
 
 
+def _load_wire() -> Wire:
+    from router.transport import AiohttpWire
+
+    return AiohttpWire()
+
+
+def _load_http_client(wire: Wire) -> httpx.AsyncClient:
+    from router.http_client import make_http_client
+    from router.transport import AiohttpWire
+
+    assert isinstance(wire, AiohttpWire)
+    return make_http_client(wire)

@@ -50,20 +50,21 @@ class Run:
 
     held: list[dict[str, Any]] = field(default_factory=list)
 
-    def release(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """What the caller may see now. Chunks before the first content token are held back,
-        so a failure before it fails over without the caller seeing anything; the upstream
-        usage chunk is kept for the router's own (with cost)."""
-        self.assembler.add(chunk)
-        if not chunk.get("choices"):
-            return []
+    def release(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the caller may see now of a batch of chunks. Chunks before the first content
+        token are held back, so a failure before it fails over without the caller seeing
+        anything; the upstream usage chunk is kept for the router's own (with cost)."""
+        add = self.assembler.add
+        for chunk in batch:
+            add(chunk)
+        with_choices = [chunk for chunk in batch if chunk.get("choices")]
         if not self.wire.content_started:
-            self.held.append(chunk)
+            self.held.extend(with_choices)
             return []
         if self.held:
-            ready, self.held = [*self.held, chunk], []
+            ready, self.held = [*self.held, *with_choices], []
             return ready
-        return [chunk]
+        return with_choices
 
     def ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -76,6 +77,8 @@ class Run:
 class ChatStream:
     """``async for chunk in stream`` yields standard ``chat.completion.chunk`` dicts; the last
     one carries ``usage`` (with ``cost``). Afterwards ``stream.result`` holds the Result.
+    ``stream.batches()`` yields the same chunks as they arrived together (for a relay that
+    writes each batch at once).
 
     Use it as an async context manager so that leaving early cancels the upstream request.
     """
@@ -84,16 +87,24 @@ class ChatStream:
         self.result: Result | None = None
         self.provider: str | None = None  # set before the first chunk is yielded
         self.attempts: list[Attempt] = []
-        self._chunks = router._route(request, self, streamed)
+        self._batches = router._route(request, self, streamed)
+
+    def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        return self._batches
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._chunks
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
+        async for batch in self._batches:
+            for chunk in batch:
+                yield chunk
 
     async def __aenter__(self) -> ChatStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._chunks.aclose()
+        await self._batches.aclose()
 
 
 

@@ -11,12 +11,12 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from router.config import ProviderConfig
-from router.transport import TRANSPORT_ERRORS
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class Pricer:
 
     async def refresh(self, http: httpx.AsyncClient, provider: ProviderConfig) -> None:
         """Fetch the provider's price list if it has one and ours is missing or old."""
+        from router.http_client import HTTP_OR_JSON_ERRORS, timeout  # loaded by now (Router.http_ready)
+
         if provider.kind not in _PARSERS:
             return
         table = self.tables.get(provider.id)
@@ -108,10 +110,10 @@ class Pricer:
         path, parse = _PARSERS[provider.kind]
         try:
             response = await http.get(provider.base_url + path,
-                                       timeout=httpx.Timeout(10.0, connect=provider.connect_timeout_s))
+                                      timeout=timeout(10.0, provider.connect_timeout_s))
             response.raise_for_status()
             self.tables[provider.id] = parse(response.json(), time.time())
-        except (*TRANSPORT_ERRORS, ValueError) as exc:
+        except HTTP_OR_JSON_ERRORS as exc:
             log.warning("could not fetch %s prices: %s", provider.id, exc.__class__.__name__)
 
     def table_price(self, provider: ProviderConfig, model_id: str,

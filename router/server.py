@@ -13,7 +13,7 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -209,9 +209,9 @@ class EndpointServer:
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         async with self.router.stream(body) as stream:
-            chunks = aiter(stream)
+            batches = stream.batches()
             try:
-                first = await anext(chunks)
+                first = await anext(batches)
             except RoutingError as exc:
                 return _routing_error(exc, self.router)
             response = web.StreamResponse(headers={
@@ -219,24 +219,29 @@ class EndpointServer:
                 "x-exo-bridge-provider": stream.provider or "",
                 "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)])})
             await response.prepare(request)
-            await _relay(response, first, chunks, include_usage)
+            await _relay(response, first, batches, include_usage)
         return response
 
 
-async def _relay(response: web.StreamResponse, first: dict[str, Any], chunks: Any,
-                 include_usage: bool) -> None:
-    """Forward chunks as they come; a failure after the first token ends with an error chunk."""
-    chunk: dict[str, Any] | None = first
+async def _relay(response: web.StreamResponse, first: list[dict[str, Any]],
+                 batches: AsyncIterator[list[dict[str, Any]]], include_usage: bool) -> None:
+    """Forward chunks as they come, those that arrived together in one write; a failure after
+    the first token ends with an error chunk."""
+    batch: list[dict[str, Any]] | None = first
     try:
-        while chunk is not None:
-            if chunk["choices"] or include_usage:
-                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-            chunk = await anext(chunks, None)
+        while batch is not None:
+            events = [_event(chunk) for chunk in batch if chunk["choices"] or include_usage]
+            if events:
+                await response.write(b"".join(events))
+            batch = await anext(batches, None)
     except StreamBroken as exc:
-        error = error_body(str(exc), "server_error", "stream_cut")
-        await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+        await response.write(_event(error_body(str(exc), "server_error", "stream_cut")))
         return
     await response.write(b"data: [DONE]\n\n")
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
 def _ok(provider: str | None) -> Attempt:

@@ -10,22 +10,14 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
-
-import aiohttp
-import httpx
 
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import Adapter
-from router.transport import (
-    TRANSPORT_ERRORS,
-    Wire,
-    WireResponse,
-    classify_transport_error,
-    transport_detail,
-)
+from router.wire import Wire, WireResponse
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _CONTENT_KEYS = ("content", "reasoning", "reasoning_content", "tool_calls", "refusal")
@@ -72,7 +64,9 @@ class Attempt:
         self.first_token_at: float | None = None
         self.response_headers: Mapping[str, str] = {}
 
-    async def chunks(self) -> AsyncGenerator[dict[str, Any], None]:
+    async def batches(self) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Standard chunks, a batch per network read: the chunks that arrived together are
+        passed on together (one write downstream), each batch as soon as it is read."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadlines.first_token_s
         response = await self._open(deadline)
@@ -83,9 +77,10 @@ class Attempt:
                                              await self._read_error(response, deadline),
                                              response.headers)
             if "text/event-stream" not in response.headers.get("content-type", ""):
-                for chunk in await self._whole_body(response, deadline):
+                whole = await self._whole_body(response, deadline)
+                for chunk in whole:
                     self._mark(chunk)
-                    yield chunk
+                yield whole
                 return
             # SSE: whole network parts are read (one deadline per read, not per line)
             parts = response.parts()
@@ -93,8 +88,8 @@ class Attempt:
             while (part := await self._next_part(parts, deadline)) is not None:
                 *lines, pending = (pending + part).split(b"\n")
                 chunks, done, failure = self._events(lines)
-                for chunk in chunks:
-                    yield chunk
+                if chunks:
+                    yield chunks
                 if failure is not None:
                     raise failure  # after the chunks that came before it in the same read
                 if done:
@@ -106,6 +101,13 @@ class Attempt:
                                       if self._finished else "the stream ended before it finished")
         finally:
             await response.close()
+
+    async def chunks(self) -> AsyncGenerator[dict[str, Any], None]:
+        """The same chunks one at a time."""
+        async with aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
 
     def _events(self, lines: list[bytes]) -> tuple[list[dict[str, Any]], bool,
                                                    ProviderFailure | None]:
@@ -137,8 +139,8 @@ class Attempt:
         except TimeoutError:
             raise ProviderFailure(Outcome.TIMEOUT, "no response within the first-token deadline "
                                   f"({self._deadlines.first_token_s:g}s)") from None
-        except TRANSPORT_ERRORS as exc:
-            raise ProviderFailure(*classify_transport_error(exc)) from None
+        except self._wire.failures as exc:
+            raise ProviderFailure(*self._wire.classify(exc)) from None
 
     async def _read_error(self, response: WireResponse, deadline: float) -> bytes:
         body = b""
@@ -148,7 +150,7 @@ class Attempt:
                     body += part
                     if len(body) > _ERROR_BODY_LIMIT:
                         break
-        except (TimeoutError, *TRANSPORT_ERRORS):
+        except (*self._wire.failures, *self._wire.timeouts):
             pass
         return body
 
@@ -157,10 +159,10 @@ class Attempt:
         try:
             async with asyncio.timeout_at(deadline):
                 raw = await response.read()
-        except (TimeoutError, httpx.TimeoutException):
+        except self._wire.timeouts:
             raise ProviderFailure(Outcome.TIMEOUT, "no complete answer within the deadline "
                                   f"({self._deadlines.first_token_s:g}s)") from None
-        except TRANSPORT_ERRORS:
+        except self._wire.failures:
             raise ProviderFailure(Outcome.BAD_RESPONSE, "the answer's body was cut short") from None
         try:
             data = json.loads(raw)
@@ -182,7 +184,7 @@ class Attempt:
         """The next bytes of the body, or None at its end.
 
         Before the first content token our own deadline bounds each wait (never across a yield
-        to the caller; keep-alive bytes do not move it). Once content flows, httpx's read
+        to the caller; keep-alive bytes do not move it). Once content flows, the wire's read
         timeout (set to ``idle_s``) bounds the gap between network reads at no extra cost.
         """
         try:
@@ -192,15 +194,15 @@ class Attempt:
                 return await anext(parts)
         except StopAsyncIteration:
             return None
-        except (TimeoutError, httpx.ReadTimeout, aiohttp.SocketTimeoutError):
+        except self._wire.timeouts:
             if self.content_started:
                 raise ProviderFailure(Outcome.STREAM_CUT, "the stream stalled for "
                                       f"{self._deadlines.idle_s:g}s") from None
             raise ProviderFailure(Outcome.TIMEOUT, "no first token within "
                                   f"{self._deadlines.first_token_s:g}s") from None
-        except TRANSPORT_ERRORS as exc:
+        except self._wire.failures as exc:
             raise ProviderFailure(Outcome.STREAM_CUT,
-                                  f"the connection broke mid-stream ({transport_detail(exc)})") \
+                                  f"the connection broke mid-stream ({self._wire.classify(exc)[1]})") \
                 from None
 
 

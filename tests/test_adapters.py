@@ -6,11 +6,11 @@ import httpx
 import pytest
 
 from router.errors import Outcome, ProviderFailure
+from router.http_client import HttpxWire
 from router.providers import adapter_for
 from router.providers.exo import current_readiness, legacy_downloads
 from router.providers.openai_compat import error_message
 from router.streaming import Attempt, Deadlines
-from router.transport import HttpxWire
 
 
 @pytest.mark.parametrize(("body", "message"), [

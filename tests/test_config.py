@@ -111,3 +111,19 @@ def test_notification_settings():
                                     "budget": False, "cost-anomaly": True}
     err = error_for(DEFAULT_CONFIG_TOML + "\n[notifications]\nbudgets = false\n")
     assert "budgets" in err.message and err.line is not None
+
+
+def test_known_kinds_default_their_base_url():
+    config = parse_config('[[providers]]\nid = "exo"\nkind = "exo"\n\n'
+                          '[[providers]]\nid = "or"\nkind = "openrouter"\n\n'
+                          '[[providers]]\nid = "hf"\nkind = "huggingface"\n', "c.toml")
+    assert config.provider("exo").base_urls == ("http://localhost:52415",)
+    assert config.provider("or").base_url == "https://openrouter.ai/api/v1"
+    assert config.provider("hf").base_url == "https://router.huggingface.co/v1"
+
+
+def test_openai_compatible_server_needs_its_base_url():
+    text = '[[providers]]\nid = "exo"\nkind = "exo"\n\n[[providers]]\nid = "lab"\nkind = "openai"\n'
+    err = error_for(text)
+    assert "base_url is missing" in err.message and 'base_url = "https://host/v1"' in err.fix
+    assert text.splitlines()[err.line - 1] == 'kind = "openai"'

@@ -124,7 +124,7 @@ async def test_all_over_limits_is_429(client, exo, openrouter, hf):
 async def test_unknown_model_is_404_listing_aliases(endpoint, client, exo, openrouter, hf):
     for provider in endpoint.router.config.providers:  # learn every model list
         await endpoint.router.probe(provider)
-        await endpoint.router.pricer.refresh(endpoint.router.http, provider)
+        await endpoint.router.pricer.refresh(await endpoint.router.http(), provider)
     with pytest.raises(openai.NotFoundError) as caught:
         await client.chat.completions.create(model="no-such-model-anywhere", messages=HELLO)
     assert "llama-3.2-3b" in caught.value.message

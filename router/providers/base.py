@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from router.config import ProviderConfig
 from router.errors import ProviderFailure
 from router.keys import Secret
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HealthState(StrEnum):

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.config import ProviderConfig
 from router.errors import Outcome
 from router.keys import Secret
 from router.providers.base import HealthState, Snapshot
 from router.providers.openai_compat import OpenAICompatible
-from router.transport import TRANSPORT_ERRORS, transport_detail
+
+if TYPE_CHECKING:
+    import httpx
 
 _READY = {"RunnerReady", "RunnerRunning"}
 
@@ -39,14 +39,16 @@ class Exo(OpenAICompatible):
     async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
                     key: Secret | None) -> Snapshot:
         """Try each node in turn; the first that answers is the one requests go to."""
+        from router.http_client import HTTP_OR_JSON_ERRORS, http_error_detail, timeout  # loaded by now
+
         start = asyncio.get_running_loop().time()
         details: list[str] = []
-        timeout = httpx.Timeout(5.0, connect=provider.connect_timeout_s)
+        limit = timeout(5.0, provider.connect_timeout_s)
         for node in provider.base_urls:
             try:
-                snapshot = await _probe_node(http, node, timeout)
-            except (*TRANSPORT_ERRORS, ValueError) as exc:
-                detail = "not an exo API" if isinstance(exc, ValueError) else transport_detail(exc)
+                snapshot = await _probe_node(http, node, limit)
+            except HTTP_OR_JSON_ERRORS as exc:
+                detail = "not an exo API" if isinstance(exc, ValueError) else http_error_detail(exc)
                 details.append(f"{node}: {detail}")
                 continue
             if snapshot is not None:

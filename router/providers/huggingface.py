@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
-
-import httpx
 
 from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import Snapshot
 from router.providers.openai_compat import OpenAICompatible
+
+if TYPE_CHECKING:
+    import httpx
 
 _WHOAMI_CACHE_S = 600.0
 

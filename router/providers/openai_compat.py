@@ -7,15 +7,15 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import HealthState, Snapshot
-from router.transport import TRANSPORT_ERRORS, transport_detail
+
+if TYPE_CHECKING:
+    import httpx
 
 # Keys of our own that never go upstream.
 _PRIVATE_KEYS = {"model", "stream", "stream_options"}
@@ -147,13 +147,15 @@ class OpenAICompatible:
 
     async def authenticated_get(self, http: httpx.AsyncClient, provider: ProviderConfig,
                                 url: str, key: Secret | None) -> Snapshot:
+        from router.http_client import HTTP_ERRORS, http_error_detail, timeout  # loaded by now
+
         start = time.perf_counter()
         headers = {"authorization": f"Bearer {key.reveal()}"} if key is not None else {}
         try:
             response = await http.get(url, headers=headers,
-                                      timeout=httpx.Timeout(10.0, connect=provider.connect_timeout_s))
-        except TRANSPORT_ERRORS as exc:
-            return Snapshot(HealthState.DOWN, transport_detail(exc), elapsed_ms(start))
+                                      timeout=timeout(10.0, provider.connect_timeout_s))
+        except HTTP_ERRORS as exc:
+            return Snapshot(HealthState.DOWN, http_error_detail(exc), elapsed_ms(start))
         latency = elapsed_ms(start)
         if response.status_code in (401, 403):
             return Snapshot(HealthState.DOWN, "invalid key", latency, invalid_key=True)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, ClassVar
 
 from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import Snapshot
 from router.providers.openai_compat import OpenAICompatible, seconds_to_utc_midnight
+
+if TYPE_CHECKING:
+    import httpx
 
 _QUOTA_HINTS = ("per-day", "per day", "daily", "quota")
 

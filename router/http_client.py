@@ -1,0 +1,96 @@
+"""The httpx client for everything off the chat hot path (probes, price lists, key checks),
+on the chat wire's own aiohttp session; and the httpx names of transport failures.
+
+Like router.transport, imported in a worker thread after start-up, and inside the functions
+that probe (httpx costs ~50 ms to import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from router.errors import Outcome
+from router.transport import (
+    KEEPALIVE_S,
+    MAX_CONNECTIONS,
+    WIRE_ERRORS,
+    AiohttpWire,
+    classify_transport_error,
+    refused,
+    root_cause,
+    verified_context,
+)
+from router.wire import WireResponse
+
+# What may escape a request through an httpx client: httpx's errors (the transport maps most
+# aiohttp errors to them), aiohttp's own, and bare socket errors.
+HTTP_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, *WIRE_ERRORS)
+# The same, or an answer that is not the JSON expected (probes and price lists).
+HTTP_OR_JSON_ERRORS: tuple[type[BaseException], ...] = (*HTTP_ERRORS, ValueError)
+
+
+def timeout(total_s: float, connect_s: float) -> httpx.Timeout:
+    return httpx.Timeout(total_s, connect=connect_s)
+
+
+def classify_http_error(exc: BaseException) -> tuple[Outcome, str]:
+    """As classify_transport_error, for errors httpx raised itself (no aiohttp error below)."""
+    if root_cause(exc) is exc:
+        if isinstance(exc, httpx.ConnectError):
+            return refused(str(exc))
+        if isinstance(exc, httpx.TimeoutException):
+            return Outcome.TIMEOUT, "connect timeout" if isinstance(exc, httpx.ConnectTimeout) \
+                else "timeout"
+    return classify_transport_error(exc)
+
+
+def http_error_detail(exc: BaseException) -> str:
+    return classify_http_error(exc)[1]
+
+
+def make_http_client(wire: AiohttpWire) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_S)
+    transport = AiohttpTransport(verify=verified_context(), limits=limits, client=wire.session)
+    return httpx.AsyncClient(transport=transport, limits=limits)
+
+
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response):
+        self._response = response
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+
+    def parts(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_bytes()
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+    async def close(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxWire:
+    """Through any httpx client (one given by the caller, or httpx.MockTransport in tests)."""
+
+    failures = HTTP_ERRORS
+    timeouts: tuple[type[BaseException], ...] = (TimeoutError, httpx.TimeoutException)
+
+    def __init__(self, client: httpx.AsyncClient):
+        self._client = client
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
+                   connect_s: float, read_s: float) -> WireResponse:
+        request = self._client.build_request(
+            "POST", url, content=body, headers={**headers, "content-type": "application/json"},
+            timeout=httpx.Timeout(connect=connect_s, read=read_s, write=30.0, pool=connect_s))
+        return _HttpxResponse(await self._client.send(request, stream=True))
+
+    def classify(self, exc: BaseException) -> tuple[Outcome, str]:
+        return classify_http_error(exc)
+
+    async def close(self) -> None:
+        """The client is the caller's to close."""
