@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import compile_sources
 from bench.nginx_upstream import NginxUpstream
 from bench.router_overhead import KEY, dead_port
 
@@ -238,6 +239,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    compile_sources()
     upstream, or_base = start_fake("openrouter", "--words", "5")
     long_upstream, long_base = start_fake("openrouter", "--words", "32")
     exo_503, exo_url = start_fake("exo", "--fault", "status", "--fault-status", "503")

@@ -72,8 +72,9 @@ async def main() -> None:
                 chat.grab().save(str(OUT / "chat.png"))
                 costs = CostWindow(bridge, ledger)
                 costs.open()
-                while not costs.rows:
+                while not costs.rows or costs.graphs is None:
                     await asyncio.sleep(0.05)
+                    QApplication.processEvents()  # the plots are built on a Qt timer
                 QApplication.processEvents()
                 costs.grab().save(str(OUT / "costs.png"))
                 status = StatusWindow()

@@ -64,7 +64,7 @@ class Row:
     uid: str = ""  # request id / attempt index: unique, so a replayed journal adds nothing twice
 
     def values(self) -> tuple[Any, ...]:
-        day = datetime.fromtimestamp(self.ts, UTC).strftime("%Y-%m-%d")
+        day = datetime.fromtimestamp(self.ts, UTC).date().isoformat()
         bucket = latency_bucket(self.latency_ms) if self.called else None
         return (self.ts, day, self.request_id, self.logical_model, self.model, self.provider,
                 self.outcome, int(self.called), int(self.streamed), self.prompt_tokens,

@@ -64,10 +64,13 @@ async def window(qapp, ledger, make_config):
 async def loaded(win) -> None:
     win.rows = []
     win.reload()
-    for _ in range(100):
-        if win.rows:
+    from PySide6.QtWidgets import QApplication
+
+    for _ in range(200):
+        if win.rows and win.graphs is not None:
             return
         await asyncio.sleep(0.02)
+        QApplication.processEvents()  # Qt's timers (the app runs them on the qasync loop)
     raise AssertionError("the summary never arrived")
 
 
@@ -75,16 +78,45 @@ async def test_totals_and_stacked_bar_heights(window):
     await loaded(window)
     assert window.totals.text() == ("cost $0.0700 · 531 tokens · 4 requests · saved $0.0400 · "
                                     "failover rate 50.0%")
-    exo, openrouter = window.bars["exo"].opts, window.bars["openrouter"].opts
+    exo, openrouter = window.graphs.bars["exo"].opts, window.graphs.bars["openrouter"].opts
     assert list(exo["height"]) == [0.0, 0.0] and list(openrouter["height"]) == [0.02, 0.05]
     window.metric_box.setCurrentText("tokens")
-    assert list(window.bars["exo"].opts["height"]) == [400.0, 1.0]
-    assert list(window.bars["openrouter"].opts["y0"]) == [400.0, 1.0]  # stacked on exo's
+    assert list(window.graphs.bars["exo"].opts["height"]) == [400.0, 1.0]
+    assert list(window.graphs.bars["openrouter"].opts["y0"]) == [400.0, 1.0]  # stacked on exo's
     window.metric_box.setCurrentText("requests")
-    assert list(window.bars["exo"].opts["height"]) == [2.0, 0.0]
-    assert list(window.failover_bars.opts["height"]) == [1.0, 1.0]
-    xs, p50 = window.p50["exo"].getData()
+    assert list(window.graphs.bars["exo"].opts["height"]) == [2.0, 0.0]
+    assert list(window.graphs.failover_bars.opts["height"]) == [1.0, 1.0]
+    xs, p50 = window.graphs.p50["exo"].getData()
     assert len(xs) == 1 and 180 < p50[0] < 440
+
+
+async def test_window_shows_its_totals_before_the_plots(qapp, ledger, make_config):
+    """The window opens with the totals; pyqtgraph is loaded off the GUI thread and the plots
+    are built after, in the GUI thread."""
+    import threading
+
+    from desktop.bridge import Bridge
+    from desktop.windows.costs import CostWindow
+
+    config, _ = make_config()
+    async with Router(config) as router:
+        bridge = Bridge(router)
+        win = CostWindow(bridge, ledger, today=TODAY)
+        seen = []
+        build = win._build_graphs
+        win._build_graphs = lambda module: (
+            seen.append((win.totals.text(), win.placeholder.isVisible(), threading.current_thread())),
+            build(module))
+        win.open()
+        await loaded(win)
+        [(totals, placeholder_shown, thread)] = seen
+        assert totals.startswith("cost $0.0700") and placeholder_shown
+        assert thread is threading.main_thread()
+        assert win.graphs.isVisible() and list(win.graphs.bars["openrouter"].opts["height"]) == [0.02, 0.05]
+        win.close()
+        win.deleteLater()
+        bridge.deleteLater()
+        qapp.processEvents()
 
 
 async def test_range_switch_to_months(window):
@@ -92,7 +124,7 @@ async def test_range_switch_to_months(window):
     window.range_box.setCurrentText("12 months")
     await loaded(window)
     assert {r.period for r in window.rows} == {"2026-10", "2026-11"}
-    assert list(window.bars["huggingface"].opts["height"]) == [0.10]
+    assert list(window.graphs.bars["huggingface"].opts["height"]) == [0.10]
 
 
 async def test_csv_export_has_the_usage_columns(window, tmp_path):
@@ -119,7 +151,8 @@ async def test_live_update_after_a_request(window, exo, keys_in_env):
 
 def test_pyqtgraph_is_not_imported_by_the_tray():
     code = ("import os; os.environ['QT_QPA_PLATFORM']='offscreen'; import sys, desktop.app, desktop.tray, "
-            "desktop.windows.chat, desktop.windows.settings; print('pyqtgraph' in sys.modules)")
+            "desktop.windows.chat, desktop.windows.settings, desktop.windows.costs; "
+            "print('pyqtgraph' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -128,10 +161,12 @@ async def test_provider_colours_match_the_tray_menu(window, tmp_path):
     from desktop.autostart import Autostart
     from desktop.tray import Tray
 
+    await loaded(window)
+
     tray = Tray(window.bridge, endpoint_url=lambda: None, endpoint_token=lambda: None,
                 autostart=Autostart(tmp_path))
     for action, provider in zip(tray._provider_actions, window.bridge.router.config.providers, strict=True):
         swatch = action.icon().pixmap(16, 16).toImage().pixelColor(8, 8).name()
-        bar = window.bars[provider.id].opts["brush"]
+        bar = window.graphs.bars[provider.id].opts["brush"]
         assert swatch == bar
     tray.deleteLater()
