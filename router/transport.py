@@ -92,7 +92,10 @@ class AiohttpWire:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S,
                                              ssl=verified_context())
-            self._session = aiohttp.ClientSession(connector=connector)
+            # No cookie jar: one upstream answer's cookies must not ride along on the next request
+            # (which may be another client's), and skipping the jar is cheaper per request.
+            self._session = aiohttp.ClientSession(connector=connector,
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
