@@ -41,7 +41,7 @@ class CostGraphs(QWidget):
         self.failovers = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
         self.latency = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
         self.main.addLegend()
-        self.latency.addLegend()
+        self.latency.addLegend(colCount=max(1, len(colours)))  # one row: the panel is short
         self.failovers.setXLink(self.main)
         self.latency.setXLink(self.main)
         self.bars = {pid: pg.BarGraphItem(x=[], height=[], width=1, brush=colour, name=pid)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import importlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -111,8 +110,7 @@ class CostWindow(QWidget):
             self.draw()
         elif not self._loading:  # pyqtgraph loads off the GUI thread; the window stays live
             self._loading = True
-            self.bridge.run(asyncio.to_thread(importlib.import_module, "desktop.windows.cost_graphs"),
-                            self._build_graphs)
+            self.bridge.run(asyncio.to_thread(_graphs_module), self._build_graphs)
 
     def _build_graphs(self, module: ModuleType) -> None:
         self.graphs = module.CostGraphs(self.colours, self.palette())
@@ -148,3 +146,9 @@ class CostWindow(QWidget):
         self.show()
         self.raise_()
         self.activateWindow()
+
+
+def _graphs_module() -> ModuleType:
+    from desktop.windows import cost_graphs  # pyqtgraph and numpy, the first time
+
+    return cost_graphs
