@@ -140,6 +140,7 @@ class DesktopApp:
         self.token: str | None = None
         self.notice: str | None = None
         self.settings: object | None = None
+        self.native: object | None = None
         self.chat: object | None = None
         self.costs: object | None = None
         self.restart = False
@@ -177,6 +178,9 @@ class DesktopApp:
                 else:
                     await self.quit.wait()
                 await self._stop_endpoint()
+                close_native = getattr(self.native, "close", None)
+                if close_native is not None:
+                    await close_native()
                 bridge.close()
         finally:
             if ledger is not None:
@@ -238,6 +242,7 @@ class DesktopApp:
 
         native = NativeNotifications()
         if await native.available():
+            self.native = native
             tray.use_native_notifications(native)  # type: ignore[attr-defined]
 
     def _started(self, tray: object) -> None:

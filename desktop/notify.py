@@ -6,6 +6,7 @@ tooltip always show the state too, since notifications can silently vanish.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,9 +121,20 @@ class NativeNotifications:
                     body=[self.SERVICE]))
             finally:
                 bus.disconnect()
+                with contextlib.suppress(Exception):  # its reader ends with EOF: expected
+                    await bus.wait_for_disconnect()
         except Exception:  # no bus, refused, a broken address: no native notifications
             return False
         return bool(reply is not None and reply.body and reply.body[0])
+
+    async def close(self) -> None:
+        """Leave the D-Bus connection the notifier opened, if it did (at quit: otherwise its
+        reader's end-of-file is reported as an error nobody retrieved)."""
+        bus = getattr(getattr(self._notifier, "_backend", None), "bus", None)
+        if bus is not None and hasattr(bus, "wait_for_disconnect"):
+            bus.disconnect()
+            with contextlib.suppress(Exception):
+                await bus.wait_for_disconnect()
 
     async def send(self, note: Note) -> None:
         if self._notifier is None:
