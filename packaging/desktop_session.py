@@ -159,6 +159,11 @@ def check(session: Session) -> None:
     check_costs(session)
 
 
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
 def click_icon(session: Session, button: str) -> None:
     subprocess.run(["xdotool", "mousemove", str(SCREEN[0] - 12), str(TRAY[1] // 2), "click", button],
                    env=session.env, check=True)
@@ -189,9 +194,13 @@ def check_keys(session: Session) -> None:
 def check_tray(session: Session) -> None:
     app = session.start(EXE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert app.stdout is not None
-    assert app.stdout.readline().startswith("ready in"), "the app did not start"
+    ready = app.stdout.readline()
+    assert ready.startswith("ready in"), "the app did not start"
     wait_for(lambda: icon_colour(session, "start") == "green", 15, "the icon never turned green")
     print("ok 1: the tray icon is in the tray host, green")
+    time.sleep(2)
+    print(f"info: on X11 with a tray, a real keychain and dunst: {ready.strip()}, RSS "
+          f"{rss_mib(app.pid):.1f} MiB with no window open")
     click_icon(session, "3")
     time.sleep(1)
     shutil.copy(session.screenshot(session.tmp / "menu.png"), SHOTS / "tray-menu.png")

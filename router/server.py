@@ -241,7 +241,8 @@ async def _relay(response: web.StreamResponse, first: list[dict[str, Any]],
 
 
 def _event(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data).encode() + b"\n\n"
+    sent = getattr(data, "sent", None)  # a provider's standard chunk: its own text, unchanged
+    return b"data: " + (sent if sent is not None else json.dumps(data).encode()) + b"\n\n"
 
 
 def _ok(provider: str | None) -> Attempt:

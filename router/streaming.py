@@ -121,7 +121,8 @@ class Attempt:
                 payload = line[5:].strip()
                 if payload == b"[DONE]":
                     return chunks, True, None
-                for chunk in self._adapter.normalise(_json_object(payload)):
+                for chunk in _with_text(self._adapter.normalise(data := _json_object(payload)),
+                                        data, payload):
                     self._mark(chunk)
                     self._finished = self._finished or finish_reason(chunk) is not None
                     chunks.append(chunk)
@@ -204,6 +205,25 @@ class Attempt:
             raise ProviderFailure(Outcome.STREAM_CUT,
                                   f"the connection broke mid-stream ({self._wire.classify(exc)[1]})") \
                 from None
+
+
+class SentChunk(dict[str, Any]):
+    """A standard chunk as the provider sent it, with its JSON text: a relay forwards ``sent``
+    rather than serialise the dict again. Never changed after it is parsed."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self, data: dict[str, Any], sent: bytes):
+        super().__init__(data)
+        self.sent = sent
+
+
+def _with_text(chunks: list[dict[str, Any]], data: dict[str, Any],
+               payload: bytes) -> list[dict[str, Any]]:
+    """The adapter's chunks; the one it passed through unchanged keeps the provider's text."""
+    if len(chunks) == 1 and chunks[0] is data:
+        return [SentChunk(data, payload)]
+    return chunks
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
