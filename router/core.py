@@ -39,10 +39,10 @@ from router.policy import (
 from router.pricing import Pricer
 from router.providers import HealthState, Snapshot, adapter_for
 from router.result import Result, final_usage, text_length, validate_request
+from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
 from router.usage import today_counts
-from router.wire import Wire
 
 if TYPE_CHECKING:
     import httpx
@@ -97,11 +97,7 @@ class Router:
         self._keystore = keys or KeyStore()
         self._keys: dict[str, Secret | None] = {}
         self._keys_loaded: asyncio.Task[None] | None = None
-        self._http = http
-        self._wire: Wire | None = None
-        self._owns_http = http is None
-        self._wire_loaded: asyncio.Task[Wire] | None = None
-        self._http_loaded: asyncio.Task[httpx.AsyncClient] | None = None
+        self._stack = HttpStack(http)
         self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._intervals = {"exo": timing.exo_probe_interval_s}
@@ -109,15 +105,7 @@ class Router:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
-        if self._http is None:
-            # aiohttp and httpx (~200 ms of imports) load in a worker thread while the app shows
-            # itself; a request waits for the wire only if it comes first, a probe for the client.
-            self._wire_loaded = self.spawn(asyncio.to_thread(_load_wire))
-            self._http_loaded = self.spawn(self._load_http(self._wire_loaded))
-        else:
-            from router.http_client import HttpxWire  # the caller's httpx is loaded already
-
-            self._wire = HttpxWire(self._http)
+        self._stack.start(self.spawn)
         # Keys load in the background (the keychain may be slow to answer or to import);
         # a request waits for them only if it comes first.
         self._keys_loaded = self.spawn(self.reload_keys())
@@ -127,24 +115,9 @@ class Router:
         self.spawn(self._refresh_prices())
         return self
 
-    async def _load_http(self, wire_loaded: asyncio.Task[Wire]) -> httpx.AsyncClient:
-        wire = await wire_loaded
-        return await asyncio.to_thread(_load_http_client, wire)
-
-    async def wire(self) -> Wire:
-        """The chat wire, once its HTTP library has loaded."""
-        if self._wire is None:
-            assert self._wire_loaded is not None, "use the Router as `async with Router(config)`"
-            self._wire = await asyncio.shield(self._wire_loaded)
-        return self._wire
-
     async def http(self) -> httpx.AsyncClient:
         """The httpx client for probes, price lists and key checks, once it has loaded."""
-        if self._http is None:
-            if self._http_loaded is None:
-                raise RuntimeError("use the Router as `async with Router(config) as router`")
-            self._http = await asyncio.shield(self._http_loaded)
-        return self._http
+        return await self._stack.http()
 
     async def _refresh_prices(self) -> None:
         """Prices for the savings figure and the reported-cost cross-check."""
@@ -164,11 +137,7 @@ class Router:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._owns_http:
-            if self._http is not None:
-                await self._http.aclose()
-            if self._wire is not None:
-                await self._wire.close()
+        await self._stack.aclose()
 
     async def reload_keys(self) -> None:
         """Read every provider's key (env, then keychain) off the event loop."""
@@ -252,8 +221,8 @@ class Router:
             raise RequestRejected("no model given and the config has no model alias")
         if self._keys_loaded is not None and not self._keys_loaded.done():
             await self.keys_ready()
-        if self._wire is None:
-            await self.wire()
+        if self._stack.loaded_wire is None:
+            await self._stack.wire()
         trace = Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
         trace.attempts = sink.attempts
         return trace
@@ -293,8 +262,9 @@ class Router:
         adapter = self._adapters[provider.id]
         deadlines = Deadlines(provider.connect_timeout_s, provider.first_token_timeout_s,
                               provider.idle_timeout_s)
-        assert self._wire is not None
-        wire = WireAttempt(self._wire, adapter, admitted.url, adapter.body(request, admitted.model_id),
+        loaded = self._stack.loaded_wire
+        assert loaded is not None  # _trace waited for it
+        wire = WireAttempt(loaded, adapter, admitted.url, adapter.body(request, admitted.model_id),
                            self._keys.get(provider.id), deadlines)
         return Run(provider, admitted.model_id, wire, admitted.reservation)
 
@@ -462,16 +432,3 @@ class Router:
                 await self.probe(provider)
             await asyncio.sleep(interval)
 
-
-def _load_wire() -> Wire:
-    from router.transport import AiohttpWire
-
-    return AiohttpWire()
-
-
-def _load_http_client(wire: Wire) -> httpx.AsyncClient:
-    from router.http_client import make_http_client
-    from router.transport import AiohttpWire
-
-    assert isinstance(wire, AiohttpWire)
-    return make_http_client(wire)

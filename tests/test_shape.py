@@ -19,6 +19,16 @@ def test_importing_router_imports_no_qt():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_router_loads_its_http_libraries_only_once_started():
+    """Start-up: aiohttp and httpx (~200 ms of imports) load in a worker thread when a Router
+    is entered; importing the core (and everything the tray imports of it) loads neither."""
+    code = ("import sys, router, router.core, router.providers, router.ledger, router.keys, "
+            "router.usage; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'aiohttp', 'httpx', 'httpx_aiohttp'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_public_api_is_sorted_and_complete():
     assert router.__all__ == sorted(router.__all__)
     for name in router.__all__:
