@@ -13,6 +13,7 @@ Checks, end to end:
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -263,6 +264,8 @@ def check_costs(session: Session) -> None:
 
 def main() -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    for package in ("router", "desktop"):  # the bytecode an install has (pip compiles it)
+        compileall.compile_dir(ROOT / package, quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         session = Session(Path(tmp))
         try:
