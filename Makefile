@@ -37,6 +37,10 @@ package-check:
 		build/dist/exo-bridge/exo-bridge status --json | $(BIN)/python -c \
 		'import json, sys; ids = [p["id"] for p in json.load(sys.stdin)["providers"]]; \
 		assert ids == ["exo", "openrouter", "huggingface"], ids; print("frozen app OK:", ids)'
+	PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring \
+		build/dist/exo-bridge/exo-bridge --keychain-helper openrouter | $(BIN)/python -c \
+		'import json, sys; answer = json.load(sys.stdin); assert "no usable OS keychain" in \
+		answer["error"], answer; print("frozen keychain helper OK")'
 
 clean:
 	rm -rf $(VENV) build *.egg-info

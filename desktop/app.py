@@ -151,10 +151,13 @@ class DesktopApp:
         from desktop.bridge import Bridge
         from desktop.tray import Tray
         from router import Router
+        from router.keychain_helper import read_in_helper
+        from router.keys import KeyStore
 
         ledger = self._open_ledger()
-        try:
-            async with Router(self.config, ledger=ledger) as router:
+        try:  # keychain reads in a helper process: keyring's client would stay resident here
+            async with Router(self.config, ledger=ledger,
+                              keys=KeyStore(reader=read_in_helper)) as router:
                 bridge = Bridge(router)
                 tray = Tray(bridge, endpoint_url=self._endpoint_url,
                             endpoint_token=lambda: self.token, autostart=Autostart())
@@ -268,7 +271,9 @@ class DesktopApp:
         if not self.config.server.enabled:
             return
         try:
-            token = await asyncio.to_thread(endpoint_token)
+            from router.keychain_helper import read_in_helper
+
+            token = await asyncio.to_thread(endpoint_token, None, read_in_helper)
             server = EndpointServer(router, token=token, host=self.config.server.host,  # type: ignore[arg-type]
                                     port=self.config.server.port)
             await server.start()

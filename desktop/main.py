@@ -11,6 +11,10 @@ COMMANDS = {"ask", "status", "keys", "usage", "serve", "token", "-h", "--help"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--keychain-helper"]:  # the tray's keychain reads, in the frozen app
+        from router.keychain_helper import main as helper_main
+
+        return helper_main(args[1:])
     if args and (args[0] in COMMANDS or args[0] == "--help-commands"):
         from router.cli import main as cli_main
 

@@ -142,7 +142,7 @@ class Router:
     async def reload_keys(self) -> None:
         """Read every provider's key (env, then keychain) off the event loop."""
         keyed = [p for p in self.config.providers if p.kind != "exo"]
-        found = await asyncio.to_thread(lambda: {p.id: self._keystore.get(p) for p in keyed})
+        found = await asyncio.to_thread(self._keystore.get_all, keyed)
         for provider_id, key in found.items():
             if key != self._keys.get(provider_id):
                 self.health.reset_key(provider_id)

@@ -8,7 +8,7 @@ A key is wrapped in :class:`Secret` so that no repr, log line or exception shows
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from router.config import ProviderConfig
@@ -91,11 +91,22 @@ def keychain_delete(username: str) -> bool:
     return True
 
 
-class KeyStore:
-    """Looks keys up (env first, then keychain) and remembers a keychain failure."""
+KeychainReader = Callable[[Sequence[str]], dict[str, "Secret | None"]]
 
-    def __init__(self, environ: Mapping[str, str] | None = None):
+
+def keychain_read(usernames: Sequence[str]) -> dict[str, Secret | None]:
+    """Several entries, in this process."""
+    return {name: keychain_get(name) for name in usernames}
+
+
+class KeyStore:
+    """Looks keys up (env first, then keychain) and remembers a keychain failure. ``reader``
+    reads keychain entries in bulk (the tray reads them in a helper process)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None,
+                 reader: KeychainReader = keychain_read):
         self._environ = environ if environ is not None else os.environ
+        self._reader = reader
         self.keychain_error: str | None = None
 
     def env_key(self, provider: ProviderConfig) -> Secret | None:
@@ -105,16 +116,16 @@ class KeyStore:
                 return Secret(value)
         return None
 
-    def get(self, provider: ProviderConfig) -> Secret | None:
-        """The provider's key, or None. Blocking: call off the event loop."""
-        found = self.env_key(provider)
-        if found is not None:
-            return found
+    def get_all(self, providers: Sequence[ProviderConfig]) -> dict[str, Secret | None]:
+        """Every provider's key (one keychain read for those without one in the env).
+        Blocking: call off the event loop."""
+        found = {p.id: self.env_key(p) for p in providers}
+        missing = [pid for pid, key in found.items() if key is None]
         try:
-            return keychain_get(provider.id)
+            found |= self._reader(missing) if missing else {}
         except KeychainUnavailable as exc:
             self.keychain_error = str(exc)
-            return None
+        return found
 
     def info(self, provider: ProviderConfig) -> KeyInfo:
         found = self.env_key(provider)
@@ -130,7 +141,8 @@ TOKEN_USERNAME = "local-token"
 TOKEN_ENV = "EXO_BRIDGE_TOKEN"
 
 
-def endpoint_token(environ: Mapping[str, str] | None = None) -> Secret:
+def endpoint_token(environ: Mapping[str, str] | None = None,
+                   reader: KeychainReader = keychain_read) -> Secret:
     """The local endpoint's access token: ``$EXO_BRIDGE_TOKEN``, else the keychain's, made on
     first use. Blocking (keychain): call off the event loop."""
     import secrets
@@ -139,7 +151,7 @@ def endpoint_token(environ: Mapping[str, str] | None = None) -> Secret:
     if env:
         return Secret(env)
     try:
-        stored = keychain_get(TOKEN_USERNAME)
+        stored = reader([TOKEN_USERNAME]).get(TOKEN_USERNAME)
         if stored is not None:
             return stored
         token = secrets.token_urlsafe(32)
