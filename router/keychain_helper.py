@@ -4,7 +4,7 @@ Reading the Secret Service in-process loads keyring's client, and with it `crypt
 (~8 MiB that would stay resident in the tray for good). The tray instead asks a helper process
 for the entries it needs at start; writes (from the settings window) stay in-process.
 
-Protocol: the helper gets the usernames as arguments and prints one JSON object on stdout,
+Protocol: the helper gets the usernames as arguments and prints one JSON line last on stdout,
 ``{"found": {username: secret-or-null}}`` or ``{"error": message}``; secrets travel only
 through that pipe, never through arguments, files or logs.
 """
@@ -39,7 +39,7 @@ def read_in_helper(usernames: Sequence[str], environ: Mapping[str, str] | None =
     try:
         done = subprocess.run([*helper_command(), *usernames], capture_output=True, text=True,
                               timeout=TIMEOUT_S, env=dict(environ if environ is not None else os.environ))
-        answer = json.loads(done.stdout)
+        answer = json.loads(done.stdout.strip().rpartition("\n")[2])  # its last line is ours
     except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
         raise KeychainUnavailable(f"the keychain helper failed ({exc.__class__.__name__})") from None
     if not isinstance(answer, dict) or "error" in answer or not isinstance(answer.get("found"), dict):
