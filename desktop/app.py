@@ -265,15 +265,13 @@ class DesktopApp:
         return getattr(self.server, "url", None)
 
     async def _serve_endpoint(self, router: object, tray: object) -> None:
-        from router.keys import endpoint_token
+        from router.keychain_helper import endpoint_token_in_helper
         from router.server import EndpointServer
 
         if not self.config.server.enabled:
             return
         try:
-            from router.keychain_helper import read_in_helper
-
-            token = await asyncio.to_thread(endpoint_token, None, read_in_helper)
+            token = await asyncio.to_thread(endpoint_token_in_helper)
             server = EndpointServer(router, token=token, host=self.config.server.host,  # type: ignore[arg-type]
                                     port=self.config.server.port)
             await server.start()

@@ -18,9 +18,10 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from router.errors import KeychainUnavailable
-from router.keys import Secret, keychain_get
+from router.keys import Secret, endpoint_token, keychain_get
 
 HELPER_FLAG = "--keychain-helper"  # `exo-bridge --keychain-helper NAME...` in the frozen app
+CREATE_TOKEN_FLAG = "--create-token"
 TIMEOUT_S = 60.0  # an unlock prompt may be waiting for the user
 
 
@@ -31,13 +32,15 @@ def helper_command() -> list[str]:
 
 
 def read_in_helper(usernames: Sequence[str], environ: Mapping[str, str] | None = None,
-                   ) -> dict[str, Secret | None]:
-    """Each username's keychain entry (None if absent). Blocking: call off the event loop.
+                   *, create_token: bool = False) -> dict[str, Secret | None]:
+    """Each username's keychain entry (None if absent); with ``create_token`` the endpoint's
+    token is made and stored first if there is none. Blocking: call off the event loop.
     Raises KeychainUnavailable when there is no keychain or the helper fails."""
     if not usernames:
         return {}
+    flags = [CREATE_TOKEN_FLAG] if create_token else []
     try:
-        done = subprocess.run([*helper_command(), *usernames], capture_output=True, text=True,
+        done = subprocess.run([*helper_command(), *flags, *usernames], capture_output=True, text=True,
                               timeout=TIMEOUT_S, env=dict(environ if environ is not None else os.environ))
         answer = json.loads(done.stdout.strip().rpartition("\n")[2])  # its last line is ours
     except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
@@ -50,8 +53,18 @@ def read_in_helper(usernames: Sequence[str], environ: Mapping[str, str] | None =
             for name in usernames}
 
 
-def main(usernames: Sequence[str]) -> int:
+def endpoint_token_in_helper(environ: Mapping[str, str] | None = None) -> Secret:
+    """The endpoint's token as ``keys.endpoint_token`` gives it, the keychain part (reading it,
+    or making and storing it on first run) done in the helper."""
+    return endpoint_token(environ, lambda names: read_in_helper(names, create_token=True))
+
+
+def main(args: Sequence[str]) -> int:
+    create_token = CREATE_TOKEN_FLAG in args
+    usernames = [a for a in args if a != CREATE_TOKEN_FLAG]
     try:
+        if create_token:
+            endpoint_token({})  # reads the stored token, or makes and stores one
         found = {}
         for name in usernames:
             secret = keychain_get(name)

@@ -60,3 +60,13 @@ def test_the_tray_process_does_not_load_keyrings_client(helper_env):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=helper_env, check=True).stdout.split()
     assert out == ["True", "False"]
+
+
+def test_first_run_token_is_made_and_stored_by_the_helper(helper_env, tmp_path):
+    store = Path(helper_env["EXO_BRIDGE_TEST_KEYRING"])
+    store.write_text("{}")
+    env = {**helper_env, "EXO_BRIDGE_TOKEN": ""}
+    first = endpoint_token({}, lambda names: read_in_helper(names, env, create_token=True))
+    again = endpoint_token({}, lambda names: read_in_helper(names, env, create_token=True))
+    assert len(first.reveal()) >= 32 and again == first  # made once, then read back
+    assert json.loads(store.read_text())["exo-bridge/local-token"] == first.reveal()
