@@ -91,7 +91,7 @@ def keychain_delete(username: str) -> bool:
     return True
 
 
-KeychainReader = Callable[[Sequence[str]], dict[str, "Secret | None"]]
+KeychainReader = Callable[[Sequence[str]], dict[str, Secret | None]]
 
 
 def keychain_read(usernames: Sequence[str]) -> dict[str, Secret | None]:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,13 +100,6 @@ class Attempt:
                                       if self._finished else "the stream ended before it finished")
         finally:
             await response.close()
-
-    async def chunks(self) -> AsyncGenerator[dict[str, Any], None]:
-        """The same chunks one at a time."""
-        async with aclosing(self.batches()) as batches:
-            async for batch in batches:
-                for chunk in batch:
-                    yield chunk
 
     def _events(self, lines: list[bytes]) -> tuple[list[dict[str, Any]], bool,
                                                    ProviderFailure | None]:

@@ -86,7 +86,7 @@ async def _chunks(handler, kind="openai", deadlines=Deadlines(1, 1, 1)):
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         attempt = Attempt(HttpxWire(http), adapter_for(kind), "http://x/v1/chat/completions", {"model": "m"},
                           None, deadlines)
-        return [c async for c in attempt.chunks()]
+        return [c async for batch in attempt.batches() for c in batch]
 
 
 def sse(*lines: str) -> httpx.Response:
