@@ -1,14 +1,17 @@
-# A fresh machine needs only Python 3.11+: every target makes .venv and installs into it.
+# A fresh machine needs only Python 3.11+: every target makes .venv and installs into it, from the
+# hashed lock (requirements/dev.lock: the app, the tests, the linters and PyInstaller, pinned for
+# every supported Python). `make lock` regenerates it from pyproject.toml (see the README).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock"
 
-.PHONY: install run test lint bench package package-check clean
+.PHONY: install run test lint bench soak lock lock-check package package-check clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/.installed
@@ -26,9 +29,29 @@ lint: install
 bench: install
 	$(BIN)/python bench/router_overhead.py
 
-# A one-folder app in build/dist/exo-bridge (PyInstaller), then its own `status --json`.
+# The tray app as a user runs it, for thousands of requests and a day of probes (issue 11).
+soak: install
+	$(BIN)/python -m bench.tray_soak
+
+# The lock: every dependency pinned with its hashes; app.lock is the runtime subset (same pins).
+UV := $(abspath $(BIN))/uv
+LOCK = $(UV) pip compile pyproject.toml --extra dev --extra package $(LOCK_FLAGS) \
+	-o requirements/dev.lock && $(UV) pip compile pyproject.toml $(LOCK_FLAGS) \
+	-c requirements/dev.lock -o requirements/app.lock
+lock: install
+	$(LOCK)
+
+# Fails when pyproject.toml asks for something the lock does not pin (the pins it has are kept).
+lock-check: install
+	@tmp=$$(mktemp -d) && mkdir $$tmp/requirements && cp pyproject.toml $$tmp/ && \
+	cp requirements/*.lock $$tmp/requirements/ && (cd $$tmp && $(LOCK)) && \
+	diff -u requirements/dev.lock $$tmp/requirements/dev.lock && \
+	diff -u requirements/app.lock $$tmp/requirements/app.lock && rm -r $$tmp && \
+	echo "the lock is in sync with pyproject.toml"
+
+# A one-folder app in build/dist/exo-bridge (PyInstaller, pinned in the lock), then its own
+# `status --json`.
 package: install
-	$(BIN)/python -m pip install --quiet 'pyinstaller>=6'
 	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath build/dist --workpath build/work \
 		packaging/exo-bridge.spec
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from router import load_config
 from router.config import Config, data_dir
@@ -89,12 +91,16 @@ def run_app(argv: Sequence[str]) -> int:
     from PySide6.QtWidgets import QApplication  # before qasync, so it picks PySide6
 
     from desktop.pyside_imports import lighten_feature_check
+    from desktop.qt_check import BROKEN_QT_MESSAGE, callbacks_lose_references
     from desktop.single_instance import SingleInstance
 
     lighten_feature_check()
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
+    if callbacks_lose_references():
+        print(f"exo-bridge: {BROKEN_QT_MESSAGE}", file=sys.stderr)
+        return 2
     app.setApplicationName("Exo Bridge")
     app.setQuitOnLastWindowClosed(False)  # closing a window must not stop the loop
     instance = SingleInstance()
@@ -103,10 +109,32 @@ def run_app(argv: Sequence[str]) -> int:
         return 0
     instance.listen()
     _collect_garbage_in_the_gui_thread(app)
-    desktop = DesktopApp(config, instance, quit_after_ready=args.quit_after_ready)
+    return _run_watched(DesktopApp(config, instance, quit_after_ready=args.quit_after_ready),
+                        args, argv, qasync.run)
+
+
+def _run_watched(desktop: DesktopApp, args: argparse.Namespace, argv: Sequence[str],
+                 run: Callable[[Coroutine[Any, Any, int]], int]) -> int:
+    """Run the app on the loop with crash reporting: a fatal error or an unexpected exception
+    goes to the crash log (never to a terminal that may not be there) and the next start
+    says so once."""
+    from router import crashes
+
+    desktop.previous_crash = crashes.detect()
+    watch = crashes.CrashWatch("tray")
+    watch.start()
+    desktop.crash_watch = watch
     desktop.config_path = Path(args.config) if args.config else None
-    code = int(qasync.run(desktop.run()))
+    try:
+        code = int(run(desktop.run()))
+    except Exception as exc:  # the last line of defence: logged, reported at the next start
+        logging.getLogger(__name__).exception("the tray app stopped on an unexpected error")
+        watch.crashed(f"{exc.__class__.__name__}: {exc}")
+        print(f"exo-bridge: stopped on an unexpected error ({exc.__class__.__name__}); details in "
+              f"{watch.directory / crashes.LOG_FILE}", file=sys.stderr)
+        return 1
     desktop.dispose()
+    watch.stop()
     if desktop.restart:  # new settings: start afresh on them
         os.execv(sys.executable, [sys.executable, "-m", "desktop.main", *argv])
     return code
@@ -127,6 +155,18 @@ def _collect_garbage_in_the_gui_thread(app: object) -> None:
     timer.start()
 
 
+def _quit_on_signals(loop: asyncio.AbstractEventLoop, quit_event: asyncio.Event) -> None:
+    """SIGTERM (a logout, `kill`) and Ctrl-C quit cleanly: requests in flight finish, nothing is
+    reported as a crash."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, quit_event.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+            return
+
+
 class DesktopApp:
     def __init__(self, config: Config, instance: object, *, quit_after_ready: bool = False):
         self.config = config
@@ -145,6 +185,8 @@ class DesktopApp:
         self.costs: object | None = None
         self.restart = False
         self.config_path: Path | None = None
+        self.previous_crash: object | None = None  # router.crashes.Crash, reported once
+        self.crash_watch: object | None = None  # router.crashes.CrashWatch
 
     async def run(self) -> int:
         from desktop.autostart import Autostart
@@ -154,6 +196,11 @@ class DesktopApp:
         from router.keychain_helper import read_in_helper
         from router.keys import KeyStore
 
+        watch = self.crash_watch
+        loop = asyncio.get_running_loop()
+        if watch is not None:
+            loop.set_exception_handler(watch.loop_exception)  # type: ignore[attr-defined]
+        _quit_on_signals(loop, self.quit)
         ledger = self._open_ledger()
         try:  # keychain reads in a helper process: keyring's client would stay resident here
             async with Router(self.config, ledger=ledger,
@@ -168,7 +215,10 @@ class DesktopApp:
                 tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
                 self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
                 tray.show()
-                bridge.run(self._native_notifications(tray))
+                bridge.run(self._native_notifications(tray),
+                           on_done=lambda _: self._report_previous_crash(tray))
+                if watch is not None:
+                    router.spawn(watch.beat())  # type: ignore[attr-defined]
                 router.start_probes()
                 checked = bridge.run(router.check_all(), on_done=lambda _: self._started(tray))
                 print(f"ready in {process_age_ms():.0f} ms", flush=True)
@@ -247,6 +297,17 @@ class DesktopApp:
         if await native.available():
             self.native = native
             tray.use_native_notifications(native)  # type: ignore[attr-defined]
+
+    def _report_previous_crash(self, tray: object) -> None:
+        """Once, at the first start after the app died: when, and where the details are."""
+        from desktop.notify import Note
+        from router import crashes
+
+        crash = self.previous_crash
+        if isinstance(crash, crashes.Crash) and not crash.notified:
+            tray.notify(Note("crash", "exo-bridge", crash.message().split(" — ")[0],  # type: ignore[attr-defined]
+                             f"Details in {crash.details}"))
+            crashes.mark_notified()
 
     def _started(self, tray: object) -> None:
         tray.starting = False  # type: ignore[attr-defined]

@@ -143,7 +143,13 @@ class Tray(QObject):
         self.refresh()
         names = {p.id: p.name for p in self.router.config.providers}
         note = note_for(event, names)
-        if note is not None and self.debouncer.offer(note):
+        if note is not None:
+            self.notify(note)
+
+    def notify(self, note: Note) -> None:
+        """Tell the user, unless the settings turned this kind off or it is a repeat within the
+        debounce window (those become one summary later)."""
+        if self.debouncer.offer(note):
             self._notify(note)
 
     def use_native_notifications(self, native: NativeNotifications) -> None:

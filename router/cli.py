@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from router import crashes
 from router import usage as usage_report
 from router.config import Config, data_dir, load_config
 from router.core import ProviderStatus, Router
@@ -29,7 +30,7 @@ from router.errors import (
     KeychainUnavailable,
     RoutingError,
 )
-from router.keys import KeyStore, endpoint_token, keychain_delete, keychain_set
+from router.keys import KeyStore, Secret, endpoint_token, keychain_delete, keychain_set
 from router.ledger import Ledger, LedgerUnavailable
 from router.result import Result
 from router.server import LOOPBACK_HOSTS, EndpointError, EndpointServer
@@ -234,16 +235,32 @@ def _report_failure(exc: RoutingError, as_json: bool) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
     statuses, keychain_error = asyncio.run(_check(config))
+    crash = crashes.detect()
     if keychain_error:
         print(f"exo-bridge: {keychain_error}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"providers": [_status_json(s) for s in statuses]}, ensure_ascii=False))
-    else:
-        for s in statuses:
-            progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
-            print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}"
-                  f"  [{_today_text(s)}]")
+        print(json.dumps({"providers": [_status_json(s) for s in statuses],
+                          "last_crash": _crash_json(crash)}, ensure_ascii=False))
+        return EXIT_OK
+    for s in statuses:
+        progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
+        print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}"
+              f"  [{_today_text(s)}]")
+    if crash is not None:
+        print(f"last crash: the {crash.kind} app, {_local_time(crash.at)}: {crash.summary} "
+              f"(details in {crash.details})")
     return EXIT_OK
+
+
+def _crash_json(crash: crashes.Crash | None) -> dict[str, Any] | None:
+    if crash is None:
+        return None
+    return {"kind": crash.kind, "at": datetime.fromtimestamp(crash.at, UTC).isoformat(),
+            "summary": crash.summary, "details": crash.details}
+
+
+def _local_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
 async def _check(config: Config) -> tuple[list[ProviderStatus], str | None]:
@@ -387,22 +404,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config, host: str, port: int) -> int:
+    stop = asyncio.Event()  # SIGINT / SIGTERM: finish requests in flight, then exit cleanly
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     token = await asyncio.to_thread(endpoint_token)
+    watch = crashes.CrashWatch("serve")
+    watch.start()
+    loop.set_exception_handler(watch.loop_exception)
+    try:
+        await _serve_with(config, host, port, token, watch, stop)
+    except BaseException as exc:
+        if not isinstance(exc, KeyboardInterrupt | SystemExit | asyncio.CancelledError
+                               | ExoBridgeError):
+            watch.crashed(f"{exc.__class__.__name__}: {exc}")
+            logging.getLogger(__name__).exception("serve stopped on an unexpected error")
+        else:
+            watch.stop()
+        raise
+    watch.stop()
+    return EXIT_OK
+
+
+async def _serve_with(config: Config, host: str, port: int, token: Secret,
+                      watch: crashes.CrashWatch, stop: asyncio.Event) -> None:
     with _ledger() as ledger:
         async with Router(config, ledger=ledger) as router:
             server = EndpointServer(router, token=token, host=host, port=port)
             await server.start()
             router.start_probes()
+            router.spawn(watch.beat())
             print(f"exo-bridge: serving {server.url} (token: `exo-bridge token`); "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
             await stop.wait()
             print("exo-bridge: stopping; finishing requests in flight", file=sys.stderr, flush=True)
             await server.stop(drain_s=5.0)
-    return EXIT_OK
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -74,8 +74,8 @@ _PROVIDER_KEYS = {
     "connect_timeout_s", "first_token_timeout_s", "idle_timeout_s", "api_key_env",
     "prompt_price_per_mtok", "completion_price_per_mtok",
 }
-_TOP_KEYS = {"providers", "models", "allow_paid_failover", "server", "notifications"}
-NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly")
+_TOP_KEYS = {"providers", "models", "allow_paid_failover", "server", "notifications", "health"}
+NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly", "crash")
 _SERVER_KEYS = {"enabled", "host", "port", "allowed_origins", "max_body_bytes"}
 _ID_RE = re.compile(r"^[a-z0-9-]+$")
 
@@ -125,6 +125,17 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """How often ``serve`` and the tray app check the providers in the background (seconds)."""
+
+    exo_probe_interval_s: float = 5.0  # free liveness/readiness: fail-back within one interval
+    cloud_probe_interval_s: float = 900.0  # a cheap authenticated call, never a completion
+
+
+_HEALTH_KEYS = {"exo_probe_interval_s", "cloud_probe_interval_s"}
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     providers: tuple[ProviderConfig, ...]
     models: Mapping[str, ModelAlias]
@@ -132,6 +143,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     notifications: Mapping[str, bool] = field(
         default_factory=lambda: dict.fromkeys(NOTIFICATION_KINDS, True))
+    health: HealthConfig = field(default_factory=HealthConfig)
     source: str = "<defaults>"
 
     def provider(self, provider_id: str) -> ProviderConfig:
@@ -155,6 +167,12 @@ def default_config_path() -> Path:
 def data_dir() -> Path:
     env = os.environ.get("EXO_BRIDGE_DATA_DIR")
     return Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def state_dir() -> Path:
+    """Logs and crash reports: ``$EXO_BRIDGE_STATE_DIR``, else the user state dir."""
+    env = os.environ.get("EXO_BRIDGE_STATE_DIR")
+    return Path(env).expanduser() if env else Path(platformdirs.user_state_dir(APP_NAME))
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -233,7 +251,7 @@ class _Builder:
                       models=models, allow_paid_failover=paid,
                       server=self.server(raw.get("server", {})),
                       notifications=self.notifications(raw.get("notifications", {})),
-                      source=self.source)
+                      health=self.health(raw.get("health", {})), source=self.source)
 
     def providers(self, raw: Any) -> list[ProviderConfig]:
         if raw is None:
@@ -398,6 +416,25 @@ class _Builder:
                                 f"use true/false for any of: {', '.join(NOTIFICATION_KINDS)}",
                                 line=self.line_of(rf"^\s*\"?{re.escape(key)}\"?\s*=", (line or 1) - 1))
         return {kind: raw.get(kind, True) for kind in NOTIFICATION_KINDS}
+
+    def health(self, raw: Any) -> HealthConfig:
+        """[health]: the background probe intervals, in seconds."""
+        line = self.line_of(r"^\s*\[\s*health\s*\]")
+        if not isinstance(raw, dict):
+            raise self.fail("health must be a table", "write [health]", line=line)
+        values: dict[str, float] = {}
+        for key, value in raw.items():
+            key_line = self.line_of(rf"^\s*\"?{re.escape(key)}\"?\s*=", (line or 1) - 1)
+            if key not in _HEALTH_KEYS:
+                raise self.fail(f"unknown health key {key!r}",
+                                f"remove it; known keys: {', '.join(sorted(_HEALTH_KEYS))}",
+                                line=key_line)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value <= 0:
+                raise self.fail(f"{key} must be a number of seconds above 0, not {value!r}",
+                                f"write {key} = 5", line=key_line)
+            values[key] = float(value)
+        return HealthConfig(**values)
 
     def server(self, raw: Any) -> ServerConfig:
         line = self.line_of(r"^\s*\[\s*server\s*\]")

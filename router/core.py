@@ -47,18 +47,15 @@ from router.usage import today_counts
 if TYPE_CHECKING:
     import httpx
 
-EXO_PROBE_INTERVAL_S = 5.0
-CLOUD_PROBE_INTERVAL_S = 900.0
-
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Clocks and probe intervals (tests inject their own)."""
+    """Clocks, and probe intervals that override the config's [health] (tests inject their own)."""
 
     clock: Callable[[], float] = time.monotonic  # for breakers and cooldowns
     now: Callable[[], datetime] = utc_now  # UTC wall clock, for daily budgets
-    exo_probe_interval_s: float = EXO_PROBE_INTERVAL_S
-    cloud_probe_interval_s: float = CLOUD_PROBE_INTERVAL_S
+    exo_probe_interval_s: float | None = None
+    cloud_probe_interval_s: float | None = None
 
 
 DEFAULT_TIMING = Timing()
@@ -100,8 +97,8 @@ class Router:
         self._stack = HttpStack(http)
         self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._intervals = {"exo": timing.exo_probe_interval_s}
-        self._cloud_interval = timing.cloud_probe_interval_s
+        self._intervals = {"exo": timing.exo_probe_interval_s or config.health.exo_probe_interval_s}
+        self._cloud_interval = timing.cloud_probe_interval_s or config.health.cloud_probe_interval_s
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:

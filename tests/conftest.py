@@ -37,6 +37,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Memory
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("EXO_BRIDGE_CONFIG", str(tmp_path / "no-such-config.toml"))
     monkeypatch.setenv("EXO_BRIDGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EXO_BRIDGE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     yield ring
     keyring.set_keyring(previous)
