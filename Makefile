@@ -35,7 +35,8 @@ soak: install
 
 # The lock: every dependency pinned with its hashes; app.lock is the runtime subset (same pins).
 UV := $(abspath $(BIN))/uv
-LOCK = $(UV) pip compile pyproject.toml --extra dev --extra package $(LOCK_FLAGS) \
+UPGRADE ?=  # `make lock UPGRADE=--upgrade`: the newest releases the ranges allow
+LOCK = $(UV) pip compile pyproject.toml --extra dev --extra package $(LOCK_FLAGS) $(UPGRADE) \
 	-o requirements/dev.lock && $(UV) pip compile pyproject.toml $(LOCK_FLAGS) \
 	-c requirements/dev.lock -o requirements/app.lock
 lock: install

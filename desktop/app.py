@@ -75,7 +75,6 @@ def run_app(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"exo-bridge: {exc}", file=sys.stderr)
         return 2
-    import qasync
     if no_display():
         print("exo-bridge: no graphical session here (neither DISPLAY nor WAYLAND_DISPLAY is set), "
               "so there is no tray to show. Headless, use `exo-bridge serve` (the local endpoint) "
@@ -108,9 +107,13 @@ def run_app(argv: Sequence[str]) -> int:
         print("Exo Bridge is already running; brought it forward.")
         return 0
     instance.listen()
-    _collect_garbage_in_the_gui_thread(app)
-    return _run_watched(DesktopApp(config, instance, quit_after_ready=args.quit_after_ready),
-                        args, argv, qasync.run)
+    from desktop.gc_policy import GuiThreadCollector
+
+    desktop = DesktopApp(config, instance, quit_after_ready=args.quit_after_ready)
+    from desktop import qt_loop
+
+    desktop.collector = GuiThreadCollector(app)
+    return _run_watched(desktop, args, argv, qt_loop.run)
 
 
 def _run_watched(desktop: DesktopApp, args: argparse.Namespace, argv: Sequence[str],
@@ -138,21 +141,6 @@ def _run_watched(desktop: DesktopApp, args: argparse.Namespace, argv: Sequence[s
     if desktop.restart:  # new settings: start afresh on them
         os.execv(sys.executable, [sys.executable, "-m", "desktop.main", *argv])
     return code
-
-
-def _collect_garbage_in_the_gui_thread(app: object) -> None:
-    """Python's cycle collector runs in whichever thread happens to allocate (the ledger's
-    writer, a keychain call); a Qt widget it frees there would be destroyed off the GUI thread
-    and crash. So automatic collection is off and the GUI thread collects every 30 s."""
-    import gc
-
-    from PySide6.QtCore import QTimer
-
-    gc.disable()
-    timer = QTimer(app)  # type: ignore[call-overload]
-    timer.setInterval(30_000)
-    timer.timeout.connect(gc.collect)
-    timer.start()
 
 
 def _quit_on_signals(loop: asyncio.AbstractEventLoop, quit_event: asyncio.Event) -> None:
@@ -187,6 +175,7 @@ class DesktopApp:
         self.config_path: Path | None = None
         self.previous_crash: object | None = None  # router.crashes.Crash, reported once
         self.crash_watch: object | None = None  # router.crashes.CrashWatch
+        self.collector: object | None = None  # desktop.gc_policy.GuiThreadCollector
 
     async def run(self) -> int:
         from desktop.autostart import Autostart
@@ -206,6 +195,9 @@ class DesktopApp:
             async with Router(self.config, ledger=ledger,
                               keys=KeyStore(reader=read_in_helper)) as router:
                 bridge = Bridge(router)
+                if self.collector is not None:  # garbage of a request: collected in this thread
+                    bridge.request_finished.connect(
+                        lambda _event: self.collector.maybe_collect())  # type: ignore[union-attr]
                 tray = Tray(bridge, endpoint_url=self._endpoint_url,
                             endpoint_token=lambda: self.token, autostart=Autostart())
                 self.router, self.tray = router, tray  # for the end-to-end test

@@ -44,8 +44,15 @@ def provider_colours(provider_ids: list[str]) -> dict[str, str]:
     return {pid: PROVIDER_COLOURS[i % len(PROVIDER_COLOURS)] for i, pid in enumerate(provider_ids)}
 
 
+_DOTS: dict[Light, QIcon] = {}
+
+
 def dot_icon(light: Light) -> QIcon:
-    icon = QIcon()
-    for size in (16, 22, 32, 64):
-        icon.addPixmap(dot_pixmap(light, size))
+    """The tray's dot in every size a panel asks for; painted once per colour."""
+    icon = _DOTS.get(light)
+    if icon is None:
+        icon = QIcon()
+        for size in (16, 22, 32, 64):
+            icon.addPixmap(dot_pixmap(light, size))
+        _DOTS[light] = icon
     return icon

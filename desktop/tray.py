@@ -15,6 +15,7 @@ from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, TrayView, tray_view
 
 REFRESH_MS = 5000  # the exo probe interval: the tray never polls faster than the probes
+AFTER_REQUEST_MS = 250  # finished requests are shown together: one refresh, however many
 
 
 class StatusWindow(QWidget):
@@ -24,6 +25,7 @@ class StatusWindow(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("Exo Bridge")
+        self._light: Light | None = None
         self.dot = QLabel()
         self.summary = QLabel()
         self.providers = QLabel()
@@ -35,9 +37,14 @@ class StatusWindow(QWidget):
         layout.addWidget(self.providers)
 
     def show_view(self, view: TrayView) -> None:
-        self.dot.setPixmap(dot_pixmap(view.light, 24))
-        self.summary.setText(view.tooltip)
-        self.providers.setText("\n".join(view.lines))
+        if self._light is not view.light:
+            self.dot.setPixmap(dot_pixmap(view.light, 24))
+            self._light = view.light
+        if self.summary.text() != view.tooltip:
+            self.summary.setText(view.tooltip)
+        lines = "\n".join(view.lines)
+        if self.providers.text() != lines:
+            self.providers.setText(lines)
 
 
 class Tray(QObject):
@@ -64,6 +71,7 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(dot_icon(Light.GREY))
         self.menu = QMenu()
         self.status_window: StatusWindow | None = None
+        self._shown = False  # whether the icon and tooltip have been set once
         self._provider_actions: list[QAction] = []
         self._build_menu()
         self.icon.setContextMenu(self.menu)
@@ -71,7 +79,12 @@ class Tray(QObject):
         for signal in (bridge.health_changed, bridge.failover, bridge.budget_alert,
                        bridge.cost_anomaly):
             signal.connect(self._on_event)
-        bridge.request_finished.connect(lambda _event: self.refresh())
+        self._soon = QTimer(self)
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(AFTER_REQUEST_MS)
+        self._soon.timeout.connect(self.refresh)
+        bridge.request_finished.connect(lambda _event: self._soon.start()
+                                        if not self._soon.isActive() else None)
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self._tick)
@@ -121,12 +134,18 @@ class Tray(QObject):
 
     # -- updating -------------------------------------------------------------------------
     def refresh(self) -> None:
+        """Show the router's state now; only what changed is handed to Qt."""
+        old = self.view
         self.view = tray_view(self.router.statuses(), paused=self.router.local_only,
                               starting=self.starting)
-        self.icon.setIcon(dot_icon(self.view.light))
-        self.icon.setToolTip(self.view.tooltip)
+        if self.view.light is not old.light or not self._shown:
+            self.icon.setIcon(dot_icon(self.view.light))
+        if self.view.tooltip != old.tooltip or not self._shown:
+            self.icon.setToolTip(self.view.tooltip)
+        self._shown = True
         for action, line in zip(self._provider_actions, self.view.lines, strict=False):
-            action.setText(line)
+            if action.text() != line:
+                action.setText(line)
         self.copy_url.setEnabled(self._endpoint_url() is not None)
         self.copy_token.setEnabled(self._endpoint_token() is not None)
         if self.status_window is not None:

@@ -58,8 +58,11 @@ class FakeProvider:
     or_prices: dict[str, tuple[str, str]] = field(default_factory=lambda: {
         "meta-llama/llama-3.2-3b-instruct": ("0.0000001", "0.0000002")})
 
+    record: bool = True  # keep every request (tests); a long soak keeps only the counts
+
     def __post_init__(self) -> None:
         assert self.flavor in FLAVORS, self.flavor
+        self.hits: dict[str, int] = {}  # path -> requests, also served at GET /_fake/stats
         self.requests: list[Recorded] = []
         self.chat_requests: list[Recorded] = []
         self.cancelled_streams = 0
@@ -138,13 +141,18 @@ class FakeProvider:
                 body = json.loads(raw)
             except ValueError:
                 body = raw
+        self.hits[request.path] = self.hits.get(request.path, 0) + 1
+        if request.path == "/_fake/stats":
+            return web.json_response({"hits": self.hits})
         record = Recorded(request.path, body, dict(request.headers))
-        self.requests.append(record)
+        if self.record:
+            self.requests.append(record)
         path = request.path.removeprefix(_BASE_PATH[self.flavor])
         if self.flavor.startswith("exo"):
             path = request.path
         if path.endswith("/chat/completions") and request.method == "POST":
-            self.chat_requests.append(record)
+            if self.record:
+                self.chat_requests.append(record)
             return await self._chat(request, body)
         handler = self._get_routes().get(path)
         if handler is None or request.method != "GET":

@@ -23,9 +23,12 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=0, help="answer with this many words")
     parser.add_argument("--fault", help="a fault mode (see tests/fakes/provider.py)")
     parser.add_argument("--fault-status", type=int, default=503)
+    parser.add_argument("--no-record", action="store_true",
+                        help="keep only per-path counts (GET /_fake/stats), for long soaks")
     args = parser.parse_args()
     fake = FakeProvider(args.flavor, valid_keys=set(args.key) if args.key else None,
-                        fault=args.fault, fault_status=args.fault_status)
+                        fault=args.fault, fault_status=args.fault_status,
+                        record=not args.no_record)
     if args.words:
         fake.reply = " ".join(f"w{i}" for i in range(args.words))
     if args.port:
