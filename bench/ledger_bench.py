@@ -94,10 +94,10 @@ def fill_year(data: Path, count: int) -> Ledger:
                   False, 0, "", 0.0001 if provider == "exo" else 0.0)
         batch.append(row.values())
         if len(batch) == 50_000:
-            ledger._insert(batch)
+            ledger.write_now(batch)
             batch = []
     if batch:
-        ledger._insert(batch)
+        ledger.write_now(batch)
     return ledger
 
 

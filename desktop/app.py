@@ -208,7 +208,7 @@ class DesktopApp:
                 self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
                 tray.show()
                 bridge.run(self._native_notifications(tray),
-                           on_done=lambda _: self._report_previous_crash(tray))
+                           on_done=lambda _: self._report_at_start(tray, router))
                 if watch is not None:
                     router.spawn(watch.beat())  # type: ignore[attr-defined]
                 router.start_probes()
@@ -226,6 +226,7 @@ class DesktopApp:
                 close_native = getattr(self.native, "close", None)
                 if close_native is not None:
                     await close_native()
+                tray.close()
                 bridge.close()
         finally:
             if ledger is not None:
@@ -290,6 +291,16 @@ class DesktopApp:
             self.native = native
             tray.use_native_notifications(native)  # type: ignore[attr-defined]
 
+    def _report_at_start(self, tray: object, router: object) -> None:
+        """What the user should know from the start: a crash last time, a ledger that cannot
+        record (paid providers are off until it can)."""
+        from router.events import LedgerProblem
+
+        self._report_previous_crash(tray)
+        ledger = getattr(router, "ledger", None)
+        if ledger is not None and ledger.problem:
+            router.events.emit(LedgerProblem(ledger.problem))  # type: ignore[attr-defined]
+
     def _report_previous_crash(self, tray: object) -> None:
         """Once, at the first start after the app died: when, and where the details are."""
         from desktop.notify import Note
@@ -305,14 +316,14 @@ class DesktopApp:
         tray.starting = False  # type: ignore[attr-defined]
         tray.refresh()  # type: ignore[attr-defined]
 
-    def _open_ledger(self) -> object | None:
-        from router.ledger import Ledger, LedgerUnavailable
+    def _open_ledger(self) -> object:
+        """The usage ledger; one that cannot record still opens (exo answers, paid providers
+        are off until it can, and the tray says why)."""
+        from router.ledger import Ledger
 
-        try:
-            return Ledger.in_dir(data_dir())
-        except LedgerUnavailable as exc:
-            self.notice = str(exc)
-            return None
+        ledger = Ledger.in_dir(data_dir())
+        self.notice = ledger.notice or ledger.problem
+        return ledger
 
     def _endpoint_url(self) -> str | None:
         return getattr(self.server, "url", None)

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from router import BudgetAlert, CostAnomaly, Failover, HealthChanged, RequestFinished, Router
 from router.errors import ExoBridgeError
+from router.events import LedgerProblem, UsageInvalid
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ class Bridge(QObject):
     request_finished = Signal(object)  # router.RequestFinished
     budget_alert = Signal(object)  # router.BudgetAlert
     cost_anomaly = Signal(object)  # router.CostAnomaly
+    usage_invalid = Signal(object)  # router.events.UsageInvalid
+    ledger_problem = Signal(object)  # router.events.LedgerProblem
     error = Signal(str)  # a user-facing message
 
     def __init__(self, router: Router):
@@ -35,7 +38,8 @@ class Bridge(QObject):
         self._signals: dict[type, Any] = {
             HealthChanged: self.health_changed, Failover: self.failover,
             RequestFinished: self.request_finished, BudgetAlert: self.budget_alert,
-            CostAnomaly: self.cost_anomaly}
+            CostAnomaly: self.cost_anomaly, UsageInvalid: self.usage_invalid,
+            LedgerProblem: self.ledger_problem}
 
     def _on_event(self, event: object) -> None:
         signal = self._signals.get(type(event))

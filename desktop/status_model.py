@@ -53,7 +53,16 @@ def provider_line(status: ProviderStatus) -> str:
 
 
 def tray_view(statuses: Sequence[ProviderStatus], *, paused: bool = False,
-              starting: bool = False) -> TrayView:
+              starting: bool = False, ledger_problem: str | None = None) -> TrayView:
+    view = _tray_view(statuses, paused=paused, starting=starting)
+    if ledger_problem is None or starting:
+        return view
+    light = Light.YELLOW if view.light is Light.GREEN else view.light
+    return TrayView(light, f"{view.tooltip} · the usage ledger cannot record (paid providers off)",
+                    (*view.lines, f"Usage ledger: cannot record — {ledger_problem}"))
+
+
+def _tray_view(statuses: Sequence[ProviderStatus], *, paused: bool, starting: bool) -> TrayView:
     lines = tuple(provider_line(s) for s in statuses)
     cost = sum(s.cost_today_usd for s in statuses)
     today = f"${cost:.2f} today"

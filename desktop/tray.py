@@ -77,7 +77,7 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         for signal in (bridge.health_changed, bridge.failover, bridge.budget_alert,
-                       bridge.cost_anomaly):
+                       bridge.cost_anomaly, bridge.usage_invalid, bridge.ledger_problem):
             signal.connect(self._on_event)
         self._soon = QTimer(self)
         self._soon.setSingleShot(True)
@@ -96,6 +96,9 @@ class Tray(QObject):
             action = self.menu.addAction(swatch_icon(colours[provider.id]), "")
             action.setEnabled(False)
             self._provider_actions.append(action)
+        self.ledger_line = self.menu.addAction("")  # only while the ledger cannot record
+        self.ledger_line.setEnabled(False)
+        self.ledger_line.setVisible(False)
         self.menu.addSeparator()
         self.menu.addAction("Open chat", self.chat_requested.emit)
         self.menu.addAction("Cost graph", self.costs_requested.emit)
@@ -136,8 +139,10 @@ class Tray(QObject):
     def refresh(self) -> None:
         """Show the router's state now; only what changed is handed to Qt."""
         old = self.view
+        ledger = self.router.ledger
         self.view = tray_view(self.router.statuses(), paused=self.router.local_only,
-                              starting=self.starting)
+                              starting=self.starting,
+                              ledger_problem=ledger.problem if ledger is not None else None)
         if self.view.light is not old.light or not self._shown:
             self.icon.setIcon(dot_icon(self.view.light))
         if self.view.tooltip != old.tooltip or not self._shown:
@@ -146,6 +151,10 @@ class Tray(QObject):
         for action, line in zip(self._provider_actions, self.view.lines, strict=False):
             if action.text() != line:
                 action.setText(line)
+        extra = self.view.lines[len(self._provider_actions):]
+        self.ledger_line.setVisible(bool(extra))
+        if extra and self.ledger_line.text() != extra[0]:
+            self.ledger_line.setText(extra[0])
         self.copy_url.setEnabled(self._endpoint_url() is not None)
         self.copy_token.setEnabled(self._endpoint_token() is not None)
         if self.status_window is not None:
@@ -170,6 +179,12 @@ class Tray(QObject):
         debounce window (those become one summary later)."""
         if self.debouncer.offer(note):
             self._notify(note)
+
+    def close(self) -> None:
+        """Stop refreshing and hide (the app is quitting)."""
+        self.timer.stop()
+        self._soon.stop()
+        self.icon.hide()
 
     def use_native_notifications(self, native: NativeNotifications) -> None:
         """Send through the desktop's notification service from now on."""

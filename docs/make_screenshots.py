@@ -36,7 +36,7 @@ def synthetic_ledger(directory: Path):
                             provider != "exo", int(provider != "exo"), "",
                             rng.uniform(0.0005, 0.002) if provider == "exo" else 0.0,
                             f"s-{back}-{i}").values())
-    ledger._insert(rows)
+    ledger.write_now(rows)
     return ledger
 
 

@@ -1,26 +1,37 @@
 """Daily budgets per provider: requests, tokens and USD, reset at 00:00 UTC.
 
-A request reserves its worst case (1 request, prompt estimate + max_tokens, and their cost)
-before it is sent, and the reservation is settled to the real figures when it ends. Checks and
-reservations happen in one synchronous step on the event loop, so 100 concurrent requests
-against a limit of 10 dispatch at most 10. Today's counts come from the ledger at start-up, so a
-restart keeps them.
+A request reserves its worst case (1 request, prompt estimate + max_tokens — or a first step of
+DEFAULT_COMPLETION_RESERVE tokens, grown as the answer streams — and their cost) before it is
+sent; the attempt's ledger row replaces the hold. With a ledger, holds live in SQLite and are
+taken under a write transaction that counts the rows and holds of every process on the data
+dir, so the tray, ``serve`` and any number of ``ask`` together never overshoot a limit. Without
+one (tests, benchmarks) they live in this process. A request counts on the UTC day it was
+reserved, even when its answer ends after midnight.
+
+The reservation is also a cap: an answer is cut (finish_reason ``length``) where its hold ends —
+at the caller's ``max_tokens``, or where the day's limit leaves no room to grow — so a provider
+that ignores ``max_tokens`` cannot overshoot a token limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
 from router.errors import Attempt
 from router.events import BudgetAlert, EventHub
 from router.pricing import Price
-from router.result import estimate_tokens, text_length
+from router.result import text_length
+from router.usage_guard import estimate_tokens
 
-# Worst-case completion for a request that sets no max_tokens.
+if TYPE_CHECKING:
+    from router.ledger import Ledger
+
+# Completion tokens held for a request that sets no max_tokens, and each step it grows by.
 DEFAULT_COMPLETION_RESERVE = 1024
 ALERT_AT = 0.8
 
@@ -37,23 +48,34 @@ class DayCounts:
         self.cost_usd += sign * cost
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reservation:
     provider: str
     day: date
-    tokens: int
+    tokens: int  # held now: prompt estimate + completion allowance
     cost_usd: float
+    completion: int = DEFAULT_COMPLETION_RESERVE  # completion tokens the hold covers
+    capped: bool = True  # the answer is cut where the hold ends (else it may run on)
+    growable: bool = False  # no max_tokens, but a limit: hold more as the answer streams
+    price: Price | None = None
+    id: str | None = None  # the ledger's hold, deleted with the attempt's row
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def worst_case_tokens(request: Mapping[str, Any]) -> tuple[int, int]:
-    """(prompt estimate, completion cap) for a reservation."""
+def worst_case_tokens(request: Mapping[str, Any]) -> tuple[int, int | None]:
+    """(prompt estimate, the caller's completion cap or None)."""
     cap = request.get("max_completion_tokens") or request.get("max_tokens")
-    completion = int(cap) if isinstance(cap, int) and cap > 0 else DEFAULT_COMPLETION_RESERVE
+    completion = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
     return estimate_tokens(text_length(request.get("messages"))), completion
+
+
+def limited(provider: ProviderConfig) -> bool:
+    return any(limit is not None for limit in (provider.daily_request_limit,
+                                               provider.daily_token_limit,
+                                               provider.daily_cost_limit_usd))
 
 
 @dataclass
@@ -61,17 +83,11 @@ class Budget:
     config: Config
     events: EventHub
     now: Callable[[], datetime] = utc_now
-    used: dict[str, DayCounts] = field(default_factory=dict)
-    reserved: dict[str, DayCounts] = field(default_factory=dict)
+    ledger: Ledger | None = None
+    used: dict[str, DayCounts] = field(default_factory=dict)  # without a ledger
+    reserved: dict[str, DayCounts] = field(default_factory=dict)  # without a ledger
     day: date | None = None
     _alerted: set[tuple[str, str]] = field(default_factory=set)
-
-    def load(self, counts: Mapping[str, DayCounts], day: date) -> None:
-        """Today's counts from the ledger (start-up)."""
-        self._roll()
-        if day == self.day:
-            for provider, found in counts.items():
-                self.used[provider] = DayCounts(found.requests, found.tokens, found.cost_usd)
 
     def _roll(self) -> date:
         today = self.now().date()
@@ -88,28 +104,80 @@ class Budget:
         return (self.used.setdefault(provider_id, DayCounts()),
                 self.reserved.setdefault(provider_id, DayCounts()))
 
-    def reserve(self, provider: ProviderConfig, request: Mapping[str, Any],
-                price: Price | None = None) -> Reservation | str:
-        """A reservation, or why the provider's budget cannot take this request."""
+    # -- holding ----------------------------------------------------------------------------
+    async def reserve(self, provider: ProviderConfig, request: Mapping[str, Any],
+                      price: Price | None = None) -> Reservation | str:
+        """A reservation, or why the provider cannot take this request now."""
         day = self._roll()
-        used, held = self._counts(provider.id)
-        prompt, completion = worst_case_tokens(request)
-        tokens = prompt + completion
+        prompt, cap = worst_case_tokens(request)
+        completion = cap or DEFAULT_COMPLETION_RESERVE
         cost = price.cost({"prompt_tokens": prompt, "completion_tokens": completion}) if price else 0.0
-        for limit, spent, want, unit in self._limits(provider, used, held, tokens, cost):
-            if spent + want > limit:
-                self._alert(provider, "exhausted", f"{unit} {spent:g}/{limit:g} today")
-                return (f"daily {unit} limit {limit:g} reached ({spent:g} used or reserved); "
-                        f"resets {self._reset_text()}")
-        held.add(1, tokens, cost)
-        return Reservation(provider.id, day, tokens, cost)
+        growable = cap is None and (provider.daily_token_limit is not None
+                                    or provider.daily_cost_limit_usd is not None)
+        reservation = Reservation(provider.id, day, prompt + completion, cost, completion,
+                                  capped=cap is not None or growable, growable=growable,
+                                  price=price)
+        refused = await self._hold(provider, reservation, 1, reservation.tokens, cost)
+        return refused if refused is not None else reservation
+
+    async def extend(self, provider: ProviderConfig, reservation: Reservation) -> bool:
+        """Hold one more step of completion tokens for a growing answer; False when the day's
+        limits leave no room (the answer is then cut where it is)."""
+        step = DEFAULT_COMPLETION_RESERVE
+        cost = reservation.price.cost({"completion_tokens": step}) if reservation.price else 0.0
+        if await self._hold(provider, reservation, 0, step, cost) is not None:
+            return False
+        reservation.tokens += step
+        reservation.cost_usd += cost
+        reservation.completion += step
+        return True
+
+    async def _hold(self, provider: ProviderConfig, reservation: Reservation, requests: int,
+                    tokens: int, cost: float) -> str | None:
+        """Hold more for ``reservation`` (a new hold when it has none): None, or why not."""
+        if not limited(provider):
+            return None
+        if self.ledger is None:
+            return self._hold_here(provider, reservation, requests, tokens, cost)
+        from router.ledger import Hold, LedgerUnavailable, Limits
+
+        limits = Limits(provider.daily_request_limit, provider.daily_token_limit,
+                        provider.daily_cost_limit_usd)
+        try:
+            held = await asyncio.to_thread(self.ledger.reserve, provider.id,
+                                           reservation.day.isoformat(),
+                                           Hold(requests, tokens, cost), limits, reservation.id)
+        except LedgerUnavailable as exc:
+            if provider.costs_money:  # its spending could not be enforced: closed for money
+                return f"the usage ledger cannot hold its budget now: {exc}"
+            return self._hold_here(provider, reservation, requests, tokens, cost)
+        if isinstance(held, tuple):
+            unit, spent, limit = held
+            return self._over(provider, unit, spent, limit)
+        reservation.id = held
+        return None
+
+    def _hold_here(self, provider: ProviderConfig, reservation: Reservation, requests: int,
+                   tokens: int, cost: float) -> str | None:
+        used, held = self._counts(provider.id)
+        for limit, spent, want, unit in self._limits(provider, used, held, requests, tokens, cost):
+            if want and spent + want > limit:
+                return self._over(provider, unit, spent, limit)
+        held.add(requests, tokens, cost)
+        return None
+
+    def _over(self, provider: ProviderConfig, unit: str, spent: float, limit: float) -> str:
+        self._alert(provider, "exhausted", f"{unit} {spent:g}/{limit:g} today")
+        return (f"daily {unit} limit {limit:g} reached ({spent:g} used or reserved); "
+                f"resets {self._reset_text()}")
 
     @staticmethod
-    def _limits(provider: ProviderConfig, used: DayCounts, held: DayCounts, tokens: int,
-                cost: float) -> list[tuple[float, float, float, str]]:
+    def _limits(provider: ProviderConfig, used: DayCounts, held: DayCounts,
+                requests: int, tokens: int, cost: float) -> list[tuple[float, float, float, str]]:
         checks: list[tuple[float, float, float, str]] = []
         if provider.daily_request_limit is not None:
-            checks.append((provider.daily_request_limit, used.requests + held.requests, 1, "request"))
+            checks.append((provider.daily_request_limit, used.requests + held.requests, requests,
+                           "request"))
         if provider.daily_token_limit is not None:
             checks.append((provider.daily_token_limit, used.tokens + held.tokens, tokens, "token"))
         if provider.daily_cost_limit_usd is not None:
@@ -117,23 +185,28 @@ class Budget:
         return checks
 
     def settle(self, reservation: Reservation, attempt: Attempt, provider: ProviderConfig) -> None:
-        """Replace the reservation by what the attempt really used."""
+        """Replace the reservation by what the attempt really used (with a ledger, its row does
+        that in SQLite; here only the alerts are checked)."""
         today = self._roll()
-        usage = attempt.usage or {}
-        tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
-        if reservation.day == today:
+        if self.ledger is None and limited(provider) and reservation.day == today:
+            usage = attempt.usage or {}
+            tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
             used, held = self._counts(reservation.provider)
             held.add(1, reservation.tokens, reservation.cost_usd, sign=-1)
             used.add(1, tokens, attempt.cost_usd)
-        self._check_alerts(provider)
+        self._check_alerts(provider, attempt)
 
-    def _check_alerts(self, provider: ProviderConfig) -> None:
-        used, _ = self._counts(provider.id)
-        for limit, spent, _want, unit in self._limits(provider, used, DayCounts(), 0, 0.0):
-            if limit and spent >= limit:
-                self._alert(provider, "exhausted", f"{unit} {spent:g}/{limit:g} today")
-            elif limit and spent >= ALERT_AT * limit:
-                self._alert(provider, "80%", f"{unit} {spent:g}/{limit:g} today")
+    def _check_alerts(self, provider: ProviderConfig, attempt: Attempt | None = None) -> None:
+        spent = self.today(provider.id)
+        if attempt is not None and self.ledger is not None:  # its row is not in the ledger yet
+            usage = attempt.usage or {}
+            spent = DayCounts(spent.requests + 1, spent.tokens + int(usage.get("total_tokens") or 0),
+                              spent.cost_usd + attempt.cost_usd)
+        for limit, total, _want, unit in self._limits(provider, spent, DayCounts(), 0, 0, 0.0):
+            if limit and total >= limit:
+                self._alert(provider, "exhausted", f"{unit} {total:g}/{limit:g} today")
+            elif limit and total >= ALERT_AT * limit:
+                self._alert(provider, "80%", f"{unit} {total:g}/{limit:g} today")
 
     def _alert(self, provider: ProviderConfig, level: str, detail: str) -> None:
         if (provider.id, level) in self._alerted:
@@ -142,17 +215,25 @@ class Budget:
         self.events.emit(BudgetAlert(provider.id, level, f"{provider.name}: {detail}; resets "
                                      f"{self._reset_text()}"))
 
+    # -- showing ----------------------------------------------------------------------------
     def exhausted(self, provider: ProviderConfig) -> str | None:
         """Why the provider is over budget right now, or None."""
-        used, _ = self._counts(provider.id)
-        for limit, spent, _want, unit in self._limits(provider, used, DayCounts(), 0, 0.0):
-            if spent >= limit:
-                return f"over budget: {unit}s {spent:g}/{limit:g}; resets {self._reset_text()}"
+        spent = self.today(provider.id)
+        for limit, total, _want, unit in self._limits(provider, spent, DayCounts(), 0, 0, 0.0):
+            if total >= limit:
+                return f"over budget: {unit}s {total:g}/{limit:g}; resets {self._reset_text()}"
         return None
 
     def today(self, provider_id: str) -> DayCounts:
-        self._roll()
-        return self._counts(provider_id)[0]
+        """What the provider was used for today (with a ledger: by every process)."""
+        today = self._roll()
+        if self.ledger is None:
+            return self._counts(provider_id)[0]
+        if self.ledger.today_day != today.isoformat():
+            return DayCounts()
+        written = self.ledger.today.get(provider_id)
+        return DayCounts(written[0].requests, written[0].tokens, written[0].cost_usd) \
+            if written else DayCounts()
 
     def _reset_text(self) -> str:
         left = self.resets_at() - self.now()

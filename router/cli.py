@@ -136,19 +136,18 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 @contextmanager
-def _ledger(*, required: bool = False) -> Iterator[Ledger | None]:
-    """The usage ledger; without one the router still answers (we say why it isn't recorded)."""
+def _ledger(*, required: bool = False) -> Iterator[Ledger]:
+    """The usage ledger. One that cannot record still lets exo answer (paid providers are off
+    until it can: their spending could not be recorded); ``required`` makes it an error."""
+    ledger = Ledger.in_dir(data_dir())
     try:
-        ledger = Ledger.in_dir(data_dir())
-    except LedgerUnavailable as exc:
-        if required:
-            raise
-        print(f"exo-bridge: warning: {exc}; this request is not recorded", file=sys.stderr)
-        yield None
-        return
-    if ledger.notice:
-        print(f"exo-bridge: {ledger.notice}", file=sys.stderr)
-    try:
+        if ledger.notice:
+            print(f"exo-bridge: {ledger.notice}", file=sys.stderr)
+        if ledger.problem:
+            if required:
+                raise LedgerUnavailable(ledger.problem)
+            print(f"exo-bridge: warning: {ledger.problem}; paid providers are off until the "
+                  "ledger can record", file=sys.stderr)
         yield ledger
     finally:
         ledger.close()
@@ -180,7 +179,7 @@ async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as
             _report_failure(exc, as_json)
             return EXIT_UNANSWERED
     if as_json:
-        print(json.dumps(result.as_json(), ensure_ascii=False))
+        print(json.dumps(result.as_json(), ensure_ascii=False, allow_nan=False))
     else:
         if not stream:
             print(result.text)
@@ -234,18 +233,23 @@ def _report_failure(exc: RoutingError, as_json: bool) -> None:
 # -- status --------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    statuses, keychain_error = asyncio.run(_check(config))
+    statuses, keychain_error, ledger = asyncio.run(_check(config))
     crash = crashes.detect()
     if keychain_error:
         print(f"exo-bridge: {keychain_error}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"providers": [_status_json(s) for s in statuses],
-                          "last_crash": _crash_json(crash)}, ensure_ascii=False))
+        print(json.dumps({"providers": [_status_json(s) for s in statuses], "ledger": ledger,
+                          "last_crash": _crash_json(crash)}, ensure_ascii=False, allow_nan=False))
         return EXIT_OK
     for s in statuses:
         progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
         print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}"
               f"  [{_today_text(s)}]")
+    if ledger["problem"]:
+        print(f"usage ledger: cannot record — {ledger['problem']}; paid providers are off until "
+              "it can")
+    if ledger["quarantined"]:
+        print(f"usage ledger: {ledger['quarantined']} row(s) quarantined in {ledger['quarantine']}")
     if crash is not None:
         print(f"last crash: the {crash.kind} app, {_local_time(crash.at)}: {crash.summary} "
               f"(details in {crash.details})")
@@ -263,10 +267,11 @@ def _local_time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-async def _check(config: Config) -> tuple[list[ProviderStatus], str | None]:
+async def _check(config: Config) -> tuple[list[ProviderStatus], str | None, dict[str, Any]]:
     with _ledger() as ledger:
         async with Router(config, ledger=ledger) as router:
-            return await router.check_all(), router.keychain_error
+            statuses = await router.check_all()
+        return statuses, router.keychain_error, ledger.state()
 
 
 def _status_json(status: ProviderStatus) -> dict[str, Any]:
@@ -356,11 +361,18 @@ def cmd_usage(args: argparse.Namespace) -> int:
     until = datetime.now(UTC).date()
     since = args.since or until - timedelta(days=args.days - 1)
     with _ledger(required=True) as ledger:
-        assert ledger is not None
+        ledger.check_now()  # a damaged file is moved aside now, not reported as zeros
+        if ledger.notice:
+            print(f"exo-bridge: {ledger.notice}", file=sys.stderr)
         rows = usage_report.summary(ledger, since, until, args.by)
+        quarantined = ledger.quarantined()
     totals = usage_report.totals(rows)
+    if quarantined:
+        print(f"exo-bridge: {quarantined} usage row(s) could not be used and are kept in "
+              f"{data_dir() / 'usage.quarantine.jsonl'}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"rows": [r.as_dict() for r in rows], "totals": totals}))
+        print(json.dumps({"rows": [r.as_dict() for r in rows], "totals": totals,
+                          "quarantined": quarantined}, allow_nan=False))
     elif args.csv:
         _print_csv(rows)
     else:

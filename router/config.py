@@ -75,7 +75,8 @@ _PROVIDER_KEYS = {
     "prompt_price_per_mtok", "completion_price_per_mtok",
 }
 _TOP_KEYS = {"providers", "models", "allow_paid_failover", "server", "notifications", "health"}
-NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly", "crash")
+NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly", "crash",
+                      "ledger")
 _SERVER_KEYS = {"enabled", "host", "port", "allowed_origins", "max_body_bytes"}
 _ID_RE = re.compile(r"^[a-z0-9-]+$")
 
@@ -106,6 +107,13 @@ class ProviderConfig:
     @property
     def needs_key(self) -> bool:
         return self.kind in _KEYED_KINDS
+
+    @property
+    def costs_money(self) -> bool:
+        """Whether its answers are billed (marked paid, a cloud kind, or priced in the config):
+        it is used only while the ledger can record what it spends."""
+        return self.paid or self.kind in _KEYED_KINDS or bool(
+            self.prompt_price_per_mtok or self.completion_price_per_mtok)
 
 
 @dataclass(frozen=True, slots=True)

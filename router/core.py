@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
@@ -23,7 +24,15 @@ from router.errors import (
     StreamBroken,
     describe_attempts,
 )
-from router.events import CostAnomaly, EventHub, Failover, Listener, RequestFinished
+from router.events import (
+    CostAnomaly,
+    EventHub,
+    Failover,
+    LedgerProblem,
+    Listener,
+    RequestFinished,
+    UsageInvalid,
+)
 from router.health import HealthBook
 from router.journey import Admitted, ChatStream, Run, Trace, usage_chunk
 from router.keys import KeyStore, Secret
@@ -38,14 +47,16 @@ from router.policy import (
 )
 from router.pricing import Pricer
 from router.providers import HealthState, Snapshot, adapter_for
-from router.result import Result, final_usage, text_length, validate_request
+from router.result import Result, text_length, validate_request
 from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
-from router.usage import today_counts
+from router.usage_guard import ESTIMATED, INVALID, MAX_COST_USD, checked_usage, cost_usd
 
 if TYPE_CHECKING:
     import httpx
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +97,9 @@ class Router:
         self.config = config
         self.events = EventHub()
         self.health = HealthBook(config.providers, self.events, timing.clock)
-        self.budget = Budget(config, self.events, timing.now)
+        self.budget = Budget(config, self.events, timing.now, ledger=ledger)
         self.ledger = ledger
+        self._usage_invalid_announced: set[str] = set()
         self.pricer = Pricer()
         self.local_only = False  # "pause cloud failover"
         self._adapters = {p.id: adapter_for(p.kind) for p in config.providers}
@@ -107,10 +119,21 @@ class Router:
         # a request waits for them only if it comes first.
         self._keys_loaded = self.spawn(self.reload_keys())
         if self.ledger is not None:
-            counts = await asyncio.to_thread(today_counts, self.ledger, self.budget.now().date())
-            self.budget.load(counts, self.budget.now().date())
+            self._watch_ledger(self.ledger)
         self.spawn(self._refresh_prices())
         return self
+
+    def _watch_ledger(self, ledger: Ledger) -> None:
+        """The ledger's writer thread says when it can or cannot record; the router tells its
+        listeners on the loop (paid providers are skipped meanwhile: see _admit)."""
+        loop = asyncio.get_running_loop()
+
+        def changed(problem: str | None) -> None:
+            loop.call_soon_threadsafe(self.events.emit, LedgerProblem(problem))
+
+        ledger.on_problem = changed
+        if ledger.problem:
+            self.events.emit(LedgerProblem(ledger.problem))
 
     async def http(self) -> httpx.AsyncClient:
         """The httpx client for probes, price lists and key checks, once it has loaded."""
@@ -189,9 +212,11 @@ class Router:
             try:
                 async with aclosing(run.wire.batches()) as batches:
                     async for batch in batches:
-                        if ready := run.release(batch):
+                        if ready := await self._released(run, batch):
                             sink.provider = run.provider.id
                             yield ready
+                        if run.capped:  # its hold ended: no more is read (or paid for)
+                            break
                 if run.held:  # an answer without any content token
                     sink.provider = run.provider.id
                     yield run.held
@@ -210,6 +235,18 @@ class Router:
         self._finish(trace, None)
         raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
                                   trace.attempts, retry_after_s=self.health.retry_after_s())
+
+    async def _released(self, run: Run, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A batch as the caller may see it; past the reservation, hold more if the answer may
+        grow and the day's limits allow it, else end the answer there."""
+        ready = run.release(batch)
+        while run.over:
+            pending, run.over = run.over, []
+            if run.reservation.growable and await self.budget.extend(run.provider, run.reservation):
+                ready += run.release(pending)
+            else:
+                ready += run.cut()
+        return ready
 
     async def _trace(self, request: Mapping[str, Any], sink: ChatStream, streamed: bool) -> Trace:
         validate_request(request)
@@ -230,6 +267,10 @@ class Router:
         provider = candidate.provider
         skip = gate(provider, has_key=self.has_key(provider), local_only=self.local_only,
                     paid_allowed=paid_failover_allowed(self.config, model))
+        if skip is None and provider.costs_money and self.ledger is not None \
+                and not self.ledger.can_record:  # closed for money, open for exo
+            skip = (Outcome.NOT_ALLOWED, "paid providers are off while the usage ledger cannot "
+                    f"record: {self.ledger.problem}")
         if skip is None:
             skip = self.health.admit_provider(provider.id)
         if skip is not None:
@@ -244,7 +285,7 @@ class Router:
             outcome, detail = admission.skip or (Outcome.MODEL_UNAVAILABLE, "")
             return Attempt(provider.id, outcome, detail, called=False)
         price = self.pricer.table_price(provider, admission.model_id, {})
-        reservation = self.budget.reserve(provider, request, price)
+        reservation = await self.budget.reserve(provider, request, price)
         if isinstance(reservation, str):
             return Attempt(provider.id, Outcome.OVER_BUDGET, reservation, called=False)
         known = self.health[provider.id].snapshot
@@ -275,21 +316,38 @@ class Router:
 
     # -- endings --------------------------------------------------------------------------
     def _attempt_record(self, trace: Trace, run: Run, outcome: Outcome, detail: str) -> Attempt:
-        usage, estimated = final_usage(run.assembler.usage, trace.prompt_chars,
-                                       run.assembler.completion_chars)
-        cost, source, flags = self.pricer.cost(run.provider, run.model_id, usage, estimated,
-                                               run.wire.response_headers)
-        if estimated:
-            flags = (*flags, "usage-estimated")
+        usage, flags = checked_usage(run.assembler.usage, trace.prompt_chars,
+                                     run.assembler.completion_chars)
+        if run.capped:  # cut before the provider's own count came: at least what was seen
+            flags = (*flags, "capped")
+            usage["completion_tokens"] = max(usage["completion_tokens"], run.content_chunks)
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        cost, source, cost_flags = self.pricer.cost(run.provider, run.model_id, usage,
+                                                    ESTIMATED in flags, run.wire.response_headers)
+        flags = (*flags, *(f for f in cost_flags if f not in flags))
+        if cost_usd(cost) is None:  # a price list's absurd figure times many tokens
+            cost, flags = MAX_COST_USD, (*flags, *(() if INVALID in flags else (INVALID,)))
         record = Attempt(run.provider.id, outcome, detail, run.ms(), run.model_id,
                          ttft_ms=run.ttft_ms(), usage=usage, cost_usd=cost, cost_source=source,
-                         flags=flags)
+                         flags=flags, day=run.reservation.day.isoformat(),
+                         reservation=run.reservation.id)
         self.budget.settle(run.reservation, record, run.provider)
+        if INVALID in flags:
+            self._announce_invalid_usage(run, usage)
         if "cost-anomaly" in flags:
             expected = self.pricer.table_price(run.provider, run.model_id, run.wire.response_headers)
             self.events.emit(CostAnomaly(run.provider.id, trace.request_id, cost,
                                          expected.cost(usage) if expected else 0.0))
         return record
+
+    def _announce_invalid_usage(self, run: Run, usage: Mapping[str, Any]) -> None:
+        """Once per provider: it reported numbers that cannot be true (replaced by our own)."""
+        if run.provider.id in self._usage_invalid_announced:
+            return
+        self._usage_invalid_announced.add(run.provider.id)
+        log.warning("%s reported usage that cannot be true; our own estimate was recorded "
+                    "instead (flag usage-invalid)", run.provider.name)
+        self.events.emit(UsageInvalid(run.provider.id, run.model_id))
 
     def _failed(self, trace: Trace, run: Run, failure: ProviderFailure) -> None:
         self.health.record_failure(run.provider.id, run.model_id, failure)
@@ -321,7 +379,7 @@ class Router:
             cost_usd=record.cost_usd, cost_source=record.cost_source, usage=usage,
             attempts=tuple(trace.attempts), streamed=trace.streamed,
             latency_ms=(time.perf_counter() - trace.started) * 1000, ttft_ms=record.ttft_ms,
-            usage_estimated="usage-estimated" in record.flags,
+            usage_estimated=ESTIMATED in record.flags,
             flags=record.flags)
         self._finish(trace, result)
         return result
@@ -393,6 +451,9 @@ class Router:
             over = self.budget.exhausted(p)
             if over and state in (HealthState.HEALTHY, HealthState.UNKNOWN):
                 state, detail = HealthState.DEGRADED, over
+            if p.costs_money and self.ledger is not None and not self.ledger.can_record \
+                    and state in (HealthState.HEALTHY, HealthState.UNKNOWN):
+                state, detail = HealthState.DEGRADED, "off while the usage ledger cannot record"
             progress = h.snapshot.download_progress if h.snapshot is not None else None
             today = self.budget.today(p.id)
             limits = {"requests": p.daily_request_limit, "tokens": p.daily_token_limit,

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from router.config import state_dir
+from router.processes import alive, process_start
 from router.redact import redact
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class CrashWatch:
         try:
             self.marker.parent.mkdir(parents=True, exist_ok=True)
             self._write_marker({"kind": self.kind, "pid": os.getpid(), "started": time.time(),
-                                "process_start": _process_start(os.getpid())})
+                                "process_start": process_start(os.getpid())})
             self._start_fatal_log()
             self._start_log_file()
         except OSError as exc:
@@ -209,7 +210,7 @@ def _crash_of(marker: Path, directory: Path) -> Crash | None:
     except (OSError, ValueError, KeyError, TypeError):
         marker.unlink(missing_ok=True)  # unreadable: a partial write, nothing to report
         return None
-    if _alive(pid, data.get("process_start")):
+    if alive(pid, data.get("process_start")):
         return None
     if "crashed_at" in data:
         return Crash(kind, pid, float(data["crashed_at"]), str(data.get("summary", "")),
@@ -234,25 +235,6 @@ def _fatal_error(crash_log: Path, pid: int) -> str | None:
     section = text.rpartition(header)[2].partition("\n--- exo-bridge ")[0]
     lines = [line for line in section.splitlines()[1:] if line.strip()]
     return lines[0][:300] if lines else None
-
-
-def _alive(pid: int, process_start: object) -> bool:
-    """Whether ``pid`` is still the process that wrote the marker (not a reuse of its id)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return process_start is None or _process_start(pid) == process_start
-
-
-def _process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), to tell a reused pid."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _save(directory: Path, crash: Crash) -> None:

@@ -62,6 +62,8 @@ class Attempt:
     cost_usd: float = 0.0
     cost_source: str = "free"
     flags: tuple[str, ...] = ()
+    day: str | None = None  # the UTC day its budget hold counts on (it was reserved then)
+    reservation: str | None = None  # the ledger's hold its row replaces
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -61,7 +61,24 @@ class CostAnomaly:
     expected_usd: float
 
 
-Event = Failover | HealthChanged | RequestFinished | BudgetAlert | CostAnomaly
+@dataclass(frozen=True, slots=True)
+class UsageInvalid:
+    """A provider reported usage that cannot be true (announced once per provider)."""
+
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerProblem:
+    """The usage ledger cannot record (``problem`` names the path and the fix), or can again
+    (``problem`` is None). Paid providers are off meanwhile."""
+
+    problem: str | None
+
+
+Event = (Failover | HealthChanged | RequestFinished | BudgetAlert | CostAnomaly | UsageInvalid
+         | LedgerProblem)
 Listener = Callable[[Event], None]
 
 

@@ -13,6 +13,7 @@ from router.config import ProviderConfig
 from router.errors import Attempt
 from router.result import Assembler, Result
 from router.streaming import Attempt as WireAttempt
+from router.streaming import has_content
 
 if TYPE_CHECKING:
     from router.core import Router
@@ -49,14 +50,38 @@ class Run:
     assembler: Assembler = field(default_factory=Assembler)
 
     held: list[dict[str, Any]] = field(default_factory=list)
+    content_chunks: int = 0  # each carries at least one completion token
+    over: list[dict[str, Any]] = field(default_factory=list)  # past the hold, not passed on
+    capped: bool = False  # cut where the reservation ended (finish_reason "length")
 
     def release(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What the caller may see now of a batch of chunks. Chunks before the first content
         token are held back, so a failure before it fails over without the caller seeing
-        anything; the upstream usage chunk is kept for the router's own (with cost)."""
+        anything; the upstream usage chunk is kept for the router's own (with cost). Chunks
+        past the reservation's completion tokens wait in ``over`` (the router either holds
+        more, or ends the answer with ``cut()``)."""
         add = self.assembler.add
-        for chunk in batch:
+        limit = self.reservation.completion if self.reservation.capped else None
+        kept = batch
+        for index, chunk in enumerate(batch):
+            if limit is not None and has_content(chunk):
+                if self.content_chunks >= limit:
+                    kept, self.over = batch[:index], batch[index:]
+                    break
+                self.content_chunks += 1
             add(chunk)
+        return self._visible(kept)
+
+    def cut(self) -> list[dict[str, Any]]:
+        """End the answer where the hold ends: one last chunk with finish_reason "length"."""
+        self.capped, self.over = True, []
+        last = {"id": self.assembler.id, "object": "chat.completion.chunk",
+                "created": self.assembler.created, "model": self.assembler.model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+        self.assembler.add(last)
+        return self._visible([last])
+
+    def _visible(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with_choices = [chunk for chunk in batch if chunk.get("choices")]
         if not self.wire.content_started:
             self.held.extend(with_choices)

@@ -1,259 +1,165 @@
-"""The usage ledger: one SQLite row per attempt, written off the event loop, never lost.
+"""The usage ledger: one SQLite row per attempt, shared by every process on the data dir, never
+losing what was delivered.
 
-``$EXO_BRIDGE_DATA_DIR/usage.sqlite3`` in WAL mode. ``record(rows)`` appends the rows to a
-journal file beside it (one small write, no fsync: it survives a ``kill -9``) before the answer
-is delivered, and a writer thread inserts them into SQLite in batches, off the event loop. The
-journal is emptied once SQLite has everything, and replayed at the next start after a crash
-(each row has a unique id, so nothing is counted twice). Each batch also updates a per-day,
-per-provider rollup (and a latency histogram) in the same transaction, so summaries over a
-year of rows read a few hundred rows, not a million.
+``$EXO_BRIDGE_DATA_DIR/usage.sqlite3`` in WAL mode (files 0600). ``record(rows)`` appends the rows
+to this process's own journal (ledger_journal) before the answer is delivered, and a writer
+thread inserts them into SQLite in batches, off the event loop, each batch with its per-day
+rollup and the deletion of the budget holds it replaces (ledger_store). Budgets hold across
+processes: a request to a provider with daily limits reserves its worst case in SQLite, under a
+write transaction that counts every process's rows and holds.
 
-A corrupt file is moved aside (never deleted) and a new one started; the user is told where.
+The writer never dies and never loops: a row SQLite refuses is quarantined; a full, read-only,
+locked or missing ledger keeps the rows in memory (and the journal, if it can be written) and
+is retried; meanwhile ``problem`` says what is wrong, the path and the fix, and the router uses
+no paid provider (their spending could not be recorded). A damaged file is found by ``PRAGMA
+quick_check`` soon after start (and daily), moved aside (never deleted), and a new one started
+with what is still readable of today's rows, so today's budgets still hold.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import math
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from router.errors import Attempt, ExoBridgeError
-from router.ledger_schema import MIGRATIONS, SCHEMA_VERSION
+from router import ledger_journal as journal
+from router import ledger_store as store
+from router.ledger_rows import Row, Values, bucket_ms, rows_for
+from router.ledger_store import Hold, LedgerCorrupt, LedgerUnavailable, Limits
+from router.processes import owner_alive, owner_id
 
 log = logging.getLogger(__name__)
 
 LEDGER_FILE = "usage.sqlite3"
-_SKIPPED_FOR_POLICY = {"disabled", "not-allowed", "no-key"}
 _BATCH = 5000
 _BATCH_WAIT_S = 0.25
+_RETRY_S = 2.0  # a ledger that cannot be written is tried again this often
+_HOUSEKEEPING_S = 30.0  # orphaned journals and holds of processes that are gone
+_CHECK_EVERY_S = 86400.0  # PRAGMA quick_check
+_MEMORY_ROWS = 500_000  # rows kept in memory while nothing can be written (about 150 MB)
+_RESERVE_BUSY_S = 2.0
 
-
-class LedgerUnavailable(ExoBridgeError):
-    """The ledger cannot be opened or written (the message names the path)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    ts: float
-    request_id: str
-    logical_model: str
-    model: str
-    provider: str
-    outcome: str
-    called: bool
-    streamed: bool
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    cost_source: str
-    latency_ms: float
-    ttft_ms: float | None
-    failed_over: bool  # the request this attempt belongs to went past a provider
-    failovers: int  # on the answering row: how many attempts failed before it
-    flags: str
-    saved_usd: float
-    uid: str = ""  # request id / attempt index: unique, so a replayed journal adds nothing twice
-
-    def values(self) -> tuple[Any, ...]:
-        day = datetime.fromtimestamp(self.ts, UTC).date().isoformat()
-        bucket = latency_bucket(self.latency_ms) if self.called else None
-        return (self.ts, day, self.request_id, self.logical_model, self.model, self.provider,
-                self.outcome, int(self.called), int(self.streamed), self.prompt_tokens,
-                self.completion_tokens, self.prompt_tokens + self.completion_tokens, self.cost_usd,
-                self.cost_source, self.latency_ms, self.ttft_ms, int(self.failed_over),
-                self.failovers, self.flags, self.saved_usd, bucket,
-                self.uid or f"{self.request_id}/{self.provider}/{self.ts}")
-
-
-INSERT = ("INSERT OR IGNORE INTO attempts (ts, day, request_id, logical_model, model, provider, "
-          "outcome, called, streamed, prompt_tokens, completion_tokens, total_tokens, cost_usd, "
-          "cost_source, latency_ms, ttft_ms, failed_over, failovers, flags, saved_usd, latency_bucket, "
-          "uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
-
-UPSERT_DAILY = (
-    "INSERT INTO daily (day, provider, calls, requests, prompt_tokens, completion_tokens, cost_usd, "
-    "failovers, saved_usd, anomalies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (day, provider) DO UPDATE SET calls = calls + excluded.calls, "
-    "requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-    "completion_tokens = completion_tokens + excluded.completion_tokens, "
-    "cost_usd = cost_usd + excluded.cost_usd, failovers = failovers + excluded.failovers, "
-    "saved_usd = saved_usd + excluded.saved_usd, anomalies = anomalies + excluded.anomalies")
-UPSERT_HIST = ("INSERT INTO latency_hist (day, provider, bucket, n) VALUES (?, ?, ?, ?) "
-               "ON CONFLICT (day, provider, bucket) DO UPDATE SET n = n + excluded.n")
-
-
-def rollup(rows: Iterable[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """A batch of attempt rows (Row.values() order) folded per day and provider: one upsert a
-    group instead of one a row."""
-    daily: dict[tuple[str, str], list[Any]] = {}
-    hist: dict[tuple[str, str, int], int] = {}
-    for r in rows:
-        day, provider, outcome = r[1], r[5], r[6]
-        ok = outcome == "ok"
-        sums = daily.setdefault((day, provider), [0, 0, 0, 0, 0.0, 0, 0.0, 0])
-        for index, value in enumerate((r[7], ok, r[9], r[10], r[12], r[17], r[19],
-                                       "cost-anomaly" in r[18])):
-            sums[index] += value
-        if ok and r[20] is not None:
-            hist[(day, provider, r[20])] = hist.get((day, provider, r[20]), 0) + 1
-    return ([(*key, *sums) for key, sums in daily.items()],
-            [(*key, n) for key, n in hist.items()])
-
-
-def latency_bucket(ms: float) -> int:
-    """Log buckets 10% wide: p50 from the histogram is within 5% of the true value."""
-    return max(0, round(math.log(max(ms, 0.1) * 10) / math.log(1.1)))
-
-
-def bucket_ms(bucket: int) -> float:
-    return float(1.1 ** bucket / 10)
-
-
-def rows_for(request_id: str, logical_model: str, streamed: bool, attempts: Sequence[Attempt],
-             saved_usd: float = 0.0, ts: float | None = None) -> list[Row]:
-    """Ledger rows for one request's attempts, in order."""
-    now = time.time() if ts is None else ts
-    failed = [a for a in attempts if a.outcome != "ok" and str(a.outcome) not in _SKIPPED_FOR_POLICY]
-    answered = bool(attempts) and attempts[-1].outcome == "ok"
-    failed_over = answered and bool(failed)
-    rows = []
-    for index, a in enumerate(attempts):
-        usage = a.usage or {}
-        ok = a.outcome == "ok"
-        rows.append(Row(now, request_id, logical_model, a.model or "", a.provider, str(a.outcome),
-                        a.called, streamed, int(usage.get("prompt_tokens") or 0),
-                        int(usage.get("completion_tokens") or 0), a.cost_usd,
-                        a.cost_source if a.called else "free", a.latency_ms, a.ttft_ms,
-                        failed_over, len(failed) if ok else 0, ",".join(a.flags),
-                        saved_usd if ok else 0.0, f"{request_id}/{index}"))
-    return rows
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
-    return conn
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema to SCHEMA_VERSION, one versioned step at a time."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise LedgerUnavailable(f"the ledger's schema (v{version}) is newer than this program "
-                                f"(v{SCHEMA_VERSION}); update exo-bridge")
-    for target, script in MIGRATIONS:
-        if target > version:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in script:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={target}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-
-def open_database(path: Path) -> tuple[sqlite3.Connection, str | None]:
-    """Open (creating, migrating, or moving a corrupt file aside); (connection, notice)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LedgerUnavailable(f"cannot create the data directory {path.parent} "
-                                f"({exc.strerror}); set EXO_BRIDGE_DATA_DIR to a writable place") \
-            from None
-    notice = None
-    try:
-        conn = _open_checked(path)
-    except sqlite3.DatabaseError as exc:
-        if not _is_corruption(exc):
-            raise _unavailable(path, exc) from None
-        aside = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        path.rename(aside)
-        for suffix in ("-wal", "-shm"):
-            extra = path.with_name(path.name + suffix)
-            if extra.exists():
-                extra.rename(aside.with_name(aside.name + suffix))
-        notice = f"the usage ledger was damaged; it was moved to {aside} and a new one started"
-        log.warning(notice)
-        try:
-            conn = _open_checked(path)
-        except sqlite3.DatabaseError as again:
-            raise _unavailable(path, again) from None
-    return conn, notice
-
-
-def _open_checked(path: Path) -> sqlite3.Connection:
-    conn = connect(path)  # a file that is no database fails here, at once (no O(n) check)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    text = str(exc).lower()
-    return "not a database" in text or "malformed" in text or "corrupt" in text
-
-
-def _unavailable(path: Path, exc: Exception) -> LedgerUnavailable:
-    return LedgerUnavailable(f"cannot use the usage ledger {path}: {exc}; check that the data "
-                             "directory is writable (or set EXO_BRIDGE_DATA_DIR)")
+__all__ = ["LEDGER_FILE", "Hold", "Ledger", "LedgerUnavailable", "Limits", "Row", "bucket_ms",
+           "rows_for"]
 
 
 class Ledger:
-    """Rows are appended to the journal at once (durable) and reach SQLite in a writer thread."""
-
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, on_problem: Callable[[str | None], None] | None = None):
         self.path = path
-        self._conn, self.notice = open_database(path)
-        self.error: str | None = None  # the last write failure, for status displays
-        self._journal_path = path.with_name(path.name + ".journal")
-        self._replay_journal()
-        self._journal = open(self._journal_path, "ab", buffering=0)  # noqa: SIM115 (kept open)
-        self._lock = threading.Lock()  # journal append + queue put, vs. journal truncation
+        self.directory = path.parent
+        self.owner = owner_id()
+        self.notice: str | None = None  # said once at start (a damaged file moved aside)
+        self.problem: str | None = None  # why rows cannot be written now (path and fix)
+        self.on_problem = on_problem  # called from the writer thread when ``problem`` changes
+        self.today: dict[str, tuple[Hold, Hold]] = {}  # provider -> (written, held), for displays
+        self.today_day = ""
+        self._conn: sqlite3.Connection | None = None
+        self._budget_conn: sqlite3.Connection | None = None
+        self._budget_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._journal: journal.Journal | None = None
+        self._lock = threading.Lock()  # journal append + queue put, vs. journal emptying
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[Values] = []
+        self._next_try = 0.0
+        self._next_housekeeping = 0.0
+        self._next_check = time.monotonic() + 1.0
+        self._open()
         self._writer = threading.Thread(target=self._write_loop, name="exo-bridge-ledger",
                                         daemon=True)
         self._writer.start()
-        self._reader = connect(path)
-        self._read_lock = threading.Lock()
 
     @classmethod
-    def in_dir(cls, directory: Path) -> Ledger:
-        return cls(directory / LEDGER_FILE)
+    def in_dir(cls, directory: Path, **kw: Any) -> Ledger:
+        return cls(directory / LEDGER_FILE, **kw)
 
-    # -- writing ---------------------------------------------------------------------------
-    def record(self, rows: Sequence[Row]) -> None:
-        """Make rows durable now (one append to the journal, no fsync: a killed process loses
-        nothing; the OS keeps it) and hand them to the writer thread for SQLite."""
-        values = [row.values() for row in rows]
-        line = b"".join(json.dumps(v, separators=(",", ":")).encode() + b"\n" for v in values)
-        with self._lock:
+    @property
+    def can_record(self) -> bool:
+        return self.problem is None
+
+    @property
+    def error(self) -> str | None:  # the older name
+        return self.problem
+
+    # -- opening ----------------------------------------------------------------------------
+    def _open(self) -> bool:
+        """Open (or re-open) the file; False, with ``problem`` set, when it cannot be used."""
+        try:
             try:
-                self._journal.write(line)
-            except OSError as exc:
-                self.error = f"could not write the usage journal {self._journal_path}: {exc.strerror}"
-                log.warning(self.error)
+                conn = store.open_checked(self.path)
+            except LedgerCorrupt as exc:
+                conn = self._start_afresh(str(exc))
+            self._journal = self._journal or journal.Journal(self.directory, self.owner)
+        except (LedgerUnavailable, OSError) as exc:
+            problem = exc if isinstance(exc, LedgerUnavailable) else store.unavailable(self.path, exc)
+            self._set_problem(str(problem))
+            return False
+        self._conn = conn
+        try:
+            self._adopt_orphans()
+            self._refresh_today()
+        except (sqlite3.Error, OSError) as exc:
+            if not self._damaged(exc):  # busy: housekeeping tries again
+                log.warning("could not replay the journals of stopped processes yet: %s", exc)
+        return True
+
+    def _damaged(self, exc: BaseException) -> bool:
+        """If ``exc`` says the file is damaged, start afresh (True); else False."""
+        if not isinstance(store.classify(self.path, exc), LedgerCorrupt):
+            return False
+        try:
+            self._conn = self._start_afresh(str(exc))
+            self._adopt_orphans()
+            self._refresh_today()
+        except (LedgerUnavailable, sqlite3.Error, OSError) as again:
+            self._conn = None
+            self._set_problem(str(store.unavailable(self.path, again)))
+        return True
+
+    def _start_afresh(self, why: str) -> sqlite3.Connection:
+        """Move a damaged file aside and start a new one with what is readable of today."""
+        for conn in (self._conn, self._budget_conn, self._reader):
+            if conn is not None:
+                conn.close()
+        self._conn = self._budget_conn = self._reader = None
+        aside = store.move_aside(self.path)
+        conn = store.open_checked(self.path)
+        kept = store.salvage(aside, conn, datetime.now(UTC).date().isoformat(), self._refused)
+        self.notice = (f"the usage ledger was damaged ({why.rpartition('(')[2].rstrip(')')}); it "
+                       f"was moved to {aside} and a new one started ({kept})")
+        log.warning(self.notice)
+        return conn
+
+    def _connection(self, attr: str, busy_s: float) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self, attr)
+        if conn is None:
+            conn = store.connect(self.path, busy_s=busy_s)
+            setattr(self, attr, conn)
+        return conn
+
+    # -- writing ----------------------------------------------------------------------------
+    def record(self, rows: Sequence[Row]) -> None:
+        """Make rows durable now (one append to this process's journal, no fsync: a killed
+        process loses nothing) and hand them to the writer thread for SQLite."""
+        values = [row.values() for row in rows]
+        with self._lock:
+            if self._journal is not None:
+                try:
+                    self._journal.append(values)
+                except OSError as exc:
+                    self._set_problem(str(store.unavailable(self._journal.path, exc)))
             self._queue.put(values)
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Block until everything recorded so far is in SQLite (tests, shutdown)."""
+        """Block until everything recorded so far has been tried (tests, shutdown)."""
         done = threading.Event()
         self._queue.put(done)
         done.wait(timeout)
@@ -261,59 +167,52 @@ class Ledger:
     def close(self) -> None:
         self._queue.put(None)
         self._writer.join(15)
-        self._journal.close()
-        self._reader.close()
-
-    def _replay_journal(self) -> None:
-        """Rows a killed process journaled but never wrote to SQLite (duplicates are ignored)."""
-        try:
-            lines = self._journal_path.read_bytes().splitlines()
-        except FileNotFoundError:
-            return
-        rows = []
-        for line in lines:
-            try:
-                rows.append(tuple(json.loads(line)))
-            except ValueError:
-                continue  # a line cut short by the kill
-        if rows:
-            self._insert(rows, replay=True)
-        self._journal_path.write_bytes(b"")
-
-    def _insert(self, rows: list[tuple[Any, ...]], *, replay: bool = False) -> None:
-        """Insert rows and fold them into the rollups, in one transaction."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            if replay:  # a journal may repeat rows SQLite already has
-                rows = [r for r in rows if self._conn.execute(
-                    "SELECT 1 FROM attempts WHERE uid = ?", (r[-1],)).fetchone() is None]
-            self._conn.executemany(INSERT, rows)
-            daily, hist = rollup(rows)
-            self._conn.executemany(UPSERT_DAILY, daily)
-            self._conn.executemany(UPSERT_HIST, hist)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+        with self._lock:
+            if self._journal is not None:
+                if self._pending:  # not written: the next process replays them from here
+                    try:
+                        self._journal.append(self._pending)
+                    except OSError:
+                        log.error("%d usage rows could not be written anywhere (%s)",
+                                  len(self._pending), self.problem)
+                self._journal.close(remove=not self._pending)
+                self._journal = None
+        for conn in (self._budget_conn, self._reader):
+            if conn is not None:
+                conn.close()
 
     def _write_loop(self) -> None:
         while True:
             batch = self._next_batch()
             for entry in batch:
                 if isinstance(entry, list):
-                    self._pending.extend(entry)
+                    self._keep(entry)
+                elif entry == "check":
+                    self._next_check = 0.0
             self._write_pending()
+            self._housekeeping()
             for entry in batch:
                 if isinstance(entry, threading.Event):
                     entry.set()
             if any(entry is None for entry in batch):
-                self._conn.close()
+                if self._conn is not None:
+                    self._conn.close()
                 return
+
+    def _keep(self, values: list[Values]) -> None:
+        self._pending.extend(values)
+        if len(self._pending) > _MEMORY_ROWS:  # nothing written for a very long time
+            dropped = len(self._pending) - _MEMORY_ROWS
+            del self._pending[:dropped]
+            log.error("the usage ledger could not be written for too long: %d rows dropped from "
+                      "memory (they are still in the journal if it could be written)", dropped)
 
     def _next_batch(self) -> list[Any]:
         """What is queued: rows, flush events, None (close). Empty after a retry tick."""
-        try:  # rows that failed to write are retried every second
-            item = self._queue.get(timeout=1.0) if self._pending else self._queue.get()
+        wait = 1.0 if self._pending or self.problem else max(
+            0.05, min(_HOUSEKEEPING_S, self._next_check - time.monotonic()))
+        try:
+            item = self._queue.get(timeout=wait)
         except queue.Empty:
             return []
         if isinstance(item, list):
@@ -329,22 +228,143 @@ class Ledger:
         return batch
 
     def _write_pending(self) -> None:
+        if time.monotonic() < self._next_try:
+            return
+        if (self._conn is None or self._journal is None) and not self._open():
+            self._next_try = time.monotonic() + _RETRY_S
+            return
         if not self._pending:
             return
+        assert self._conn is not None
         try:
-            self._insert(self._pending)
+            store.insert(self._conn, self._pending, self._refused)
         except sqlite3.Error as exc:
-            self.error = (f"could not write the usage ledger {self.path}: {exc} "
-                          "(kept in the journal, retrying)")
-            log.warning(self.error)
+            self._write_failed(exc)
             return
-        self.error = None
         self._pending = []
+        self._set_problem(None)
+        self._refresh_today()
         with self._lock:  # everything journaled is in SQLite: start the journal afresh
-            if self._queue.empty():
-                self._journal.truncate(0)
+            if self._queue.empty() and self._journal is not None:
+                with contextlib.suppress(OSError):
+                    self._journal.empty()
 
-    # -- reading ---------------------------------------------------------------------------
+    def _write_failed(self, exc: sqlite3.Error) -> None:
+        if self._damaged(exc):
+            return  # a new file: the rows go there at the next tick
+        problem = store.classify(self.path, exc)
+        self._set_problem(f"{problem} (rows are kept and written when it works again)")
+        self._next_try = time.monotonic() + _RETRY_S
+
+    def _refused(self, values: Values, reason: str) -> None:
+        log.error("a usage row was quarantined in %s: %s", self.directory / journal.QUARANTINE,
+                  reason)
+        journal.quarantine(self.directory, reason, store.dumps(values))
+
+    def _set_problem(self, problem: str | None) -> None:
+        if problem == self.problem:
+            return
+        self.problem = problem
+        if problem:
+            log.warning(problem)
+        if self.on_problem is not None:
+            self.on_problem(problem)
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._conn is None or self.problem:
+            return
+        try:
+            if now >= self._next_check:
+                self._next_check = now + _CHECK_EVERY_S
+                damage = store.quick_check(self._conn)
+                if damage is not None:
+                    self._conn = self._start_afresh(f"quick_check: {damage}")
+            if now >= self._next_housekeeping:
+                self._next_housekeeping = now + _HOUSEKEEPING_S
+                self._adopt_orphans()
+                self._refresh_today()
+        except (sqlite3.Error, LedgerUnavailable, OSError) as exc:
+            if not self._damaged(exc):
+                log.warning("ledger housekeeping failed: %s", exc)
+
+    def _adopt_orphans(self) -> None:
+        """Rows journaled by processes that are gone go in (once); their holds are released."""
+        assert self._conn is not None
+        for path in journal.orphans(self.directory, self.owner):
+            good: list[Values] = []
+            for item in journal.read_rows(path):
+                if isinstance(item, journal.Unusable):
+                    self._refused_line(item.reason, item.line)
+                else:
+                    good.append(item)
+            if good:
+                store.insert(self._conn, good, self._refused, replay=True)
+            store.release_owner(self._conn, path.stem)
+            path.unlink(missing_ok=True)
+        for owner in store.owners(self._conn):
+            if owner != self.owner and not owner_alive(owner):
+                store.release_owner(self._conn, owner)
+
+    def _refused_line(self, reason: str, line: str) -> None:
+        log.error("a journal line was quarantined: %s", reason)
+        journal.quarantine(self.directory, reason, line)
+
+    def _refresh_today(self) -> None:
+        if self._conn is None:
+            return
+        day = datetime.now(UTC).date().isoformat()
+        self.today, self.today_day = store.day_totals(self._conn, day), day
+
+    # -- budgets ----------------------------------------------------------------------------
+    def reserve(self, provider: str, day: str, want: Hold, limits: Limits,
+                reservation: str | None = None) -> str | tuple[str, float, float]:
+        """Blocking (call it in a thread): a hold's id, or (unit, spent, limit) when over.
+        Raises LedgerUnavailable when the ledger cannot take it now."""
+        if self.problem:
+            raise LedgerUnavailable(self.problem)
+        with self._budget_lock:
+            try:
+                conn = self._connection("_budget_conn", _RESERVE_BUSY_S)
+                return store.reserve(conn, self.owner, provider, day, want, limits,
+                                     reservation=reservation)
+            except sqlite3.Error as exc:
+                raise store.classify(self.path, exc) from None
+
+    def write_now(self, rows: Sequence[Values]) -> int:
+        """Insert rows at once, in the caller's thread (bulk loads: benchmarks, tests)."""
+        with self._budget_lock:
+            conn = self._connection("_budget_conn", _RESERVE_BUSY_S)
+            added = store.insert(conn, rows, self._refused)
+        self._refresh_today_elsewhere()
+        return added
+
+    def _refresh_today_elsewhere(self) -> None:
+        day = datetime.now(UTC).date().isoformat()
+        with self._budget_lock:
+            self.today = store.day_totals(self._connection("_budget_conn", _RESERVE_BUSY_S), day)
+            self.today_day = day
+
+    # -- reading ----------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
-            return self._reader.execute(sql, tuple(params)).fetchall()
+            try:
+                conn = self._connection("_reader", 5.0)
+                return conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise store.classify(self.path, exc) from None
+
+    def check_now(self, timeout: float = 120.0) -> None:
+        """Have SQLite check the file now (``usage``): a damaged one is moved aside at once."""
+        self._queue.put("check")
+        self.flush(timeout)
+
+    def quarantined(self) -> int:
+        return journal.quarantined(self.directory)
+
+    def state(self) -> dict[str, Any]:
+        """As `status --json` and the endpoint's /health show it."""
+        return {"path": str(self.path), "can_record": self.can_record, "problem": self.problem,
+                "quarantined": self.quarantined(),
+                "quarantine": str(self.directory / journal.QUARANTINE)}

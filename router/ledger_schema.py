@@ -60,5 +60,20 @@ _V2 = (
 
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
+# Budgets across processes: what each request in flight may still spend, by the process that
+# holds it. A reservation is deleted in the transaction that writes its attempt's row.
+_V3 = (
+    """CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,            -- <pid>-<process start>: who holds it
+        provider TEXT NOT NULL,
+        day TEXT NOT NULL,              -- the UTC day it counts on
+        requests INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        created REAL NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX reservations_day_provider ON reservations (day, provider)",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]

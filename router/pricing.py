@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from router.config import ProviderConfig
+from router.usage_guard import INVALID, cost_usd, price_per_token
 
 if TYPE_CHECKING:
     import httpx
@@ -63,11 +64,9 @@ def parse_hf_models(listing: Any, now: float) -> PriceTable:
             pricing = offer.get("pricing") if isinstance(offer, dict) else None
             if not isinstance(pricing, dict):
                 continue
-            try:
-                price = Price(float(pricing["input"]) / 1e6, float(pricing["output"]) / 1e6)
-            except (KeyError, TypeError, ValueError):
-                continue
-            prices.setdefault(str(model["id"]), {})[str(offer.get("provider", "*"))] = price
+            price = _price(_per_million(pricing.get("input")), _per_million(pricing.get("output")))
+            if price is not None:
+                prices.setdefault(str(model["id"]), {})[str(offer.get("provider", "*"))] = price
     return PriceTable(prices, now)
 
 
@@ -76,12 +75,25 @@ def parse_openrouter_models(listing: Any, now: float) -> PriceTable:
     prices: dict[str, dict[str, Price]] = {}
     for model in listing.get("data", []) if isinstance(listing, dict) else []:
         pricing = model.get("pricing") if isinstance(model, dict) else None
-        try:
-            price = Price(float(pricing["prompt"]), float(pricing["completion"]))  # type: ignore[index]
-        except (KeyError, TypeError, ValueError):
+        if not isinstance(pricing, dict) or "id" not in model:
             continue
-        prices[str(model["id"])] = {"*": price}
+        price = _price(price_per_token(pricing.get("prompt")),
+                       price_per_token(pricing.get("completion")))
+        if price is not None:
+            prices[str(model["id"])] = {"*": price}
     return PriceTable(prices, now)
+
+
+def _per_million(value: object) -> float | None:
+    try:
+        return price_per_token(float(value) / 1e6)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _price(prompt: float | None, completion: float | None) -> Price | None:
+    """A price when both halves are usable (NaN, negative or absurd entries are skipped)."""
+    return Price(prompt, completion) if prompt is not None and completion is not None else None
 
 
 _PARSERS = {"huggingface": ("/models", parse_hf_models),
@@ -130,15 +142,18 @@ class Pricer:
         if provider.kind == "exo":
             return 0.0, "free", ()
         price = self.table_price(provider, model_id, headers)
-        reported = usage.get("cost")
-        if isinstance(reported, int | float) and not isinstance(reported, bool) and not estimated:
-            return float(reported), "reported", _anomaly(float(reported), price, usage)
+        flags: tuple[str, ...] = ()
+        if "cost" in usage and not estimated:
+            reported = cost_usd(usage["cost"])
+            if reported is not None:
+                return reported, "reported", _anomaly(reported, price, usage)
+            flags = (INVALID,)  # NaN, negative, absurd: the price table says instead
         if price is not None:
-            return price.cost(usage), "estimated" if estimated else "price-table", ()
+            return price.cost(usage), "estimated" if estimated else "price-table", flags
         if provider.paid or provider.kind != "openai":
             log.warning("no price known for %s on %s: cost recorded as estimated $0",
                         model_id, provider.id)
-        return 0.0, "estimated", ("no-price",)
+        return 0.0, "estimated", (*flags, "no-price")
 
 
 def _anomaly(reported: float, price: Price | None, usage: Mapping[str, Any]) -> tuple[str, ...]:

@@ -71,11 +71,6 @@ def text_length(messages: Any) -> int:
     return total
 
 
-def estimate_tokens(chars: int) -> int:
-    """About four characters a token for English text; never zero for non-empty text."""
-    return max(1, round(chars / 4)) if chars else 0
-
-
 class Assembler:
     """Collects standard chunks into one chat.completion."""
 
@@ -90,8 +85,9 @@ class Assembler:
     def add(self, chunk: Mapping[str, Any]) -> None:
         self.id = self.id or str(chunk.get("id", ""))
         self.model = self.model or str(chunk.get("model", ""))
-        if chunk.get("usage"):
-            self.usage = dict(chunk["usage"])
+        usage = chunk.get("usage")
+        if usage and isinstance(usage, dict):
+            self.usage = dict(usage)
         for choice in chunk.get("choices") or ():
             self._merge(choice)
 
@@ -127,16 +123,3 @@ def _merge_tool_call(calls: list[dict[str, Any]], part: Mapping[str, Any]) -> No
     function = part.get("function") or {}
     call["function"]["name"] += function.get("name") or ""
     call["function"]["arguments"] += function.get("arguments") or ""
-
-
-def final_usage(upstream: Mapping[str, Any] | None, prompt_chars: int,
-                completion_chars: int) -> tuple[dict[str, Any], bool]:
-    """The request's usage, and whether it had to be estimated from text length."""
-    if upstream and isinstance(upstream.get("prompt_tokens"), int) \
-            and isinstance(upstream.get("completion_tokens"), int):
-        usage = dict(upstream)
-        usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
-        return usage, False
-    prompt, completion = estimate_tokens(prompt_chars), estimate_tokens(completion_chars)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}, True

@@ -163,7 +163,10 @@ class EndpointServer:
     async def _health(self, request: web.Request) -> web.Response:
         providers = [{"id": s.id, "name": s.name, "state": s.state, "detail": s.detail,
                       "download_progress": s.download_progress} for s in self.router.statuses()]
-        return web.json_response({"status": "ok", "providers": providers})
+        ledger = self.router.ledger
+        return web.json_response({"status": "ok" if ledger is None or ledger.can_record
+                                  else "degraded", "providers": providers,
+                                  "ledger": ledger.state() if ledger is not None else None})
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": owner}

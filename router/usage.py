@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from router.budget import DayCounts
 from router.ledger import Ledger, bucket_ms
 
 _PERIOD = {
@@ -79,11 +78,3 @@ def totals(rows: list[UsageRow]) -> dict[str, Any]:
             "cost_usd": round(sum(r.cost_usd for r in rows), 10),
             "failovers": sum(r.failovers for r in rows),
             "saved_usd": round(sum(r.saved_usd for r in rows), 10)}
-
-
-def today_counts(ledger: Ledger, day: date | None = None) -> dict[str, DayCounts]:
-    """Calls, tokens and cost per provider on one UTC day (default: today)."""
-    day = day or datetime.now(UTC).date()
-    return {provider: DayCounts(calls, tokens, cost) for provider, calls, tokens, cost in ledger.query(
-        "SELECT provider, calls, prompt_tokens + completion_tokens, cost_usd FROM daily WHERE day = ?",
-        (day.isoformat(),))}

@@ -32,7 +32,7 @@ def row(day: str, provider: str, *, cost: float, tokens: int, ok: bool = True, f
 @pytest.fixture
 def ledger(tmp_path):
     book = Ledger.in_dir(tmp_path)
-    book._insert([
+    book.write_now([
         row("2026-11-21", "exo", cost=0.0, tokens=100, saved=0.01, latency=200),
         row("2026-11-21", "exo", cost=0.0, tokens=300, saved=0.03, latency=400),
         row("2026-11-21", "openrouter", cost=0.02, tokens=50, failovers=1),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from router import crashes
+from router.processes import process_start
 from tests.conftest import OR_KEY, subprocess_env, unused_port
 
 EXE = str(Path(sys.executable).with_name("exo-bridge"))
@@ -168,7 +169,7 @@ def test_a_reused_pid_is_not_taken_for_the_crashed_process(tmp_path):
                                                  "started": 0, "process_start": -1}))
     assert crashes.detect(tmp_path).pid == os.getpid()  # alive, but another process
     (sessions / "2.json").write_text(json.dumps({"kind": "tray", "pid": os.getpid(), "started": 0,
-                                                 "process_start": crashes._process_start(os.getpid())}))
+                                                 "process_start": process_start(os.getpid())}))
     crashes.detect(tmp_path)
     assert (sessions / "2.json").exists()  # this very process: alive, no crash
     (sessions / "3.json").write_text("{not json")

@@ -323,7 +323,8 @@ class SettingsWindow(QWidget):
         labels = {"failover": "requests fail over to the cloud", "failback": "exo is back",
                   "invalid-key": "a key is rejected", "budget": "a budget reaches 80% or runs out",
                   "cost-anomaly": "a reported cost looks wrong",
-                  "crash": "Exo Bridge quit unexpectedly (told at the next start)"}
+                  "crash": "Exo Bridge quit unexpectedly (told at the next start)",
+                  "ledger": "the usage ledger cannot record (paid providers go off)"}
         self.notify_boxes = {}
         for kind, on in self.document.notifications().items():
             box = QCheckBox(labels.get(kind, kind))

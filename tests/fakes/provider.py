@@ -46,6 +46,7 @@ class FakeProvider:
     reported_cost: float | None = None  # openrouter: override usage.cost
     inference_provider: str | None = "together"  # huggingface response header
     omit_usage: bool = False
+    usage_override: dict[str, Any] = field(default_factory=dict)  # absurd numbers, NaN, ...
     # exo state
     models: list[str] = field(default_factory=lambda: [
         "mlx-community/Llama-3.2-3B-Instruct-4bit", "mlx-community/Qwen3-8B-4bit"])
@@ -331,6 +332,7 @@ class FakeProvider:
         if self.flavor == "openrouter":
             usage["cost"] = (self.reported_cost if self.reported_cost is not None
                              else prompt_tokens * 1e-7 + completion_tokens * 2e-7)
+        usage.update(self.usage_override)
         return usage
 
     def _chunk(self, cid: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
