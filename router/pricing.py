@@ -38,7 +38,8 @@ class Price:
 
 @dataclass(frozen=True, slots=True)
 class PriceTable:
-    """model id -> serving provider (or ``*``) -> price; fetched at ``fetched_at`` (epoch s)."""
+    """model id -> serving provider (or ``*``) -> price; fetched at ``fetched_at`` (epoch s).
+    Every model the list names is a key (with no offers when it has no usable price)."""
 
     prices: Mapping[str, Mapping[str, Price]]
     fetched_at: float
@@ -59,6 +60,7 @@ def parse_hf_models(listing: Any, now: float) -> PriceTable:
     for model in listing.get("data", []) if isinstance(listing, dict) else []:
         if not isinstance(model, dict) or "id" not in model:
             continue
+        prices.setdefault(str(model["id"]), {})  # listed even without a usable price
         for offer in model.get("providers") or []:
             pricing = offer.get("pricing") if isinstance(offer, dict) else None
             if not isinstance(pricing, dict):
@@ -75,7 +77,10 @@ def parse_openrouter_models(listing: Any, now: float) -> PriceTable:
     """OpenRouter ``/models``: ``pricing.prompt/completion`` as strings of USD per token."""
     prices: dict[str, dict[str, Price]] = {}
     for model in listing.get("data", []) if isinstance(listing, dict) else []:
-        pricing = model.get("pricing") if isinstance(model, dict) else None
+        if not isinstance(model, dict) or "id" not in model:
+            continue
+        prices[str(model["id"])] = {}  # listed even without a usable price
+        pricing = model.get("pricing")
         try:
             price = Price(float(pricing["prompt"]), float(pricing["completion"]))  # type: ignore[index]
         except (KeyError, TypeError, ValueError):
@@ -95,14 +100,15 @@ class Pricer:
         self.tables: dict[str, PriceTable] = {}
         self._tried: dict[str, float] = {}  # last fetch attempt, so a failing list is not hammered
 
-    async def refresh(self, http: httpx.AsyncClient, provider: ProviderConfig) -> None:
+    async def refresh(self, http: httpx.AsyncClient, provider: ProviderConfig,
+                      max_age_s: float = PRICE_TABLE_TTL_S) -> None:
         """Fetch the provider's price list if it has one and ours is missing or old."""
         from router.http_client import HTTP_OR_JSON_ERRORS, timeout  # loaded by now (Router.http_ready)
 
         if provider.kind not in _PARSERS:
             return
         table = self.tables.get(provider.id)
-        if table is not None and time.time() - table.fetched_at < PRICE_TABLE_TTL_S:
+        if table is not None and time.time() - table.fetched_at < max_age_s:
             return
         if time.monotonic() - self._tried.get(provider.id, float("-inf")) < 60.0:
             return
