@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.apis.routes import add_routes, anthropic_errors
 from router.core import Router
 from router.errors import (
     Attempt,
@@ -82,10 +83,12 @@ class EndpointServer:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         sock = self._bind()
-        app = web.Application(middlewares=[self._guard], client_max_size=self._max_body + 1)
+        app = web.Application(middlewares=[anthropic_errors, self._guard],
+                              client_max_size=self._max_body + 1)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model:.+}", self._model)
+        add_routes(app, self)  # /v1/responses, /v1/messages
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      handler_cancellation=True, shutdown_timeout=1.0)
@@ -154,12 +157,14 @@ class EndpointServer:
     def _authorised(self, request: web.Request) -> bool:
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token)
+        if scheme.lower() != "bearer":  # the anthropic SDK sends its key as x-api-key
+            value = request.headers.get("x-api-key", "")
+        return hmac.compare_digest(value.strip().encode(), self._token)
 
     @staticmethod
     def _cors(origin: str) -> dict[str, str]:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
-                "Access-Control-Allow-Headers": "authorization, content-type",
+                "Access-Control-Allow-Headers": "authorization, content-type, x-api-key",
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
 
     # -- routes ---------------------------------------------------------------------------
