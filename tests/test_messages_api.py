@@ -30,8 +30,8 @@ async def test_text_in_text_out(claude, exo):  # noqa: F811
 
 async def test_structured_output_format(claude, exo):  # noqa: F811
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
-    await claude.messages.create(model="llama-3.2-3b", max_tokens=64, messages=HI,
-                                 output_config={"format": {"type": "json_schema", "schema": schema}})
+    await claude.messages.create(model="llama-3.2-3b", max_tokens=64, messages=HI, extra_body={
+        "output_config": {"format": {"type": "json_schema", "schema": schema}}})
     assert exo.chat_requests[-1].body["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 

@@ -6,6 +6,9 @@ async tests and subprocesses (the CLI) can all talk to it. Set ``fault`` to make
     refuse (stop()), hang_before_headers, stall_after_headers, stall_mid_stream,
     close_without_done, error_chunk_mid_stream, status (with ``fault_status``),
     malformed_json, bad_request, model_not_found
+
+What it answers: ``reply`` as text, or ``tool_calls`` / a ``refusal`` instead, with logprobs when
+the request asks and ``system_fingerprint`` when set (tests/fakes/answers.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.answers import Answer
+from tests.fakes.exo_state import exo_state
 
 FLAVORS = ("exo", "exo-legacy", "openrouter", "huggingface", "openai")
 _BASE_PATH = {"exo": "", "exo-legacy": "", "openrouter": "/api/v1", "huggingface": "/v1",
@@ -186,32 +190,7 @@ class FakeProvider:
             {"id": m, "object": "model", "created": 0, "owned_by": "exo"} for m in self.models]})
 
     async def _state(self, request: web.Request) -> web.Response:
-        instances: dict[str, Any] = {}
-        runners: dict[str, Any] = {}
-        for i, model in enumerate(sorted(self.ready | set(self.loading) | set(self.downloading))):
-            rid = f"runner-{i}"
-            if model in self.ready:
-                status: dict[str, Any] = {"RunnerReady": {}}
-            elif model in self.loading:
-                done, total = self.loading[model]
-                status = {"RunnerLoading": {"layersLoaded": done, "totalLayers": total}}
-            else:
-                status = {"RunnerIdle": {}}
-            runners[rid] = status
-            instances[f"inst-{i}"] = {"MlxRingInstance": {
-                "instanceId": f"inst-{i}", "hosts": [],
-                "shardAssignments": {"modelId": model, "runnerToShard": {rid: {}},
-                                     "nodeToRunner": {"node-a": rid}}}}
-        downloads = {"node-a": [
-            {"DownloadOngoing": {"nodeId": "node-a",
-                                 "shardMetadata": {"PipelineShardMetadata": {
-                                     "modelCard": {"modelId": model}, "startLayer": 0}},
-                                 "downloadProgress": {
-                                     "total": {"inBytes": 1000}, "downloaded": {"inBytes": int(pct * 10)},
-                                     "speed": 1.0, "etaMs": 1000}}}
-            for model, pct in self.downloading.items()]}
-        return web.json_response({"instances": instances, "runners": runners,
-                                  "downloads": downloads, "topology": {}, "lastSeen": {}})
+        return web.json_response(exo_state(self.ready, self.loading, self.downloading))
 
     async def _healthcheck(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
