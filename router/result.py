@@ -105,16 +105,12 @@ class Assembler:
             "logprobs": None, "finish_reason": None})
         delta = choice.get("delta") or {}
         message = slot["message"]
-        if delta.get("role"):
-            message["role"] = delta["role"]
-        if delta.get("content"):
-            message["content"] += delta["content"]
-            self.completion_chars += len(delta["content"])
-        for key in _TEXT_EXTRAS:
-            if isinstance(delta.get(key), str):
-                message[key] = (message.get(key) or "") + delta[key]
-        for call in delta.get("tool_calls") or ():
-            _merge_tool_call(message.setdefault("tool_calls", []), call)
+        content = delta.get("content")
+        if content:
+            message["content"] += content
+            self.completion_chars += len(content)
+        if len(delta) > 1 or content is None:  # more than text: role, refusal, tool calls...
+            _merge_more(message, delta)
         if choice.get("logprobs"):
             slot["logprobs"] = _merge_logprobs(slot["logprobs"], choice["logprobs"])
         if choice.get("finish_reason"):
@@ -134,6 +130,16 @@ class Assembler:
 
 # Text a delta may carry besides the answer (OpenAI's refusal; the reasoning some providers send).
 _TEXT_EXTRAS = ("refusal", "reasoning_content", "reasoning")
+
+
+def _merge_more(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    if delta.get("role"):
+        message["role"] = delta["role"]
+    for key in _TEXT_EXTRAS:
+        if isinstance(delta.get(key), str):
+            message[key] = (message.get(key) or "") + delta[key]
+    for call in delta.get("tool_calls") or ():
+        _merge_tool_call(message.setdefault("tool_calls", []), call)
 
 
 def _final_choice(index: int, slot: dict[str, Any]) -> dict[str, Any]:

@@ -17,13 +17,20 @@ _MISSING = object()
 
 def is_standard(data: Mapping[str, Any], choices: list[Any]) -> bool:
     """Already a chunk as OpenAI's schema has it (the fields a client may rely on are there)."""
-    return (data.get("object") == "chat.completion.chunk"
-            and str(data.get("id", "")).startswith("chatcmpl-")
-            and "created" in data and "model" in data
-            and (not choices or not data.get("usage"))
-            and all(isinstance(c, dict) and "delta" in c and "message" not in c and "index" in c
-                    and c.get("finish_reason", _MISSING) in FINISH_REASONS
-                    and _logprobs_standard(c.get("logprobs")) for c in choices))
+    if (data.get("object") != "chat.completion.chunk" or "created" not in data
+            or "model" not in data or not str(data.get("id", "")).startswith("chatcmpl-")):
+        return False
+    if not choices:
+        return True
+    if data.get("usage"):
+        return False
+    for c in choices:  # a plain loop: one choice is the common case
+        if (not isinstance(c, dict) or "delta" not in c or "index" not in c or "message" in c
+                or c.get("finish_reason", _MISSING) not in FINISH_REASONS):
+            return False
+        if c.get("logprobs") is not None and not _logprobs_standard(c["logprobs"]):
+            return False
+    return True
 
 
 def _logprobs_standard(logprobs: Any) -> bool:
