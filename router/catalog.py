@@ -5,7 +5,7 @@ serving)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Container, Iterable
+from collections.abc import Awaitable, Collection, Container, Iterable
 from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
@@ -15,7 +15,7 @@ from router.pricing import Pricer
 if TYPE_CHECKING:
     from router.core import Router
 
-Lists = dict[str, frozenset[str] | None]
+Lists = dict[str, Collection[str] | None]
 # How long a request for a name nobody is known to list waits for the lists loading at start.
 LISTS_WAIT_S = 3.0
 # A cloud list older than this is fetched again before a name it lacks is called unknown.
@@ -43,7 +43,7 @@ class Catalog:
             if health.snapshot is not None and health.snapshot.models is not None:
                 lists[p.id] = health.snapshot.models
             elif table is not None:
-                lists[p.id] = frozenset(table.prices)
+                lists[p.id] = table.prices.keys()
             else:
                 lists[p.id] = None
         return lists
@@ -60,13 +60,18 @@ class Catalog:
         """Raise UnknownModel for a name that is no alias and that no provider that could serve
         lists. A name nobody is known to list waits (briefly) for the lists still loading."""
         router = self._router
-        if undecided(router.config, self.lists(), model):
+        if not isinstance(model, str) or model in router.config.models:
+            return
+        lists = self.lists()
+        if undecided(router.config, lists, model):
             exo_unknown = [router.probe(p) for p in router.config.providers if p.enabled
                            and p.kind == "exo" and router.health[p.id].snapshot is None]
             await settle([*exo_unknown, router.keys_ready(), self.loading])
-        if self.loading is not None and nobody_lists(router.config, self.lists(), model):
+            lists = self.lists()
+        if self.loading is not None and nobody_lists(router.config, lists, model):
             await self._refresh_old_lists()  # a model may have come out since they were fetched
-        self.raise_if_unknown(model)
+            lists = self.lists()
+        self.raise_if_unknown(model, lists=lists)
 
     async def _refresh_old_lists(self) -> None:
         router = self._router
@@ -74,9 +79,10 @@ class Catalog:
         await settle(router.pricer.refresh(http, p, max_age_s=LIST_FRESH_S)
                      for p in router.config.providers if p.id in router.pricer.tables)
 
-    def raise_if_unknown(self, model: object, attempts: Iterable[Any] = ()) -> None:
+    def raise_if_unknown(self, model: object, attempts: Iterable[Any] = (),
+                         lists: Lists | None = None) -> None:
         config = self._router.config
-        if nobody_lists(config, self.lists(), model):
+        if nobody_lists(config, self.lists() if lists is None else lists, model):
             aliases = ", ".join(config.models) or "(none)"
             raise UnknownModel(f"model {model!r} is not an alias and no enabled provider lists "
                                f"it; aliases: {aliases}", tuple(attempts))

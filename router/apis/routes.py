@@ -112,10 +112,10 @@ def _headers(provider: str, result: Result) -> dict[str, str]:
 
 @web.middleware
 async def anthropic_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error answered on /v1/messages (the token check's too) in Anthropic's shape:
+    """Every error answered under /v1/messages (the token check's too) in Anthropic's shape:
     ``{"type": "error", "error": {"type", "message"}}``."""
     response = await handler(request)
-    if request.path != MESSAGES_PATH or response.status < 400 \
+    if not request.path.startswith(MESSAGES_PATH) or response.status < 400 \
             or not isinstance(response, web.Response) or response.prepared:
         return response
     try:
