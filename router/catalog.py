@@ -5,7 +5,7 @@ serving)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Container, Iterable
+from collections.abc import Collection, Container, Iterable
 from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
@@ -64,9 +64,9 @@ class Catalog:
             return
         lists = self.lists()
         if undecided(router.config, lists, model):
-            exo_unknown = [router.probe(p) for p in router.config.providers if p.enabled
-                           and p.kind == "exo" and router.health[p.id].snapshot is None]
-            await settle([*exo_unknown, router.keys_ready(), self.loading])
+            exo_unknown = [router.spawn(router.probe(p)) for p in router.config.providers
+                           if p.enabled and p.kind == "exo" and router.health[p.id].snapshot is None]
+            await settle([*exo_unknown, router.spawn(router.keys_ready()), self.loading])
             lists = self.lists()
         if self.loading is not None and nobody_lists(router.config, lists, model):
             await self._refresh_old_lists()  # a model may have come out since they were fetched
@@ -76,7 +76,7 @@ class Catalog:
     async def _refresh_old_lists(self) -> None:
         router = self._router
         http = await router.http()
-        await settle(router.pricer.refresh(http, p, max_age_s=LIST_FRESH_S)
+        await settle(router.spawn(router.pricer.refresh(http, p, max_age_s=LIST_FRESH_S))
                      for p in router.config.providers if p.id in router.pricer.tables)
 
     def raise_if_unknown(self, model: object, attempts: Iterable[Any] = (),
@@ -116,8 +116,8 @@ def unlisted(pricer: Pricer, provider: ProviderConfig, model_id: str) -> bool:
     return table is not None and not _listed(table.prices, model_id)
 
 
-async def settle(waits: Iterable[Awaitable[Any] | None], timeout_s: float = LISTS_WAIT_S) -> None:
-    """Wait up to ``timeout_s`` for the lists still loading (each wait keeps running after)."""
-    pending = [asyncio.ensure_future(w) for w in waits if w is not None]
+async def settle(waits: Iterable[asyncio.Task[Any] | None], timeout_s: float = LISTS_WAIT_S) -> None:
+    """Wait up to ``timeout_s`` for the lists still loading (the router's tasks: they go on)."""
+    pending = [w for w in waits if w is not None]
     if pending:
         await asyncio.wait(pending, timeout=timeout_s)

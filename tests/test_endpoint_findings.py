@@ -16,6 +16,7 @@ from router import Router, Timing
 from router.config import parse_config
 from router.keys import Secret
 from router.ledger import Ledger
+from router.retry import retry_headers
 from router.server import EndpointServer
 from tests.conftest import HF_KEY, OR_KEY, config_text
 from tests.endpoint_fixtures import HELLO, TOKEN, client, endpoint, finished  # noqa: F401
@@ -91,6 +92,39 @@ def test_unknown_model_is_404_on_a_freshly_started_serve(make_config, exo, openr
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def test_with_a_list_unknown_the_name_goes_only_where_it_may_exist(make_config, exo, openrouter,
+                                                                        hf, monkeypatch):
+    """Hugging Face's list could not be fetched: the name may exist there, so it is no 404, but
+    neither exo nor OpenRouter (whose lists are known and lack it) is asked."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", OR_KEY)
+    monkeypatch.setenv("HF_TOKEN", HF_KEY)
+    hf.stop()
+    config, _ = make_config()
+    router, server = await _serve(config)
+    router.start_probes()
+    try:
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(f"{server.url}/chat/completions", headers={
+                "Authorization": f"Bearer {TOKEN}"}, json={"model": "some/new-model", "messages": HELLO})
+    finally:
+        await server.stop()
+        await router.aclose()
+    assert answer.status_code == 503
+    assert answer.headers["x-exo-bridge-attempts"].startswith(  # then huggingface: refused or
+        "exo:model-unavailable,openrouter:model-unavailable,huggingface:")  # circuit-open (probed)
+    assert exo.chat_requests == openrouter.chat_requests == []
+
+
+@pytest.mark.parametrize(("after", "expected"), [
+    (None, {"x-should-retry": "false"}),
+    (0.2, {"Retry-After": "1"}),
+    (4.2, {"Retry-After": "5"}),
+    (61.0, {"Retry-After": "61", "x-should-retry": "false"}),
+])
+def test_retry_headers(after, expected):
+    assert retry_headers(after) == expected
 
 
 # -- (c) Retry-After only when a retry can help -----------------------------------------------
