@@ -48,6 +48,7 @@ from router.policy import (
 from router.pricing import Pricer
 from router.providers import HealthState, Snapshot, adapter_for
 from router.result import Result, text_length, validate_request
+from router.retry import soonest
 from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
@@ -111,6 +112,8 @@ class Router:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._intervals = {"exo": timing.exo_probe_interval_s or config.health.exo_probe_interval_s}
         self._cloud_interval = timing.cloud_probe_interval_s or config.health.cloud_probe_interval_s
+        self._probed_every: dict[str, float] = {}  # provider id -> interval, once probed in a loop
+        self.catalog = catalog.Catalog(self)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
@@ -139,12 +142,13 @@ class Router:
         """The httpx client for probes, price lists and key checks, once it has loaded."""
         return await self._stack.http()
 
-    async def _refresh_prices(self) -> None:
-        """Prices for the savings figure and the reported-cost cross-check."""
+    async def _refresh_prices(self, paid_only: bool = True) -> None:
+        """Prices for the savings figure and the reported-cost cross-check; when serving, every
+        keyed cloud provider's list, which is also its model list (catalog)."""
         await self.keys_ready()
-        for provider in self.config.providers:
-            if provider.paid and provider.enabled and self.has_key(provider):
-                self.spawn(self.pricer.refresh(await self.http(), provider))
+        http = await self.http()
+        await asyncio.gather(*(self.pricer.refresh(http, p) for p in self.config.providers
+                               if p.enabled and self.has_key(p) and (p.paid or not paid_only)))
 
     async def keys_ready(self) -> None:
         if self._keys_loaded is not None and not self._keys_loaded.done():
@@ -233,8 +237,14 @@ class Router:
             yield [usage_chunk(sink.result)]
             return
         self._finish(trace, None)
+        self.catalog.raise_if_unknown(model, trace.attempts)  # what was learnt on the way
         raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
-                                  trace.attempts, retry_after_s=self.health.retry_after_s())
+                                  trace.attempts, retry_after_s=self.retry_after(trace.attempts))
+
+    def retry_after(self, attempts: list[Attempt] | tuple[Attempt, ...]) -> float | None:
+        """When one of these attempts' providers could answer again (None: not by itself)."""
+        reset = (self.budget.resets_at() - self.budget.now()).total_seconds()
+        return soonest(attempts, self.health, self._probed_every, reset)
 
     async def _released(self, run: Run, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A batch as the caller may see it; past the reservation, hold more if the answer may
@@ -281,6 +291,9 @@ class Router:
                 outcome = Outcome.TIMEOUT if "timeout" in snapshot.detail else Outcome.REFUSED
                 return Attempt(provider.id, outcome, snapshot.detail, snapshot.latency_ms)
         admission = self.health.admit_model(provider.id, candidate.model_ids)
+        if model not in self.config.models and catalog.unlisted(self.pricer, provider, model):
+            return Attempt(provider.id, Outcome.MODEL_UNAVAILABLE,
+                           f"{provider.name} does not list {model}", called=False)
         if admission.skip is not None or admission.model_id is None:
             outcome, detail = admission.skip or (Outcome.MODEL_UNAVAILABLE, "")
             return Attempt(provider.id, outcome, detail, called=False)
@@ -350,14 +363,16 @@ class Router:
         self.events.emit(UsageInvalid(run.provider.id, run.model_id))
 
     def _failed(self, trace: Trace, run: Run, failure: ProviderFailure) -> None:
+        """Record it (a cut one too, with its tokens); fail over unless the caller has part of
+        the answer (a stream) or the request was at fault."""
         self.health.record_failure(run.provider.id, run.model_id, failure)
-        if run.wire.content_started:
-            trace.attempts.append(self._attempt_record(trace, run, Outcome.STREAM_CUT,
-                                                       failure.detail))
+        cut = run.wire.content_started
+        trace.attempts.append(self._attempt_record(
+            trace, run, Outcome.STREAM_CUT if cut else failure.outcome, failure.detail))
+        if cut and trace.streamed:
             self._finish(trace, None)
             raise StreamBroken(f"{run.provider.name} failed mid-answer: {failure.detail}",
                                trace.attempts) from None
-        trace.attempts.append(self._attempt_record(trace, run, failure.outcome, failure.detail))
         if reaction(failure).return_to_caller:
             self._finish(trace, None)
             raise RequestRejected(f"{run.provider.name} rejected the request: {failure.detail}",
@@ -466,21 +481,21 @@ class Router:
     # -- models ---------------------------------------------------------------------------
     def known_models(self) -> dict[str, str]:
         """Model id -> who serves it: the aliases, then every model a provider is known to list."""
-        return catalog.known_models(self.config, self._model_lists())
+        return self.catalog.known_models()
 
-    def check_model(self, model: object) -> None:
-        """Raise UnknownModel for a name that is no alias and that no provider lists."""
-        catalog.check_model(self.config, self._model_lists(), model)
-
-    def _model_lists(self) -> dict[str, frozenset[str] | None]:
-        return catalog.model_lists(self.config, self.health, self.pricer)
+    async def check_model(self, model: object) -> None:
+        """Raise UnknownModel for a name that is no alias and no provider that could serve lists."""
+        await self.catalog.check(model)
 
     def start_probes(self) -> None:
         """Keep probing in the background (``serve`` and the tray app): exo every few seconds
         (free liveness), the cloud rarely (a cheap authenticated call, never a completion)."""
         for provider in self.config.providers:
             if provider.enabled:
+                self._probed_every[provider.id] = self._intervals.get(provider.kind,
+                                                                      self._cloud_interval)
                 self.spawn(self._probe_loop(provider))
+        self.catalog.loading = self.spawn(self._refresh_prices(paid_only=False))
 
     async def _probe_loop(self, provider: ProviderConfig) -> None:
         interval = self._intervals.get(provider.kind, self._cloud_interval)

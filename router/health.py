@@ -100,14 +100,6 @@ class HealthBook:
                                     f"{model_id} is not loaded on {h.provider.name}"))
         return Admission(model_id)
 
-    def retry_after_s(self) -> float | None:
-        """The soonest end of a cooldown or breaker rest, for a Retry-After header."""
-        now = self._clock()
-        ends = [h.cooldown_until - now for h in self._health.values() if h.cooldown_until > now]
-        ends += [h.opened_at + HALF_OPEN_AFTER_S - now for h in self._health.values()
-                 if h.breaker is Breaker.OPEN]
-        return max(1.0, min(ends)) if ends else None
-
     # -- what happened ---------------------------------------------------------------------
     def record_success(self, provider_id: str, latency_ms: float) -> None:
         h = self._health[provider_id]

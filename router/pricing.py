@@ -39,7 +39,8 @@ class Price:
 
 @dataclass(frozen=True, slots=True)
 class PriceTable:
-    """model id -> serving provider (or ``*``) -> price; fetched at ``fetched_at`` (epoch s)."""
+    """model id -> serving provider (or ``*``) -> price; fetched at ``fetched_at`` (epoch s).
+    Every model the list names is a key (with no offers when it has no usable price)."""
 
     prices: Mapping[str, Mapping[str, Price]]
     fetched_at: float
@@ -60,6 +61,7 @@ def parse_hf_models(listing: Any, now: float) -> PriceTable:
     for model in listing.get("data", []) if isinstance(listing, dict) else []:
         if not isinstance(model, dict) or "id" not in model:
             continue
+        prices.setdefault(str(model["id"]), {})  # listed even without a usable price
         for offer in model.get("providers") or []:
             pricing = offer.get("pricing") if isinstance(offer, dict) else None
             if not isinstance(pricing, dict):
@@ -74,8 +76,11 @@ def parse_openrouter_models(listing: Any, now: float) -> PriceTable:
     """OpenRouter ``/models``: ``pricing.prompt/completion`` as strings of USD per token."""
     prices: dict[str, dict[str, Price]] = {}
     for model in listing.get("data", []) if isinstance(listing, dict) else []:
-        pricing = model.get("pricing") if isinstance(model, dict) else None
-        if not isinstance(pricing, dict) or "id" not in model:
+        if not isinstance(model, dict) or "id" not in model:
+            continue
+        prices[str(model["id"])] = {}  # listed even without a usable price
+        pricing = model.get("pricing")
+        if not isinstance(pricing, dict):
             continue
         price = _price(price_per_token(pricing.get("prompt")),
                        price_per_token(pricing.get("completion")))
@@ -107,14 +112,15 @@ class Pricer:
         self.tables: dict[str, PriceTable] = {}
         self._tried: dict[str, float] = {}  # last fetch attempt, so a failing list is not hammered
 
-    async def refresh(self, http: httpx.AsyncClient, provider: ProviderConfig) -> None:
+    async def refresh(self, http: httpx.AsyncClient, provider: ProviderConfig,
+                      max_age_s: float = PRICE_TABLE_TTL_S) -> None:
         """Fetch the provider's price list if it has one and ours is missing or old."""
         from router.http_client import HTTP_OR_JSON_ERRORS, timeout  # loaded by now (Router.http_ready)
 
         if provider.kind not in _PARSERS:
             return
         table = self.tables.get(provider.id)
-        if table is not None and time.time() - table.fetched_at < PRICE_TABLE_TTL_S:
+        if table is not None and time.time() - table.fetched_at < max_age_s:
             return
         if time.monotonic() - self._tried.get(provider.id, float("-inf")) < 60.0:
             return

@@ -72,12 +72,15 @@ def text_length(messages: Any) -> int:
 
 
 class Assembler:
-    """Collects standard chunks into one chat.completion."""
+    """Collects standard chunks into one chat.completion as OpenAI's schema has it: every choice
+    with its ``logprobs`` and ``message.refusal`` (null when none), ``content`` null beside tool
+    calls, and the upstream ``system_fingerprint``."""
 
     def __init__(self) -> None:
         self.id = ""
         self.model = ""
         self.created = int(time.time())
+        self.fingerprint: str | None = None
         self.choices: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] | None = None
         self.completion_chars = 0
@@ -85,6 +88,7 @@ class Assembler:
     def add(self, chunk: Mapping[str, Any]) -> None:
         self.id = self.id or str(chunk.get("id", ""))
         self.model = self.model or str(chunk.get("model", ""))
+        self.fingerprint = self.fingerprint or chunk.get("system_fingerprint")
         usage = chunk.get("usage")
         if usage and isinstance(usage, dict):
             self.usage = dict(usage)
@@ -93,25 +97,62 @@ class Assembler:
 
     def _merge(self, choice: Mapping[str, Any]) -> None:
         slot = self.choices.setdefault(int(choice.get("index", 0)), {
-            "message": {"role": "assistant", "content": ""}, "finish_reason": None})
+            "message": {"role": "assistant", "content": "", "refusal": None},
+            "logprobs": None, "finish_reason": None})
         delta = choice.get("delta") or {}
         message = slot["message"]
-        if delta.get("role"):
-            message["role"] = delta["role"]
-        if delta.get("content"):
-            message["content"] += delta["content"]
-            self.completion_chars += len(delta["content"])
-        for call in delta.get("tool_calls") or ():
-            _merge_tool_call(message.setdefault("tool_calls", []), call)
+        content = delta.get("content")
+        if content:
+            message["content"] += content
+            self.completion_chars += len(content)
+        if len(delta) > 1 or content is None:  # more than text: role, refusal, tool calls...
+            _merge_more(message, delta)
+        if choice.get("logprobs"):
+            slot["logprobs"] = _merge_logprobs(slot["logprobs"], choice["logprobs"])
         if choice.get("finish_reason"):
             slot["finish_reason"] = choice["finish_reason"]
 
     def completion(self, usage: Mapping[str, Any]) -> dict[str, Any]:
-        choices = [{"index": i, **self.choices[i]} for i in sorted(self.choices)] or [
-            {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}]
-        return {"id": self.id or "chatcmpl-exo-bridge", "object": "chat.completion",
+        choices = [_final_choice(i, self.choices[i]) for i in sorted(self.choices)] or [
+            {"index": 0, "message": {"role": "assistant", "content": "", "refusal": None},
+             "logprobs": None, "finish_reason": "stop"}]
+        body = {"id": self.id or "chatcmpl-exo-bridge", "object": "chat.completion",
                 "created": self.created, "model": self.model, "choices": choices,
                 "usage": dict(usage)}
+        if self.fingerprint:
+            body["system_fingerprint"] = self.fingerprint
+        return body
+
+
+# Text a delta may carry besides the answer (OpenAI's refusal; the reasoning some providers send).
+_TEXT_EXTRAS = ("refusal", "reasoning_content", "reasoning")
+
+
+def _merge_more(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    if delta.get("role"):
+        message["role"] = delta["role"]
+    for key in _TEXT_EXTRAS:
+        if isinstance(delta.get(key), str):
+            message[key] = (message.get(key) or "") + delta[key]
+    for call in delta.get("tool_calls") or ():
+        _merge_tool_call(message.setdefault("tool_calls", []), call)
+
+
+def _final_choice(index: int, slot: dict[str, Any]) -> dict[str, Any]:
+    message = slot["message"]
+    if not message["content"] and (message.get("tool_calls") or message["refusal"]):
+        message["content"] = None  # as OpenAI sends it beside tool calls or a refusal
+    finish = slot["finish_reason"] or ("tool_calls" if message.get("tool_calls") else "stop")
+    return {"index": index, "message": message, "logprobs": slot["logprobs"],
+            "finish_reason": finish}
+
+
+def _merge_logprobs(merged: dict[str, Any] | None, part: Mapping[str, Any]) -> dict[str, Any]:
+    merged = merged or {"content": None, "refusal": None}
+    for key in ("content", "refusal"):
+        if part.get(key):
+            merged[key] = [*(merged[key] or ()), *part[key]]
+    return merged
 
 
 def _merge_tool_call(calls: list[dict[str, Any]], part: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.apis.routes import add_routes, anthropic_errors
 from router.core import Router
 from router.errors import (
     Attempt,
@@ -30,6 +31,7 @@ from router.errors import (
 )
 from router.keys import Secret
 from router.result import validate_request
+from router.retry import retry_headers
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,6 +71,7 @@ class EndpointServer:
         self._max_body = settings.max_body_bytes
         self._hosts = LOOPBACK_HOSTS | {host, f"[{host}]"}
         self._in_flight = 0
+        self._created = int(time.time())  # the `created` of the models it lists
         self._runner: web.AppRunner | None = None
         self._site: web.SockSite | None = None
 
@@ -80,9 +83,12 @@ class EndpointServer:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         sock = self._bind()
-        app = web.Application(middlewares=[self._guard], client_max_size=self._max_body + 1)
+        app = web.Application(middlewares=[anthropic_errors, self._guard],
+                              client_max_size=self._max_body + 1)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model:.+}", self._model)
+        add_routes(app, self)  # /v1/responses, /v1/messages
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      handler_cancellation=True, shutdown_timeout=1.0)
@@ -151,12 +157,14 @@ class EndpointServer:
     def _authorised(self, request: web.Request) -> bool:
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token)
+        if scheme.lower() != "bearer":  # the anthropic SDK sends its key as x-api-key
+            value = request.headers.get("x-api-key", "")
+        return hmac.compare_digest(value.strip().encode(), self._token)
 
     @staticmethod
     def _cors(origin: str) -> dict[str, str]:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
-                "Access-Control-Allow-Headers": "authorization, content-type",
+                "Access-Control-Allow-Headers": "authorization, content-type, x-api-key",
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
 
     # -- routes ---------------------------------------------------------------------------
@@ -169,9 +177,18 @@ class EndpointServer:
                                   "ledger": ledger.state() if ledger is not None else None})
 
     async def _models(self, request: web.Request) -> web.Response:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": owner}
+        data = [{"id": m, "object": "model", "created": self._created, "owned_by": owner}
                 for m, owner in self.router.known_models().items()]
         return web.json_response({"object": "list", "data": data})
+
+    async def _model(self, request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        owner = self.router.known_models().get(model)
+        if owner is None:
+            return error_response(404, f"model {model!r} is not an alias and no enabled provider "
+                                  "lists it", "invalid_request_error", "model_not_found")
+        return web.json_response({"id": model, "object": "model", "created": self._created,
+                                  "owned_by": owner})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._json_body(request)
@@ -179,7 +196,7 @@ class EndpointServer:
             return body
         try:
             validate_request(body)
-            self.router.check_model(body.get("model"))
+            await self.router.check_model(body.get("model"))
         except RoutingError as exc:
             return _routing_error(exc, self.router)
         if body.get("stream"):
@@ -265,9 +282,7 @@ def _routing_error(exc: RoutingError, router: Router) -> web.Response:
         return error_response(404, str(exc), "invalid_request_error", "model_not_found", headers)
     if isinstance(exc, RequestRejected):
         return error_response(400, str(exc), "invalid_request_error", "bad_request", headers)
-    retry = exc.retry_after_s if exc.retry_after_s is not None else router.health.retry_after_s()
-    if retry is not None:
-        headers["Retry-After"] = str(max(1, round(retry)))
+    headers.update(retry_headers(exc.retry_after_s))  # when a retry can help; else say so
     if isinstance(exc, NoProviderAvailable) and exc.only_limits:
         return error_response(429, str(exc), "rate_limit_error", "rate_limited", headers)
     return error_response(503, str(exc), "server_error", "no_provider_available", headers)

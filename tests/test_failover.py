@@ -136,7 +136,28 @@ async def test_openrouter_mid_stream_failures(make_config, exo: FakeProvider, op
     openrouter.fault = fault
     async with Router(config) as router:
         with pytest.raises(StreamBroken):
-            await router.chat(ASK)
+            async with router.stream(ASK) as stream:
+                async for _ in stream:
+                    pass
+
+
+@pytest.mark.parametrize("fault", ["stall_mid_stream", "close_without_done", "error_chunk_mid_stream"])
+async def test_a_cut_before_anything_was_delivered_fails_over(make_config, exo: FakeProvider,
+                                                              openrouter: FakeProvider, hf: FakeProvider,
+                                                              fault):
+    """A non-streamed caller has received nothing when an answer breaks: it fails over like any
+    other failure, the partial attempt recorded as stream-cut with its tokens and cost."""
+    config, _ = make_config(idle_s=0.3)
+    exo.stop()
+    openrouter.fault = fault
+    async with Router(config) as router:
+        await router.pricer.refresh(await router.http(), config.provider("openrouter"))
+        result = await router.chat(ASK)
+    assert outcomes(result.attempts) == [("exo", "refused"), ("openrouter", "stream-cut"),
+                                         ("huggingface", "ok")]
+    cut = result.attempts[1]
+    assert cut.usage["completion_tokens"] >= 1 and cut.cost_usd > 0 and cut.called
+    assert result.text.strip() == "Hello from the fake provider ."
 
 
 async def test_429_cools_provider_for_retry_after(make_config, exo: FakeProvider,
@@ -292,7 +313,7 @@ async def test_legacy_exo_gets_only_ids_its_model_list_shows(legacy_exo: FakePro
     config = parse_config(config_text([legacy_exo.origin], openrouter.base_url, hf.base_url), "t")
     async with Router(config) as router:
         result = await router.chat(ASK)
-        other = await router.chat({**ASK, "model": "gpt-4o"})  # legacy would swap it silently
+        other = await router.chat({**ASK, "model": "openai/gpt-4o"})  # legacy would swap it silently
     assert result.provider_used == "exo" and result.model == "llama-3.2-3b"
     assert result.usage_estimated  # legacy streams carry no usage
     assert [r.body["model"] for r in legacy_exo.chat_requests] == ["llama-3.2-3b"]

@@ -13,6 +13,7 @@ from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
 from router.providers.base import HealthState, Snapshot
+from router.providers.chunk_shape import as_delta, is_standard
 
 if TYPE_CHECKING:
     import httpx
@@ -99,7 +100,7 @@ class OpenAICompatible:
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise ProviderFailure(Outcome.BAD_RESPONSE, "stream chunk without choices")
-        if _is_standard(data, choices):
+        if is_standard(data, choices):
             return [data]  # the common case: already a standard chunk, no copy
         for choice in choices:
             if isinstance(choice, dict) and choice.get("finish_reason") == "error":
@@ -111,9 +112,11 @@ class OpenAICompatible:
             "created": data.get("created") or int(time.time()),
             "model": data.get("model", ""),
         }
+        if data.get("system_fingerprint"):
+            base["system_fingerprint"] = data["system_fingerprint"]
         chunks: list[dict[str, Any]] = []
         if choices:
-            chunks.append({**base, "choices": [_as_delta(c) for c in choices if isinstance(c, dict)],
+            chunks.append({**base, "choices": [as_delta(c) for c in choices if isinstance(c, dict)],
                            "usage": None})
         usage = data.get("usage")
         if isinstance(usage, dict):
@@ -168,27 +171,8 @@ class OpenAICompatible:
         return "key OK"
 
 
-def _is_standard(data: dict[str, Any], choices: list[Any]) -> bool:
-    return (data.get("object") == "chat.completion.chunk"
-            and str(data.get("id", "")).startswith("chatcmpl-")
-            and (not choices or not data.get("usage"))
-            and all(isinstance(c, dict) and "delta" in c and "message" not in c
-                    and c.get("finish_reason") != "error" for c in choices))
-
-
 def _mid_stream_message(data: dict[str, Any]) -> str:
     err = data.get("error")
     if isinstance(err, dict):
         return str(err.get("message", err))[:200]
     return str(err)[:200]
-
-
-def _as_delta(choice: dict[str, Any]) -> dict[str, Any]:
-    """A choice as a streaming delta (legacy exo sent both ``message`` and ``delta``)."""
-    delta = choice.get("delta")
-    if not isinstance(delta, dict):
-        message = choice.get("message")
-        delta = dict(message) if isinstance(message, dict) else {}
-    return {"index": choice.get("index", 0), "delta": delta,
-            "finish_reason": choice.get("finish_reason"),
-            **({"logprobs": choice["logprobs"]} if "logprobs" in choice else {})}

@@ -6,6 +6,9 @@ async tests and subprocesses (the CLI) can all talk to it. Set ``fault`` to make
     refuse (stop()), hang_before_headers, stall_after_headers, stall_mid_stream,
     close_without_done, error_chunk_mid_stream, status (with ``fault_status``),
     malformed_json, bad_request, model_not_found
+
+What it answers: ``reply`` as text, or ``tool_calls`` / a ``refusal`` instead, with logprobs when
+the request asks and ``system_fingerprint`` when set (tests/fakes/answers.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.answers import Answer
+from tests.fakes.exo_state import exo_state
 
 FLAVORS = ("exo", "exo-legacy", "openrouter", "huggingface", "openai")
 _BASE_PATH = {"exo": "", "exo-legacy": "", "openrouter": "/api/v1", "huggingface": "/v1",
@@ -47,6 +53,9 @@ class FakeProvider:
     inference_provider: str | None = "together"  # huggingface response header
     omit_usage: bool = False
     usage_override: dict[str, Any] = field(default_factory=dict)  # absurd numbers, NaN, ...
+    tool_calls: list[tuple[str, str]] | None = None  # answer with these calls (name, JSON args)
+    refusal: str | None = None  # answer with this refusal
+    system_fingerprint: str | None = None  # sent in every chunk (not by exo)
     # exo state
     models: list[str] = field(default_factory=lambda: [
         "mlx-community/Llama-3.2-3B-Instruct-4bit", "mlx-community/Qwen3-8B-4bit"])
@@ -57,7 +66,9 @@ class FakeProvider:
     hf_prices: dict[str, list[tuple[str, float, float]]] = field(default_factory=lambda: {
         "meta-llama/Llama-3.2-3B-Instruct": [("together", 0.2, 0.6), ("novita", 0.3, 0.9)]})
     or_prices: dict[str, tuple[str, str]] = field(default_factory=lambda: {
-        "meta-llama/llama-3.2-3b-instruct": ("0.0000001", "0.0000002")})
+        "meta-llama/llama-3.2-3b-instruct": ("0.0000001", "0.0000002"),
+        "openai/gpt-4o": ("0.0000025", "0.00001"), "openai/gpt-4o-mini": ("0.00000015", "0.0000006"),
+        "anthropic/claude-sonnet-4": ("0.000003", "0.000015")})
 
     record: bool = True  # keep every request (tests); a long soak keeps only the counts
 
@@ -188,32 +199,7 @@ class FakeProvider:
             {"id": m, "object": "model", "created": 0, "owned_by": "exo"} for m in self.models]})
 
     async def _state(self, request: web.Request) -> web.Response:
-        instances: dict[str, Any] = {}
-        runners: dict[str, Any] = {}
-        for i, model in enumerate(sorted(self.ready | set(self.loading) | set(self.downloading))):
-            rid = f"runner-{i}"
-            if model in self.ready:
-                status: dict[str, Any] = {"RunnerReady": {}}
-            elif model in self.loading:
-                done, total = self.loading[model]
-                status = {"RunnerLoading": {"layersLoaded": done, "totalLayers": total}}
-            else:
-                status = {"RunnerIdle": {}}
-            runners[rid] = status
-            instances[f"inst-{i}"] = {"MlxRingInstance": {
-                "instanceId": f"inst-{i}", "hosts": [],
-                "shardAssignments": {"modelId": model, "runnerToShard": {rid: {}},
-                                     "nodeToRunner": {"node-a": rid}}}}
-        downloads = {"node-a": [
-            {"DownloadOngoing": {"nodeId": "node-a",
-                                 "shardMetadata": {"PipelineShardMetadata": {
-                                     "modelCard": {"modelId": model}, "startLayer": 0}},
-                                 "downloadProgress": {
-                                     "total": {"inBytes": 1000}, "downloaded": {"inBytes": int(pct * 10)},
-                                     "speed": 1.0, "etaMs": 1000}}}
-            for model, pct in self.downloading.items()]}
-        return web.json_response({"instances": instances, "runners": runners,
-                                  "downloads": downloads, "topology": {}, "lastSeen": {}})
+        return web.json_response(exo_state(self.ready, self.loading, self.downloading))
 
     async def _healthcheck(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -299,11 +285,11 @@ class FakeProvider:
             return self._error_response(404, f"No instance found for model {model}")
         if self.flavor == "exo-legacy" and model not in self.models:
             model = self.legacy_default  # the quirk: silently swapped
-        pieces = [w + " " for w in self.reply.split(" ")]
+        answer = Answer(self.reply, self.tool_calls, self.refusal)
         prompt_tokens = 5 + sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if body.get("stream"):
-            return await self._stream(request, body, model, pieces, prompt_tokens)
-        return await self._whole(request, model, pieces, prompt_tokens)
+            return await self._stream(request, body, model, answer, prompt_tokens)
+        return await self._whole(request, body, model, answer, prompt_tokens)
 
     async def _early_fault(self, request: web.Request, body: Any) -> web.StreamResponse | None:
         fault = self.fault
@@ -335,16 +321,22 @@ class FakeProvider:
         usage.update(self.usage_override)
         return usage
 
-    def _chunk(self, cid: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    def _chunk(self, cid: str, model: str, delta: dict[str, Any], finish: str | None,
+               logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+        if logprobs is not None:
+            choice["logprobs"] = logprobs
         if self.flavor == "exo-legacy":
             choice["message"] = {"role": "assistant", **delta}
         obj = "chat.completion" if self.flavor == "exo" else "chat.completion.chunk"
-        return {"id": cid, "object": obj, "created": int(time.time()), "model": model,
-                "choices": [choice]}
+        chunk = {"id": cid, "object": obj, "created": int(time.time()), "model": model,
+                 "choices": [choice]}
+        if self.system_fingerprint and not self.flavor.startswith("exo"):
+            chunk["system_fingerprint"] = self.system_fingerprint
+        return chunk
 
     async def _stream(self, request: web.Request, body: dict[str, Any], model: str,
-                      pieces: list[str], prompt_tokens: int) -> web.StreamResponse:
+                      answer: Answer, prompt_tokens: int) -> web.StreamResponse:
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         if self.flavor == "huggingface" and self.inference_provider:
             headers["x-inference-provider"] = self.inference_provider
@@ -353,14 +345,14 @@ class FakeProvider:
         send = _Sender(response)
         cid = uuid.uuid4().hex if self.flavor == "exo" else f"chatcmpl-{uuid.uuid4().hex}"
         try:
-            await self._stream_body(send, body, model, pieces, prompt_tokens, cid)
+            await self._stream_body(send, body, model, answer, prompt_tokens, cid)
             self.completed_streams += 1
         except (ConnectionResetError, asyncio.CancelledError):
             self.cancelled_streams += 1
             raise
         return response
 
-    async def _stream_body(self, send: _Sender, body: dict[str, Any], model: str, pieces: list[str],
+    async def _stream_body(self, send: _Sender, body: dict[str, Any], model: str, answer: Answer,
                            prompt_tokens: int, cid: str) -> None:
         fault = self.fault
         if self.flavor == "openrouter":
@@ -370,14 +362,16 @@ class FakeProvider:
         if fault == "stall_after_headers":
             await send.keep_alive_for(self.stall_s, self.keep_alive_s)
         await send.data(self._chunk(cid, model, {"role": "assistant", "content": ""}, None))
-        for i, piece in enumerate(pieces):
+        deltas = answer.deltas(self.flavor, bool(body.get("logprobs")))
+        for i, (delta, logprobs) in enumerate(deltas):
             if i == 2 and fault in ("stall_mid_stream", "close_without_done", "error_chunk_mid_stream"):
                 await self._mid_stream_fault(send, fault, cid, model)
                 return
-            await send.data(self._chunk(cid, model, {"content": piece}, None))
+            await send.data(self._chunk(cid, model, delta, None, logprobs))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-        await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(pieces)))
+        await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(deltas)),
+                               answer.finish)
 
     async def _mid_stream_fault(self, send: _Sender, fault: str, cid: str, model: str) -> None:
         if fault == "stall_mid_stream":
@@ -395,8 +389,8 @@ class FakeProvider:
             await send.raw(b"data: [DONE]\n\n")
 
     async def _stream_end(self, send: _Sender, body: dict[str, Any], model: str, cid: str,
-                          usage: dict[str, Any]) -> None:
-        final = self._chunk(cid, model, {}, "stop")
+                          usage: dict[str, Any], finish: str) -> None:
+        final = self._chunk(cid, model, {}, finish)
         if self.flavor == "exo":
             if not self.omit_usage:
                 final["usage"] = usage
@@ -413,12 +407,17 @@ class FakeProvider:
                                  "choices": [], "usage": usage})
         await send.raw(b"data: [DONE]\n\n")
 
-    async def _whole(self, request: web.Request, model: str, pieces: list[str],
+    async def _whole(self, request: web.Request, body: dict[str, Any], model: str, answer: Answer,
                      prompt_tokens: int) -> web.StreamResponse:
-        completion = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-                      "created": int(time.time()), "model": model,
-                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)},
-                                   "finish_reason": "stop"}]}
+        message, logprobs = answer.message(self.flavor, bool(body.get("logprobs")))
+        pieces = answer.deltas(self.flavor, False)
+        completion: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": logprobs,
+                         "finish_reason": answer.finish}]}
+        if self.system_fingerprint:
+            completion["system_fingerprint"] = self.system_fingerprint
         if not self.omit_usage:
             completion["usage"] = self._usage(prompt_tokens, len(pieces))
         if self.flavor != "exo":

@@ -1,0 +1,59 @@
+"""What the translations share: the error for what cannot be translated, SSE framing, ids."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from router.errors import RequestRejected
+
+
+class Unmappable(RequestRejected):
+    """A request field or value this endpoint cannot honour (400, naming it)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+def sse(event: str, data: Mapping[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"
+
+
+def new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def expect(condition: bool, message: str, param: str) -> None:
+    if not condition:
+        raise Unmappable(message, param)
+
+
+def optional_number(body: Mapping[str, Any], name: str) -> None:
+    value = body.get(name)
+    expect(value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
+           f"'{name}' must be a number", name)
+
+
+def parse_arguments(arguments: str) -> dict[str, Any]:
+    """A tool call's JSON arguments as an object; text that is no JSON object is kept whole."""
+    try:
+        parsed = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"_unparsed_arguments": arguments}
+
+
+def chat_usage(usage: Mapping[str, Any] | None) -> tuple[int, int, int, int]:
+    """(prompt, completion, cached prompt, reasoning) tokens of a chat ``usage``."""
+    usage = usage or {}
+    details_in = usage.get("prompt_tokens_details") or {}
+    details_out = usage.get("completion_tokens_details") or {}
+    return (_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")),
+            _int(details_in.get("cached_tokens")), _int(details_out.get("reasoning_tokens")))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -1,0 +1,129 @@
+"""The endpoint's Responses API (``POST /v1/responses``) and Messages API (``POST /v1/messages``)
+routes: translate the caller's request to chat completions, route it on the Router's one path,
+translate the answer (or its stream) back. Errors on /v1/messages take Anthropic's shape."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+
+from router.apis import messages_request, responses_request
+from router.apis.common import Unmappable
+from router.apis.messages_stream import MessageBuilder, error_type
+from router.apis.responses_stream import ResponseBuilder
+from router.errors import RoutingError, StreamBroken
+from router.result import Result, text_length, validate_request
+from router.usage_guard import estimate_tokens
+
+if TYPE_CHECKING:
+    from router.server import EndpointServer, Handler
+
+MESSAGES_PATH = "/v1/messages"
+
+
+class Builder(Protocol):
+    def feed(self, chunks: list[dict[str, Any]]) -> bytes: ...
+
+    def finish(self, usage: Mapping[str, Any] | None) -> bytes: ...
+
+    def fail(self, message: str) -> bytes: ...
+
+    def answer(self, completion: Mapping[str, Any], usage: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+Translate = Callable[[Mapping[str, Any]], dict[str, Any]]
+MakeBuilder = Callable[[Mapping[str, Any], dict[str, Any]], Builder]
+
+
+def add_routes(app: web.Application, server: EndpointServer) -> None:
+    app.router.add_post("/v1/responses", _route(server, responses_request.to_chat,
+                                                lambda body, chat: ResponseBuilder(body)))
+    app.router.add_post(MESSAGES_PATH, _route(server, messages_request.to_chat, _message_builder))
+
+
+def _message_builder(body: Mapping[str, Any], chat: dict[str, Any]) -> Builder:
+    return MessageBuilder(body, estimate_tokens(text_length(chat.get("messages"))))
+
+
+def _route(server: EndpointServer, translate: Translate,
+           builder: MakeBuilder) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        from router.server import _routing_error, error_body
+
+        body = await server._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            chat = translate(body)
+            validate_request(chat)
+            await server.router.check_model(chat.get("model"))
+        except Unmappable as exc:
+            return web.json_response(error_body(str(exc), "invalid_request_error",
+                                                "unsupported_parameter", exc.param), status=400)
+        except RoutingError as exc:
+            return _routing_error(exc, server.router)
+        answer = builder(body, chat)
+        if body.get("stream"):
+            return await _stream(server, request, chat, answer)
+        try:
+            result = await server.router.chat(chat)
+        except RoutingError as exc:
+            return _routing_error(exc, server.router)
+        return web.json_response(answer.answer(result.response, result.usage),
+                                 headers=_headers(result.provider_used, result))
+    return handle
+
+
+async def _stream(server: EndpointServer, request: web.Request, chat: dict[str, Any],
+                  answer: Builder) -> web.StreamResponse:
+    from router.server import _ok, _routing_error, attempts_header
+
+    async with server.router.stream(chat) as stream:
+        batches = stream.batches()
+        try:
+            first = await anext(batches)
+        except RoutingError as exc:
+            return _routing_error(exc, server.router)
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+            "x-exo-bridge-provider": stream.provider or "",
+            "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)])})
+        await response.prepare(request)
+        await response.write(answer.feed(first))
+        try:
+            async for batch in batches:
+                if events := answer.feed(batch):
+                    await response.write(events)
+        except StreamBroken as exc:
+            await response.write(answer.fail(str(exc)))
+            return response
+        await response.write(answer.finish(stream.result.usage if stream.result else None))
+    return response
+
+
+def _headers(provider: str, result: Result) -> dict[str, str]:
+    from router.server import attempts_header
+
+    return {"x-exo-bridge-provider": provider,
+            "x-exo-bridge-attempts": attempts_header(result.attempts)}
+
+
+@web.middleware
+async def anthropic_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error answered under /v1/messages (the token check's too) in Anthropic's shape:
+    ``{"type": "error", "error": {"type", "message"}}``."""
+    response = await handler(request)
+    if not request.path.startswith(MESSAGES_PATH) or response.status < 400 \
+            or not isinstance(response, web.Response) or response.prepared:
+        return response
+    try:
+        error = json.loads(response.body)["error"]  # type: ignore[arg-type]
+        message = str(error["message"])
+    except (TypeError, ValueError, KeyError):
+        return response
+    response.body = json.dumps({"type": "error", "error": {
+        "type": error_type(response.status), "message": message}}).encode()
+    return response
