@@ -27,7 +27,7 @@ from bench.router_overhead import ASK, KEY, config, start_fake
 from router import Router
 from router.config import parse_config
 from router.keys import KeyStore
-from router.ledger import Ledger, Row
+from router.ledger import Hold, HoldAsk, Ledger, Limits, Row
 from router.usage import summary
 
 
@@ -47,22 +47,48 @@ async def requests_per_second(router: Router, n: int, concurrency: int) -> tuple
 
 
 async def recording_cost(or_url: str, n: int, data: Path) -> dict[str, list[tuple[float, float]]]:
+    """The ledger off, on, and on with daily limits (each request then holds its budget in
+    SQLite, counted across every process on the data dir: the cross-process design's cost)."""
     cfg = parse_config(config(or_url, None), "bench")
+    limited = parse_config(config(or_url, None) + "daily_request_limit = 1000000000\n"
+                           "daily_token_limit = 1000000000000\n", "bench")
     keys = KeyStore({"BENCH_OR_KEY": KEY})
     results: dict[str, list[tuple[float, float]]] = {}
     ledger = Ledger.in_dir(data)
     async with httpx.AsyncClient() as http, Router(cfg, keys=keys, http=http) as off, \
-            Router(cfg, keys=keys, http=http, ledger=ledger) as on:
-        for router in (off, on):
+            Router(cfg, keys=keys, http=http, ledger=ledger) as on, \
+            Router(limited, keys=keys, http=http, ledger=ledger) as held:
+        for router in (off, on, held):
             await requests_per_second(router, 100, 4)  # warm up
         for _ in range(3):
-            for name, router in (("off", off), ("on", on)):
+            for name, router in (("off", off), ("on", on), ("on + limits", held)):
                 for concurrency in (1, 16):
                     key = f"ledger {name}, concurrency {concurrency}"
                     results.setdefault(key, []).append(
                         await requests_per_second(router, n, concurrency))
     ledger.close()
     return results
+
+
+def hold_round_trip(data: Path, count: int = 2000) -> float:
+    """Median ms of one budget hold as a request takes it: a thread hop and one SQLite write
+    transaction that counts every process's rows and holds."""
+    ledger = Ledger.in_dir(data)
+    ask = HoldAsk("openrouter", datetime.now(UTC).date().isoformat(), Hold(1, 1030, 0.0),
+                  Limits(1e12, 1e15, None))
+
+    async def holds() -> list[float]:
+        samples = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await ledger.hold(ask)
+            samples.append((time.perf_counter() - start) * 1000)
+        return samples
+
+    try:
+        return statistics.median(asyncio.run(holds()))
+    finally:
+        ledger.close()
 
 
 def write_rate(data: Path, count: int) -> float:
@@ -143,8 +169,12 @@ def main() -> None:
         for c in (1, 16):
             off = statistics.median(r[1] for r in cost[f"ledger off, concurrency {c}"])
             on = statistics.median(r[1] for r in cost[f"ledger on, concurrency {c}"])
-            share = (on / off - 1) * 100
-            print(f"  recording adds at concurrency {c}: {on - off:+.3f} ms p50 ({share:+.1f}%)")
+            held = statistics.median(r[1] for r in cost[f"ledger on + limits, concurrency {c}"])
+            print(f"  recording adds at concurrency {c}: {on - off:+.3f} ms p50 "
+                  f"({(on / off - 1) * 100:+.1f}%); a budget hold in SQLite adds "
+                  f"{held - on:+.3f} ms more ({(held / on - 1) * 100:+.1f}%)")
+        print(f"a budget hold alone (one SQLite write transaction on the ledger's budget thread): "
+              f"{hold_round_trip(Path(tmp) / 'hold'):.3f} ms p50")
         print(f"raw ledger write rate: {write_rate(Path(tmp) / 'rate', 200_000):,.0f} rows/s committed")
         start = time.perf_counter()
         ledger = fill_year(Path(tmp) / "year", args.rows)

@@ -15,7 +15,6 @@ that ignores ``max_tokens`` cannot overshoot a token limit.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -139,14 +138,14 @@ class Budget:
             return None
         if self.ledger is None:
             return self._hold_here(provider, reservation, requests, tokens, cost)
-        from router.ledger import Hold, LedgerUnavailable, Limits
+        from router.ledger import Hold, HoldAsk, LedgerUnavailable, Limits
 
         limits = Limits(provider.daily_request_limit, provider.daily_token_limit,
                         provider.daily_cost_limit_usd)
         try:
-            held = await asyncio.to_thread(self.ledger.reserve, provider.id,
-                                           reservation.day.isoformat(),
-                                           Hold(requests, tokens, cost), limits, reservation.id)
+            held = await self.ledger.hold(HoldAsk(provider.id, reservation.day.isoformat(),
+                                                  Hold(requests, tokens, cost), limits,
+                                                  reservation.id))
         except LedgerUnavailable as exc:
             if provider.costs_money:  # its spending could not be enforced: closed for money
                 return f"the usage ledger cannot hold its budget now: {exc}"

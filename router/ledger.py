@@ -18,6 +18,7 @@ with what is still readable of today's rows, so today's budgets still hold.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -32,7 +33,7 @@ from typing import Any
 from router import ledger_journal as journal
 from router import ledger_store as store
 from router.ledger_rows import Row, Values, bucket_ms, rows_for
-from router.ledger_store import Hold, LedgerCorrupt, LedgerUnavailable, Limits
+from router.ledger_store import Granted, Hold, HoldAsk, LedgerCorrupt, LedgerUnavailable, Limits
 from router.processes import owner_alive, owner_id
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,17 @@ _CHECK_EVERY_S = 86400.0  # PRAGMA quick_check
 _MEMORY_ROWS = 500_000  # rows kept in memory while nothing can be written (about 150 MB)
 _RESERVE_BUSY_S = 2.0
 
-__all__ = ["LEDGER_FILE", "Hold", "Ledger", "LedgerUnavailable", "Limits", "Row", "bucket_ms",
-           "rows_for"]
+__all__ = ["LEDGER_FILE", "Hold", "HoldAsk", "Ledger", "LedgerUnavailable", "Limits", "Row",
+           "bucket_ms", "rows_for"]
+
+
+def _settle(answer: asyncio.Future[Granted], result: object) -> None:
+    if answer.done():  # the request was cancelled meanwhile
+        return
+    if isinstance(result, BaseException):
+        answer.set_exception(result)
+    else:
+        answer.set_result(result)  # type: ignore[arg-type]
 
 
 class Ledger:
@@ -62,12 +72,14 @@ class Ledger:
         self.today_day = ""
         self._conn: sqlite3.Connection | None = None
         self._budget_conn: sqlite3.Connection | None = None
-        self._budget_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one SQLite writer at a time in this process
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._journal: journal.Journal | None = None
         self._lock = threading.Lock()  # journal append + queue put, vs. journal emptying
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._holds: queue.SimpleQueue[Any] = queue.SimpleQueue()  # budget holds to decide
+        self._holder: threading.Thread | None = None
         self._pending: list[Values] = []
         self._next_try = 0.0
         self._next_housekeeping = 0.0
@@ -177,6 +189,9 @@ class Ledger:
                                   len(self._pending), self.problem)
                 self._journal.close(remove=not self._pending)
                 self._journal = None
+        if self._holder is not None:
+            self._holds.put(None)
+            self._holder.join(15)
         for conn in (self._budget_conn, self._reader):
             if conn is not None:
                 conn.close()
@@ -237,7 +252,8 @@ class Ledger:
             return
         assert self._conn is not None
         try:
-            store.insert(self._conn, self._pending, self._refused)
+            with self._write_lock:  # never left to SQLite's busy wait (it sleeps up to 100 ms)
+                store.insert(self._conn, self._pending, self._refused)
         except sqlite3.Error as exc:
             self._write_failed(exc)
             return
@@ -299,13 +315,15 @@ class Ledger:
                     self._refused_line(item.reason, item.line)
                 else:
                     good.append(item)
-            if good:
-                store.insert(self._conn, good, self._refused, replay=True)
-            store.release_owner(self._conn, path.stem)
+            with self._write_lock:
+                if good:
+                    store.insert(self._conn, good, self._refused, replay=True)
+                store.release_owner(self._conn, path.stem)
             path.unlink(missing_ok=True)
         for owner in store.owners(self._conn):
             if owner != self.owner and not owner_alive(owner):
-                store.release_owner(self._conn, owner)
+                with self._write_lock:
+                    store.release_owner(self._conn, owner)
 
     def _refused_line(self, reason: str, line: str) -> None:
         log.error("a journal line was quarantined: %s", reason)
@@ -318,23 +336,52 @@ class Ledger:
         self.today, self.today_day = store.day_totals(self._conn, day), day
 
     # -- budgets ----------------------------------------------------------------------------
-    def reserve(self, provider: str, day: str, want: Hold, limits: Limits,
-                reservation: str | None = None) -> str | tuple[str, float, float]:
-        """Blocking (call it in a thread): a hold's id, or (unit, spent, limit) when over.
-        Raises LedgerUnavailable when the ledger cannot take it now."""
+    async def hold(self, ask: HoldAsk) -> Granted:
+        """A budget hold (its id), or (unit, spent, limit) when over. The holds asked for while
+        one is being written are decided together in the next transaction (one write for
+        many concurrent requests). Raises LedgerUnavailable when the ledger cannot take it."""
         if self.problem:
             raise LedgerUnavailable(self.problem)
-        with self._budget_lock:
-            try:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Granted] = loop.create_future()
+        self._start_holder()
+        self._holds.put((ask, lambda result: loop.call_soon_threadsafe(_settle, answer, result)))
+        return await answer
+
+    def _start_holder(self) -> None:
+        if self._holder is None:
+            self._holder = threading.Thread(target=self._hold_loop, name="exo-bridge-budget",
+                                            daemon=True)
+            self._holder.start()
+
+    def _hold_loop(self) -> None:
+        while (first := self._holds.get()) is not None:
+            batch = [first]
+            while len(batch) < _BATCH:
+                try:
+                    item = self._holds.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._holds.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._decide(batch)
+
+    def _decide(self, batch: list[tuple[HoldAsk, Callable[[object], None]]]) -> None:
+        results: list[object]
+        try:
+            with self._write_lock:
                 conn = self._connection("_budget_conn", _RESERVE_BUSY_S)
-                return store.reserve(conn, self.owner, provider, day, want, limits,
-                                     reservation=reservation)
-            except sqlite3.Error as exc:
-                raise store.classify(self.path, exc) from None
+                results = list(store.reserve(conn, self.owner, [ask for ask, _ in batch]))
+        except sqlite3.Error as exc:
+            results = [store.classify(self.path, exc)] * len(batch)
+        for (_, reply), result in zip(batch, results, strict=True):
+            reply(result)
 
     def write_now(self, rows: Sequence[Values]) -> int:
         """Insert rows at once, in the caller's thread (bulk loads: benchmarks, tests)."""
-        with self._budget_lock:
+        with self._write_lock:
             conn = self._connection("_budget_conn", _RESERVE_BUSY_S)
             added = store.insert(conn, rows, self._refused)
         self._refresh_today_elsewhere()
@@ -342,7 +389,7 @@ class Ledger:
 
     def _refresh_today_elsewhere(self) -> None:
         day = datetime.now(UTC).date().isoformat()
-        with self._budget_lock:
+        with self._write_lock:
             self.today = store.day_totals(self._connection("_budget_conn", _RESERVE_BUSY_S), day)
             self.today_day = day
 

@@ -258,27 +258,60 @@ class Hold:
     cost_usd: float
 
 
-def reserve(conn: sqlite3.Connection, owner: str, provider: str, day: str, want: Hold,
-            limits: Limits, *, reservation: str | None = None) -> str | tuple[str, float, float]:
-    """Hold ``want`` against the day's limits, counting every process's rows and holds: the new
-    (or grown) reservation's id, or (the unit over its limit, already spent, the limit)."""
+@dataclass(frozen=True, slots=True)
+class HoldAsk:
+    """One request's hold: new, or more for ``reservation`` (a growing answer)."""
+
+    provider: str
+    day: str
+    want: Hold
+    limits: Limits
+    reservation: str | None = None
+
+
+Granted = str | tuple[str, float, float]  # the hold's id, or (unit, spent, limit) when over
+
+
+def reserve(conn: sqlite3.Connection, owner: str, asks: Sequence[HoldAsk]) -> list[Granted]:
+    """Hold each ask against its day's limits, counting every process's rows and holds, in one
+    write transaction (the asks that came together are decided together, in order)."""
+    results: list[Granted] = []
     with transaction(conn):
-        spent = totals(conn, provider, day)
-        checks = ((limits.requests, spent.requests, want.requests, "request"),
-                  (limits.tokens, spent.tokens, want.tokens, "token"),
-                  (limits.cost_usd, spent.cost_usd, want.cost_usd, "USD"))
-        for limit, used, more, unit in checks:
-            if limit is not None and more and used + more > limit:
-                return unit, used, limit
-        if reservation is None:
-            reservation = uuid.uuid4().hex
-            conn.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (reservation, owner, provider, day, want.requests, want.tokens,
-                          want.cost_usd, time.time()))
-        else:
-            conn.execute("UPDATE reservations SET tokens = tokens + ?, cost_usd = cost_usd + ? "
-                         "WHERE id = ?", (want.tokens, want.cost_usd, reservation))
-    return reservation
+        spent: dict[tuple[str, str], Hold] = {}
+        for ask in asks:
+            key = (ask.provider, ask.day)
+            now = spent[key] if key in spent else totals(conn, ask.provider, ask.day)
+            over = _over(ask, now)
+            if over is not None:
+                results.append(over)
+                spent[key] = now
+                continue
+            results.append(_hold(conn, owner, ask))
+            spent[key] = Hold(now.requests + ask.want.requests, now.tokens + ask.want.tokens,
+                              now.cost_usd + ask.want.cost_usd)
+    return results
+
+
+def _over(ask: HoldAsk, spent: Hold) -> tuple[str, float, float] | None:
+    limits, want = ask.limits, ask.want
+    for limit, used, more, unit in ((limits.requests, spent.requests, want.requests, "request"),
+                                    (limits.tokens, spent.tokens, want.tokens, "token"),
+                                    (limits.cost_usd, spent.cost_usd, want.cost_usd, "USD")):
+        if limit is not None and more and used + more > limit:
+            return unit, used, limit
+    return None
+
+
+def _hold(conn: sqlite3.Connection, owner: str, ask: HoldAsk) -> str:
+    if ask.reservation is None:
+        reservation = uuid.uuid4().hex
+        conn.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (reservation, owner, ask.provider, ask.day, ask.want.requests,
+                      ask.want.tokens, ask.want.cost_usd, time.time()))
+        return reservation
+    conn.execute("UPDATE reservations SET tokens = tokens + ?, cost_usd = cost_usd + ? WHERE id = ?",
+                 (ask.want.tokens, ask.want.cost_usd, ask.reservation))
+    return ask.reservation
 
 
 def totals(conn: sqlite3.Connection, provider: str, day: str) -> Hold:
