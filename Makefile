@@ -24,7 +24,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check router desktop tests bench docs packaging
-	$(BIN)/mypy router
+	$(BIN)/mypy router desktop
 
 bench: install
 	$(BIN)/python bench/router_overhead.py

@@ -14,11 +14,27 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router import load_config
-from router.config import Config, data_dir
+from router.config import Config
 from router.errors import ConfigError, ExoBridgeError
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QObject
+
+    from desktop.bridge import Bridge
+    from desktop.gc_policy import GuiThreadCollector
+    from desktop.notify import NativeNotifications
+    from desktop.single_instance import SingleInstance
+    from desktop.tray import Tray
+    from desktop.windows.chat import ChatWindow
+    from desktop.windows.costs import CostWindow
+    from desktop.windows.settings import SettingsWindow
+    from router import Router
+    from router.crashes import Crash, CrashWatch
+    from router.ledger import Ledger
+    from router.server import EndpointServer
 
 
 def process_age_ms() -> float:
@@ -156,82 +172,87 @@ def _quit_on_signals(loop: asyncio.AbstractEventLoop, quit_event: asyncio.Event)
 
 
 class DesktopApp:
-    def __init__(self, config: Config, instance: object, *, quit_after_ready: bool = False):
+    def __init__(self, config: Config, instance: SingleInstance, *, quit_after_ready: bool = False):
         self.config = config
         self.instance = instance
         self.quit_after_ready = quit_after_ready
         self.quit = asyncio.Event()
         self.ready = asyncio.Event()
-        self.router: object | None = None
-        self.tray: object | None = None
-        self.server: object | None = None
+        self.router: Router | None = None
+        self.tray: Tray | None = None
+        self.server: EndpointServer | None = None
         self.token: str | None = None
         self.notice: str | None = None
-        self.settings: object | None = None
-        self.native: object | None = None
-        self.chat: object | None = None
-        self.costs: object | None = None
+        self.settings: SettingsWindow | None = None
+        self.native: NativeNotifications | None = None
+        self.chat: ChatWindow | None = None
+        self.costs: CostWindow | None = None
         self.restart = False
         self.config_path: Path | None = None
-        self.previous_crash: object | None = None  # router.crashes.Crash, reported once
-        self.crash_watch: object | None = None  # router.crashes.CrashWatch
-        self.collector: object | None = None  # desktop.gc_policy.GuiThreadCollector
+        self.previous_crash: Crash | None = None  # reported once
+        self.crash_watch: CrashWatch | None = None
+        self.collector: GuiThreadCollector | None = None
 
     async def run(self) -> int:
-        from desktop.autostart import Autostart
-        from desktop.bridge import Bridge
-        from desktop.tray import Tray
+        from desktop import operations
         from router import Router
-        from router.keychain_helper import read_in_helper
-        from router.keys import KeyStore
 
-        watch = self.crash_watch
         loop = asyncio.get_running_loop()
-        if watch is not None:
-            loop.set_exception_handler(watch.loop_exception)  # type: ignore[attr-defined]
+        if self.crash_watch is not None:
+            loop.set_exception_handler(self.crash_watch.loop_exception)
         _quit_on_signals(loop, self.quit)
         ledger = self._open_ledger()
         try:  # keychain reads in a helper process: keyring's client would stay resident here
             async with Router(self.config, ledger=ledger,
-                              keys=KeyStore(reader=read_in_helper)) as router:
-                bridge = Bridge(router)
-                if self.collector is not None:  # garbage of a request: collected in this thread
-                    bridge.request_finished.connect(
-                        lambda _event: self.collector.maybe_collect())  # type: ignore[union-attr]
-                tray = Tray(bridge, endpoint_url=self._endpoint_url,
-                            endpoint_token=lambda: self.token, autostart=Autostart())
-                self.router, self.tray = router, tray  # for the end-to-end test
-                tray.quit_requested.connect(self.quit.set)
-                tray.settings_requested.connect(lambda: self._open_settings(bridge))
-                tray.chat_requested.connect(lambda: self._open_chat(bridge))
-                tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
-                self.instance.activated.connect(tray.bring_forward)  # type: ignore[attr-defined]
-                tray.show()
-                bridge.run(self._native_notifications(tray),
-                           on_done=lambda _: self._report_at_start(tray, router))
-                if watch is not None:
-                    router.spawn(watch.beat())  # type: ignore[attr-defined]
-                router.start_probes()
-                checked = bridge.run(router.check_all(), on_done=lambda _: self._started(tray))
-                print(f"ready in {process_age_ms():.0f} ms", flush=True)
-                await self._serve_endpoint(router, tray)
-                self.ready.set()
-                if self.quit_after_ready:  # for benchmarks: when the HTTP stack was in use too
-                    await asyncio.wait([checked])
-                    print(f"exo-bridge: endpoint up and providers checked at "
-                          f"{process_age_ms():.0f} ms", file=sys.stderr, flush=True)
-                else:
-                    await self.quit.wait()
-                await self._stop_endpoint()
-                close_native = getattr(self.native, "close", None)
-                if close_native is not None:
-                    await close_native()
-                tray.close()
-                bridge.close()
+                              keys=operations.keys_from_helper()) as router:
+                await self._run_with(router, ledger)
         finally:
-            if ledger is not None:
-                ledger.close()
+            ledger.close()
         return 0
+
+    async def _run_with(self, router: Router, ledger: Ledger) -> None:
+        from desktop.bridge import Bridge
+
+        bridge = Bridge(router)
+        collector = self.collector
+        if collector is not None:  # the garbage of a request: collected in this thread
+            bridge.request_finished.connect(lambda _event: collector.maybe_collect())
+        tray = self._make_tray(bridge, ledger)
+        self.router, self.tray = router, tray  # for the end-to-end test
+        tray.show()
+        bridge.run(self._native_notifications(tray),
+                   on_done=lambda _: self._report_at_start(tray, router))
+        if self.crash_watch is not None:
+            router.spawn(self.crash_watch.beat())
+        router.start_probes()
+        checked = bridge.run(router.check_all(), on_done=lambda _: self._started(tray))
+        print(f"ready in {process_age_ms():.0f} ms", flush=True)
+        await self._serve_endpoint(router, tray)
+        self.ready.set()
+        if self.quit_after_ready:  # for benchmarks: when the HTTP stack was in use too
+            await asyncio.wait([checked])
+            print(f"exo-bridge: endpoint up and providers checked at {process_age_ms():.0f} ms",
+                  file=sys.stderr, flush=True)
+        else:
+            await self.quit.wait()
+        await self._stop_endpoint()
+        if self.native is not None:
+            await self.native.close()
+        tray.close()
+        bridge.close()
+
+    def _make_tray(self, bridge: Bridge, ledger: Ledger) -> Tray:
+        from desktop.autostart import Autostart
+        from desktop.tray import Tray
+
+        tray = Tray(bridge, endpoint_url=self._endpoint_url, endpoint_token=lambda: self.token,
+                    autostart=Autostart())
+        tray.quit_requested.connect(self.quit.set)
+        tray.settings_requested.connect(lambda: self._open_settings(bridge))
+        tray.chat_requested.connect(lambda: self._open_chat(bridge))
+        tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
+        self.instance.activated.connect(tray.bring_forward)
+        return tray
 
     def dispose(self) -> None:
         """Destroy the windows and the tray before the interpreter exits (Qt objects destroyed
@@ -239,13 +260,15 @@ class DesktopApp:
         event loop has stopped."""
         import shiboken6
 
-        owned = [self.settings, self.chat, self.costs, getattr(self.tray, "status_window", None),
-                 getattr(self.tray, "menu", None), getattr(self.tray, "icon", None), self.tray]
+        tray = self.tray
+        owned: list[QObject | None] = [self.settings, self.chat, self.costs]
+        if tray is not None:
+            owned += [tray.status_window, tray.menu, tray.icon, tray]
         for item in owned:
             if item is not None and shiboken6.isValid(item):
                 shiboken6.delete(item)
 
-    def _open_settings(self, bridge: object) -> None:
+    def _open_settings(self, bridge: Bridge) -> None:
         """One settings window, brought forward if already open; saving restarts the app so
         that the router, the endpoint and the tray all run on the new config."""
         from desktop.autostart import Autostart
@@ -254,89 +277,83 @@ class DesktopApp:
 
         if self.settings is None:
             document = SettingsDocument(self.config_path)
-            self.settings = SettingsWindow(bridge, document, Autostart(),  # type: ignore[arg-type]
+            self.settings = SettingsWindow(bridge, document, Autostart(),
                                            endpoint_token=lambda: self.token)
             self.settings.saved.connect(self._restart)
         self.settings.show()
         self.settings.raise_()
         self.settings.activateWindow()
 
-    def _open_chat(self, bridge: object) -> None:
+    def _open_chat(self, bridge: Bridge) -> None:
         from desktop.windows.chat import ChatWindow
 
         if self.chat is None:
-            self.chat = ChatWindow(bridge)  # type: ignore[arg-type]
+            self.chat = ChatWindow(bridge)
         self.chat.open()
 
-    def _open_costs(self, bridge: object, ledger: object | None) -> None:
-        if ledger is None:
-            print(f"exo-bridge: no cost graph without the usage ledger: {self.notice}",
-                  file=sys.stderr)
-            return
+    def _open_costs(self, bridge: Bridge, ledger: Ledger) -> None:
         if self.costs is None:
             from desktop.windows.costs import CostWindow  # imports pyqtgraph, only now
 
-            self.costs = CostWindow(bridge, ledger)  # type: ignore[arg-type]
+            self.costs = CostWindow(bridge, ledger)
         self.costs.open()
 
     def _restart(self, _config: object) -> None:
         self.restart = True
         self.quit.set()
 
-    async def _native_notifications(self, tray: object) -> None:
+    async def _native_notifications(self, tray: Tray) -> None:
         from desktop.notify import NativeNotifications
 
         native = NativeNotifications()
         if await native.available():
             self.native = native
-            tray.use_native_notifications(native)  # type: ignore[attr-defined]
+            tray.use_native_notifications(native)
 
-    def _report_at_start(self, tray: object, router: object) -> None:
+    def _report_at_start(self, tray: Tray, router: Router) -> None:
         """What the user should know from the start: a crash last time, a ledger that cannot
         record (paid providers are off until it can)."""
         from router.events import LedgerProblem
 
         self._report_previous_crash(tray)
-        ledger = getattr(router, "ledger", None)
+        ledger = router.ledger
         if ledger is not None and ledger.problem:
-            router.events.emit(LedgerProblem(ledger.problem))  # type: ignore[attr-defined]
+            router.events.emit(LedgerProblem(ledger.problem))
 
-    def _report_previous_crash(self, tray: object) -> None:
+    def _report_previous_crash(self, tray: Tray) -> None:
         """Once, at the first start after the app died: when, and where the details are."""
         from desktop.notify import Note
         from router import crashes
 
         crash = self.previous_crash
-        if isinstance(crash, crashes.Crash) and not crash.notified:
-            tray.notify(Note("crash", "exo-bridge", crash.message().split(" — ")[0],  # type: ignore[attr-defined]
+        if crash is not None and not crash.notified:
+            tray.notify(Note("crash", "exo-bridge", crash.message().split(" — ")[0],
                              f"Details in {crash.details}"))
             crashes.mark_notified()
 
-    def _started(self, tray: object) -> None:
-        tray.starting = False  # type: ignore[attr-defined]
-        tray.refresh()  # type: ignore[attr-defined]
+    def _started(self, tray: Tray) -> None:
+        tray.starting = False
+        tray.refresh()
 
-    def _open_ledger(self) -> object:
-        """The usage ledger; one that cannot record still opens (exo answers, paid providers
-        are off until it can, and the tray says why)."""
-        from router.ledger import Ledger
+    def _open_ledger(self) -> Ledger:
+        from desktop.operations import open_ledger
 
-        ledger = Ledger.in_dir(data_dir())
+        ledger = open_ledger()
         self.notice = ledger.notice or ledger.problem
         return ledger
 
     def _endpoint_url(self) -> str | None:
-        return getattr(self.server, "url", None)
+        return self.server.url if self.server is not None else None
 
-    async def _serve_endpoint(self, router: object, tray: object) -> None:
-        from router.keychain_helper import endpoint_token_in_helper
+    async def _serve_endpoint(self, router: Router, tray: Tray) -> None:
+        from desktop.operations import endpoint_token
         from router.server import EndpointServer
 
         if not self.config.server.enabled:
             return
         try:
-            token = await asyncio.to_thread(endpoint_token_in_helper)
-            server = EndpointServer(router, token=token, host=self.config.server.host,  # type: ignore[arg-type]
+            token = await endpoint_token()
+            server = EndpointServer(router, token=token, host=self.config.server.host,
                                     port=self.config.server.port)
             await server.start()
         except ExoBridgeError as exc:
@@ -344,9 +361,8 @@ class DesktopApp:
             print(f"exo-bridge: {self.notice}", file=sys.stderr)
             return
         self.server, self.token = server, token.reveal()
-        tray.refresh()  # type: ignore[attr-defined]
+        tray.refresh()
 
     async def _stop_endpoint(self) -> None:
-        stop = getattr(self.server, "stop", None)
-        if stop is not None:
-            await stop(drain_s=2.0)
+        if self.server is not None:
+            await self.server.stop(drain_s=2.0)

@@ -147,7 +147,7 @@ class NativeNotifications:
             finally:
                 bus.disconnect()
                 with contextlib.suppress(Exception):  # its reader ends with EOF: expected
-                    await bus.wait_for_disconnect()
+                    await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
         except Exception:  # no bus, refused, a broken address: no native notifications
             return False
         return bool(reply is not None and reply.body and reply.body[0])

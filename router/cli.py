@@ -374,19 +374,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
         print(json.dumps({"rows": [r.as_dict() for r in rows], "totals": totals,
                           "quarantined": quarantined}, allow_nan=False))
     elif args.csv:
-        _print_csv(rows)
+        usage_report.write_csv(rows, sys.stdout)
     else:
         _print_usage_table(rows, totals, since, until)
     return EXIT_OK
-
-
-def _print_csv(rows: Sequence[usage_report.UsageRow]) -> None:
-    import csv
-
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(usage_report.COLUMNS)
-    for row in rows:
-        writer.writerow(row.as_dict().values())
 
 
 def _print_usage_table(rows: Sequence[usage_report.UsageRow], totals: dict[str, Any], since: date,

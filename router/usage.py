@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import groupby
 from operator import itemgetter
-from typing import Any
+from typing import Any, TextIO
 
 from router.ledger import Ledger, bucket_ms
 
@@ -69,6 +71,14 @@ def _p50s(ledger: Ledger, since: date, until: date, period: str) -> dict[tuple[s
                 result[key] = round(bucket_ms(bucket), 2)
                 break
     return result
+
+
+def write_csv(rows: Iterable[UsageRow], handle: TextIO) -> None:
+    """The rows as CSV with a header (`exo-bridge usage --csv`, the cost window's export)."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(row.as_dict().values())
 
 
 def totals(rows: list[UsageRow]) -> dict[str, Any]:

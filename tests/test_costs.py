@@ -130,7 +130,7 @@ async def test_range_switch_to_months(window):
 async def test_csv_export_has_the_usage_columns(window, tmp_path):
     await loaded(window)
     path = tmp_path / "export.csv"
-    window.export_csv(path)
+    await window.export_csv(path)  # written off the GUI thread
     lines = list(csv.reader(path.open()))
     assert lines[0] == ["period", "provider", "requests", "prompt_tokens", "completion_tokens",
                         "cost_usd", "failovers", "saved_usd"]

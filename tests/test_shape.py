@@ -41,3 +41,46 @@ def test_secret_never_shows_itself():
         assert "verysecret" not in text
     assert key.masked().endswith("1234") and "verysecret" not in key.masked()
     assert Secret("short").masked() == "••••"
+
+
+# -- the desktop does router I/O only through desktop/operations.py --------------------------
+_STORES = {"keyring", "httpx", "aiohttp", "sqlite3", "csv", "router.keychain_helper",
+           "router.ledger_store", "router.ledger_journal"}
+_STORE_CALLS = {("router.keys", name) for name in
+                ("keychain_get", "keychain_set", "keychain_delete", "keychain_read",
+                 "endpoint_token", "regenerate_endpoint_token", "KeyStore")} | {
+               ("router.usage", "summary"), ("router.usage", "write_csv"),
+               ("router.ledger", "Ledger")}
+
+
+def _imports(path):
+    """What a module imports at run time (imports under ``if TYPE_CHECKING:`` do nothing)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and getattr(block.test, "id", None) == "TYPE_CHECKING"
+                   for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                yield node.module, alias.name
+
+
+def test_only_the_operations_layer_does_router_io_in_the_desktop():
+    from pathlib import Path
+
+    desktop = Path(__file__).resolve().parent.parent / "desktop"
+    offenders = []
+    for path in sorted(desktop.rglob("*.py")):
+        if path.name in ("operations.py", "main.py"):  # the layer; the entry point's dispatch
+            continue
+        for module, name in _imports(path):
+            if module.split(".")[0] in _STORES or module in _STORES or (module, name) in _STORE_CALLS:
+                offenders.append(f"{path.relative_to(desktop.parent)}: {module}.{name or ''}")
+    assert offenders == []

@@ -197,21 +197,21 @@ class ChatWindow(QWidget):
         self.task = None
         self.send.setText("Send")
         self._timer.stop()
-        self.render()
+        self.redraw()
         last = self.turns[-1] if self.turns else None
         self.status.setToolTip(last.attempts if last else "")
 
     def clear(self) -> None:
         self.stop()
         self.turns = []
-        self.render()
+        self.redraw()
 
     # -- showing --------------------------------------------------------------------------
     def _render_if_dirty(self) -> None:
         if self._dirty:
-            self.render()
+            self.redraw()
 
-    def render(self) -> None:
+    def redraw(self) -> None:
         self._dirty = False
         blocks = []
         for index, turn in enumerate(self.turns):

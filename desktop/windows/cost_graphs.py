@@ -85,6 +85,6 @@ class CostGraphs(QWidget):
         self.saved.setData(xs, [saved[x] for x in xs] if metric == "cost" else [0.0] * len(xs))
         self.failover_bars.setOpts(x=xs, height=[failovers[x] for x in xs], width=width)
         for pid, line in self.p50.items():
-            points = sorted((period_start(r.period) + middle, r.p50_latency_ms) for r in rows
-                            if r.provider == pid and r.p50_latency_ms is not None)
-            line.setData([p[0] for p in points], [p[1] for p in points])
+            latencies = sorted((period_start(r.period) + middle, r.p50_latency_ms) for r in rows
+                               if r.provider == pid and r.p50_latency_ms is not None)
+            line.setData([p[0] for p in latencies], [p[1] for p in latencies])

@@ -5,7 +5,6 @@ live updates. The window opens with its totals at once; pyqtgraph, imported only
 from __future__ import annotations
 
 import asyncio
-import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -24,11 +23,12 @@ from PySide6.QtWidgets import (
 
 from desktop.bridge import Bridge
 from desktop.icons import provider_colours
-from router.ledger import Ledger
-from router.usage import COLUMNS, UsageRow, summary
+from desktop.operations import UsageOperations
+from router.usage import UsageRow
 
 if TYPE_CHECKING:
     from desktop.windows.cost_graphs import CostGraphs
+    from router.ledger import Ledger
 
 RANGES = {"7 days": (7, "day"), "30 days": (30, "day"), "12 months": (365, "month")}
 METRICS = ("cost", "tokens", "requests")
@@ -56,6 +56,7 @@ class CostWindow(QWidget):
         self.setWindowTitle("Exo Bridge — Costs")
         self.resize(760, 560)
         self.bridge, self.ledger = bridge, ledger
+        self.usage = UsageOperations(ledger)
         self._today = today
         self.rows: list[UsageRow] = []
         self.colours = provider_colours([p.id for p in bridge.router.config.providers])
@@ -101,7 +102,7 @@ class CostWindow(QWidget):
 
     def reload(self) -> None:
         since, until, by = self.span()
-        self.bridge.run(asyncio.to_thread(summary, self.ledger, since, until, by), self.show_rows)
+        self.bridge.run(self.usage.summary(since, until, by), self.show_rows)
 
     def show_rows(self, rows: list[UsageRow]) -> None:
         self.rows = rows
@@ -133,13 +134,10 @@ class CostWindow(QWidget):
         if path:
             self.export_csv(Path(path))
 
-    def export_csv(self, path: Path) -> None:
-        """The range's rows, with the columns of `exo-bridge usage --csv`."""
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(COLUMNS)
-            for row in self.rows:
-                writer.writerow(row.as_dict().values())
+    def export_csv(self, path: Path) -> asyncio.Task[Path]:
+        """The range's rows, with the columns of `exo-bridge usage --csv` (written off the GUI
+        thread)."""
+        return self.bridge.run(self.usage.export_csv(list(self.rows), path))
 
     def open(self) -> None:
         self.reload()

@@ -1,11 +1,10 @@
 """Settings…: providers, keys, the local endpoint, start at login.
 
-Widgets never touch httpx or the keychain: keychain calls run in a thread through the bridge.
+Widgets never touch httpx or the keychain: they call desktop.operations through the bridge.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from PySide6.QtCore import QUrl, Signal
@@ -26,10 +25,12 @@ from PySide6.QtWidgets import (
 
 from desktop.autostart import Autostart
 from desktop.bridge import Bridge
+from desktop.operations import KeyOperations, new_endpoint_token
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
 from router.config import Config
-from router.errors import ConfigError, KeychainUnavailable
-from router.keys import Secret, keychain_delete, keychain_get, keychain_set, regenerate_endpoint_token
+from router.errors import ConfigError
+from router.keys import Secret
+from router.providers import Snapshot
 
 
 def _number(text: str) -> int | None:
@@ -153,6 +154,7 @@ class KeyRow(QWidget):
     def __init__(self, bridge: Bridge, provider_id: str, name: str):
         super().__init__()
         self.bridge, self.provider_id = bridge, provider_id
+        self.keys = KeyOperations(bridge.router)
         self.field = QLineEdit()
         self.field.setEchoMode(QLineEdit.EchoMode.Password)
         self.field.setPlaceholderText(f"{name} API key")
@@ -167,7 +169,7 @@ class KeyRow(QWidget):
         self.remove.clicked.connect(self._remove)
 
     def refresh(self) -> None:
-        self.bridge.run(asyncio.to_thread(keychain_get, self.provider_id), self._show_stored)
+        self.bridge.run(self.keys.stored(self.provider_id), self._show_stored)
 
     def _show_stored(self, key: Secret | None) -> None:
         self.state.setText(f"in the keychain {key.masked()}" if key else "no key in the keychain")
@@ -177,20 +179,17 @@ class KeyRow(QWidget):
         if not value:
             return
         self.field.clear()  # never shown again
-        self.bridge.run(self._store(value), lambda _: self.refresh())
-
-    async def _store(self, value: str) -> None:
-        await asyncio.to_thread(keychain_set, self.provider_id, value)
-        await self.bridge.router.reload_keys()
+        self.bridge.run(self.keys.save(self.provider_id, value), lambda _: self.refresh())
 
     def _test(self) -> None:
         self.state.setText("testing…")
-        self.bridge.run(self.bridge.router.test_key(self.provider_id),
-                        lambda snap: self.state.setText(f"{snap.state}: {snap.detail}"))
+        self.bridge.run(self.keys.test(self.provider_id), self._show_test)
+
+    def _show_test(self, snapshot: Snapshot) -> None:
+        self.state.setText(f"{snapshot.state}: {snapshot.detail}")
 
     def _remove(self) -> None:
-        self.bridge.run(asyncio.to_thread(keychain_delete, self.provider_id),
-                        lambda _: self.refresh())
+        self.bridge.run(self.keys.remove(self.provider_id), lambda _: self.refresh())
 
 
 class SettingsWindow(QWidget):
@@ -256,16 +255,8 @@ class SettingsWindow(QWidget):
             row = KeyRow(self.bridge, p.id, p.name)
             self.key_rows.append(row)
             layout.addWidget(row)
-        self.bridge.run(asyncio.to_thread(self._keychain_usable), self._keychain_state)
+        self.bridge.run(KeyOperations(self.bridge.router).keychain_problem(), self._keychain_state)
         return tab
-
-    @staticmethod
-    def _keychain_usable() -> str | None:
-        try:
-            keychain_get("exo-bridge-probe")
-        except KeychainUnavailable as exc:
-            return str(exc)
-        return None
 
     def _keychain_state(self, problem: str | None) -> None:
         if problem:
@@ -305,9 +296,9 @@ class SettingsWindow(QWidget):
         self.token.setEchoMode(QLineEdit.EchoMode.Normal)
 
     def _regenerate(self) -> None:
-        self.bridge.run(asyncio.to_thread(regenerate_endpoint_token),
-                        lambda secret: self.token.setText("new token saved; it applies when the "
-                                                          "endpoint restarts"))
+        self.bridge.run(new_endpoint_token(),
+                        lambda _secret: self.token.setText("new token saved; it applies when the "
+                                                           "endpoint restarts"))
 
     def _general_tab(self) -> QWidget:
         tab = QWidget()

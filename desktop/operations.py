@@ -1,0 +1,105 @@
+"""The desktop's operations: the only desktop code that does the router's I/O (the keychain, the
+ledger's queries, CSV files, the endpoint's token). Widgets call these and never touch a store
+themselves (tests/test_shape.py holds it), in the manner of Anki's ``aqt/operations``.
+
+Each operation is a coroutine: blocking work runs in a thread, off the GUI thread; a widget
+hands it to ``Bridge.run(operation, on_done)``, which reports a failure to the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from router import Router
+from router.config import data_dir
+from router.errors import KeychainUnavailable
+from router.keychain_helper import endpoint_token_in_helper, read_in_helper
+from router.keys import (
+    KeyStore,
+    Secret,
+    keychain_delete,
+    keychain_get,
+    keychain_set,
+    regenerate_endpoint_token,
+)
+from router.ledger import Ledger
+from router.providers import Snapshot
+from router.usage import UsageRow, summary, write_csv
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOperations:
+    """A cloud provider's key in the OS keychain."""
+
+    router: Router
+
+    async def stored(self, provider_id: str) -> Secret | None:
+        return await asyncio.to_thread(keychain_get, provider_id)
+
+    async def save(self, provider_id: str, value: str) -> None:
+        """Store the key, then have the router use it at once."""
+        await asyncio.to_thread(keychain_set, provider_id, value)
+        await self.router.reload_keys()
+
+    async def remove(self, provider_id: str) -> bool:
+        removed = await asyncio.to_thread(keychain_delete, provider_id)
+        await self.router.reload_keys()
+        return removed
+
+    async def test(self, provider_id: str) -> Snapshot:
+        """The cheap authenticated call, with the key as stored now."""
+        return await self.router.test_key(provider_id)
+
+    async def keychain_problem(self) -> str | None:
+        """Why there is no usable keychain, or None."""
+        def probe() -> str | None:
+            try:
+                keychain_get("exo-bridge-probe")
+            except KeychainUnavailable as exc:
+                return str(exc)
+            return None
+        return await asyncio.to_thread(probe)
+
+
+def open_ledger() -> Ledger:
+    """The usage ledger of the data dir; one that cannot record still opens (exo answers, paid
+    providers are off until it can, and the tray says why)."""
+    return Ledger.in_dir(data_dir())
+
+
+def keys_from_helper() -> KeyStore:
+    """Keys from the environment, else from the keychain read in a short-lived helper process
+    (keyring's Secret Service client and `cryptography` would otherwise stay resident)."""
+    return KeyStore(reader=read_in_helper)
+
+
+async def endpoint_token() -> Secret:
+    """The local endpoint's token: the environment's, else the keychain's (made on first run),
+    the keychain part in the helper process."""
+    return await asyncio.to_thread(endpoint_token_in_helper)
+
+
+async def new_endpoint_token() -> Secret:
+    """A new token for the local endpoint, stored in the keychain (used from the next start)."""
+    return await asyncio.to_thread(regenerate_endpoint_token)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageOperations:
+    """The ledger's summaries for the cost window, and their export."""
+
+    ledger: Ledger
+
+    async def summary(self, since: date, until: date, by: str) -> list[UsageRow]:
+        return await asyncio.to_thread(summary, self.ledger, since, until, by)
+
+    async def export_csv(self, rows: list[UsageRow], path: Path) -> Path:
+        """The rows with the columns of `exo-bridge usage --csv`, written off the GUI thread."""
+        def write() -> Path:
+            with open(path, "w", newline="", encoding="utf-8") as handle:
+                write_csv(rows, handle)
+            return path
+        return await asyncio.to_thread(write)
