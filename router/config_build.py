@@ -184,7 +184,7 @@ class Builder:
             completion_price_per_mtok=self.limit(table, "completion_price_per_mtok", where),
             **self.deadlines(table, kind, where), **self.capacity(table, where))
 
-    def deadlines(self, table: dict[str, Any], kind: str, where: Where) -> dict[str, float]:
+    def deadlines(self, table: dict[str, Any], kind: str, where: Where) -> dict[str, Any]:
         connect, first, idle = default_deadlines(kind)
         defaults = ProviderConfig(id="", kind=kind, name="", base_urls=())
         return {"connect_timeout_s": self.seconds(table, "connect_timeout_s", connect, where),
@@ -193,7 +193,7 @@ class Builder:
                 "total_timeout_s": self.seconds(table, "total_timeout_s", defaults.total_timeout_s,
                                                 where)}
 
-    def capacity(self, table: dict[str, Any], where: Where) -> dict[str, int]:
+    def capacity(self, table: dict[str, Any], where: Where) -> dict[str, Any]:
         d = ProviderConfig(id="", kind="", name="", base_urls=())
         return {"max_connections": self.count(table, "max_connections", d.max_connections, where),
                 "max_queued": self.count(table, "max_queued", d.max_queued, where, least=0),
