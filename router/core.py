@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from router import catalog
+from router.body import BodyLimits
 from router.budget import Budget, utc_now
 from router.config import Config, ProviderConfig
 from router.errors import (
@@ -39,6 +41,7 @@ from router.policy import (
 from router.pricing import Pricer
 from router.providers import HealthState, Snapshot, adapter_for
 from router.result import Result, final_usage, text_length, validate_request
+from router.slots import Slots
 from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
@@ -46,6 +49,8 @@ from router.usage import today_counts
 
 if TYPE_CHECKING:
     import httpx
+
+log = logging.getLogger(__name__)
 
 EXO_PROBE_INTERVAL_S = 5.0
 CLOUD_PROBE_INTERVAL_S = 900.0
@@ -97,7 +102,8 @@ class Router:
         self._keystore = keys or KeyStore()
         self._keys: dict[str, Secret | None] = {}
         self._keys_loaded: asyncio.Task[None] | None = None
-        self._stack = HttpStack(http)
+        self._slots = {p.id: Slots(p.max_connections, p.max_queued) for p in config.providers}
+        self._stack = HttpStack(http, chat_connections=sum(p.max_connections for p in config.providers))
         self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._intervals = {"exo": timing.exo_probe_interval_s}
@@ -205,6 +211,13 @@ class Router:
             except (asyncio.CancelledError, GeneratorExit):
                 self._cancelled(trace, run)
                 raise
+            except Exception as exc:  # a defect of ours: the attempt is still classified and recorded
+                log.exception("unexpected error reading %s's answer", run.provider.id)
+                self._failed(trace, run, ProviderFailure(
+                    Outcome.BAD_RESPONSE, f"unexpected {type(exc).__name__} reading the answer"))
+                continue
+            finally:
+                self._slots[run.provider.id].release()
             sink.result = self._succeeded(trace, run)
             if self.ledger is not None:  # durable (journaled) before the answer is delivered
                 self.ledger.record(self._rows(trace, sink.result))
@@ -246,13 +259,19 @@ class Router:
         if admission.skip is not None or admission.model_id is None:
             outcome, detail = admission.skip or (Outcome.MODEL_UNAVAILABLE, "")
             return Attempt(provider.id, outcome, detail, called=False)
+        since = asyncio.get_running_loop().time()
+        waited = await self._slots[provider.id].take(provider, since)
+        if waited is not None:
+            return waited
         price = self.pricer.table_price(provider, admission.model_id, {})
         reservation = self.budget.reserve(provider, request, price)
         if isinstance(reservation, str):
+            self._slots[provider.id].release()
             return Attempt(provider.id, Outcome.OVER_BUDGET, reservation, called=False)
         known = self.health[provider.id].snapshot
         node = known.node if known is not None and known.node else provider.base_url
-        return Admitted(admission.model_id, self._adapters[provider.id].chat_url(node), reservation)
+        return Admitted(admission.model_id, self._adapters[provider.id].chat_url(node), reservation,
+                        since)
 
     def _readiness_age(self) -> float:
         return 3 * self._intervals["exo"]
@@ -260,12 +279,11 @@ class Router:
     def _start(self, provider: ProviderConfig, admitted: Admitted,
                request: Mapping[str, Any]) -> Run:
         adapter = self._adapters[provider.id]
-        deadlines = Deadlines(provider.connect_timeout_s, provider.first_token_timeout_s,
-                              provider.idle_timeout_s)
         loaded = self._stack.loaded_wire
         assert loaded is not None  # _trace waited for it
         wire = WireAttempt(loaded, adapter, admitted.url, adapter.body(request, admitted.model_id),
-                           self._keys.get(provider.id), deadlines)
+                           self._keys.get(provider.id), Deadlines.of(provider, admitted.since),
+                           BodyLimits.of(provider))
         return Run(provider, admitted.model_id, wire, admitted.reservation)
 
     async def _prices_for(self, provider: ProviderConfig) -> None:
@@ -296,9 +314,9 @@ class Router:
 
     def _failed(self, trace: Trace, run: Run, failure: ProviderFailure) -> None:
         self.health.record_failure(run.provider.id, run.model_id, failure)
-        if run.wire.content_started:
-            trace.attempts.append(self._attempt_record(trace, run, Outcome.STREAM_CUT,
-                                                       failure.detail))
+        if run.wire.content_started:  # a bad answer stays one; any other failure cut the stream
+            outcome = failure.outcome if failure.outcome is Outcome.BAD_RESPONSE else Outcome.STREAM_CUT
+            trace.attempts.append(self._attempt_record(trace, run, outcome, failure.detail))
             self._finish(trace, None)
             raise StreamBroken(f"{run.provider.name} failed mid-answer: {failure.detail}",
                                trace.attempts) from None
