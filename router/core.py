@@ -40,7 +40,8 @@ from router.policy import (
 )
 from router.pricing import Pricer
 from router.providers import HealthState, Snapshot, adapter_for
-from router.result import Result, final_usage, text_length, validate_request
+from router.request_check import validate_request
+from router.result import Result, final_usage, text_length
 from router.slots import Slots
 from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -80,23 +78,25 @@ async def test_a_huge_line_after_the_first_token_ends_the_stream_with_an_error(m
     assert "max_line_bytes" in last.detail
 
 
-def _ask_json_peak_rss(config_path: Path) -> tuple[dict, float]:
-    """`exo-bridge ask --json` in a child: its answer and its own peak RSS in MiB (wait4)."""
-    exe = str(Path(sys.executable).with_name("exo-bridge"))
-    proc = subprocess.Popen([exe, "ask", "hi", "--json", "--config", str(config_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env=subprocess_env(OPENROUTER_API_KEY=OR_KEY))
-    guard = threading.Timer(120, proc.kill)
-    guard.start()
-    try:
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        proc.stdout.close()
-    finally:
-        guard.cancel()
-    return json.loads(out), usage.ru_maxrss / 1024
+# `exo-bridge ask --json`, then the process's own peak RSS (VmHWM: of this program only, unlike
+# ru_maxrss, which counts the parent's pages a child had before it started Python).
+ASK_THEN_PEAK = """
+import sys
+from router.cli import main
+code = main(sys.argv[1:])
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print("peak-kib", hwm.split()[1], file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def ask_json_peak_rss(config_path: Path) -> tuple[dict, float]:
+    """`exo-bridge ask --json` in a child process: its answer, and its peak RSS in MiB."""
+    done = subprocess.run([sys.executable, "-c", ASK_THEN_PEAK, "ask", "hi", "--json", "--config",
+                           str(config_path)], capture_output=True, text=True, timeout=120,
+                          env=subprocess_env(OPENROUTER_API_KEY=OR_KEY))
+    peak = next(line for line in done.stderr.splitlines() if line.startswith("peak-kib"))
+    return json.loads(done.stdout), int(peak.split()[1]) / 1024
 
 
 @pytest.mark.parametrize("fault", ["gzip_bomb_json", "gzip_bomb_sse", "huge_json", "huge_line"])
@@ -106,7 +106,7 @@ def test_peak_memory_stays_bounded_under_each_bomb_with_the_default_limits(tmp_p
     exo.hostile_bytes = (300 if fault == "huge_json" else 50 if fault == "huge_line" else 1024) * MiB
     path = tmp_path / "config.toml"
     path.write_text(config_text([exo.origin], openrouter.base_url, hf.base_url, first_token_s=30))
-    answer, peak = _ask_json_peak_rss(path)
+    answer, peak = ask_json_peak_rss(path)
     assert answer["provider_used"] == "openrouter"
     assert answer["attempts"][0]["outcome"] == "bad-response"
     assert peak < 160, f"peak RSS {peak:.0f} MiB"  # ~45 MiB at rest; the limits add ~40
