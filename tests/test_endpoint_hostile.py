@@ -157,14 +157,20 @@ def threaded_endpoint(tmp_path_factory) -> Iterator[str]:
         asyncio.run_coroutine_threadsafe(down(), loop).result(20)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.close()
         exo.close()
+
+
+@pytest.fixture(scope="module")
+def http_client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=15) as http:
+        yield http
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=BODIES)
-def test_no_request_body_gets_a_500(threaded_endpoint, body):
-    with httpx.Client(timeout=15) as http:
-        response = http.post(f"{threaded_endpoint}/chat/completions", json=body, headers=AUTH)
+def test_no_request_body_gets_a_500(threaded_endpoint, http_client, body):
+    response = http_client.post(f"{threaded_endpoint}/chat/completions", json=body, headers=AUTH)
     assert response.status_code in (200, 400, 404, 429, 503), (response.status_code, response.text)
     if response.status_code != 200:
         assert_openai_error(response, response.status_code)
