@@ -129,6 +129,8 @@ class EndpointServer:
             await asyncio.sleep(0.02)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._listening is not None:
+            await self._listening.wait_closed()
 
     # -- security -------------------------------------------------------------------------
     @web.middleware

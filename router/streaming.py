@@ -104,21 +104,26 @@ class Attempt:
             while (part := await self._next_part(parts, deadline)) is not None:
                 for piece in decoded(part):
                     chunks, done, failure = self._events(lines.feed(piece))
-                    if chunks:
+                    if chunks or lines.data_pending:  # data, not only comments, came in
                         self._data_at = self._read_at
+                    if chunks:
                         yield chunks
                     if failure is not None:
                         raise failure  # after the chunks that came before it in the same read
                     if done:
                         await self._drain(parts, deadline)
                         return
-            if not (self._finished and not self._adapter.done_marker_required):
-                raise ProviderFailure(Outcome.STREAM_CUT, "the stream ended without [DONE]"
-                                      if self._finished else "the stream ended before it finished")
+            self._check_complete()
         except BodyError as exc:
             raise ProviderFailure(Outcome.BAD_RESPONSE, str(exc)) from None
         finally:
             await response.close()
+
+    def _check_complete(self) -> None:
+        """At the body's end without [DONE]: only legacy exo may end on a finish_reason."""
+        if not (self._finished and not self._adapter.done_marker_required):
+            raise ProviderFailure(Outcome.STREAM_CUT, "the stream ended without [DONE]"
+                                  if self._finished else "the stream ended before it finished")
 
     async def _drain(self, parts: AsyncIterator[bytes], deadline: float) -> None:
         """Read to the body's end after [DONE], so the connection can be reused (within the
@@ -291,6 +296,11 @@ class _Lines:
         if pending:
             self._held.append(pending)
         return lines
+
+    @property
+    def data_pending(self) -> bool:
+        """A data line has begun and not ended yet (a long one, arriving over several reads)."""
+        return bool(self._held) and self._held[0].startswith(b"data:")
 
 
 class SentChunk(dict[str, Any]):

@@ -126,6 +126,14 @@ async def test_keep_alive_comments_do_not_reset_the_idle_deadline(make_config, e
     assert "idle_timeout_s" in last.detail and "keep-alive" in last.detail
 
 
+async def test_a_long_data_line_arriving_slowly_is_data_not_idleness(make_config, exo):
+    config, _ = make_config(idle_s=1.0)
+    exo.fault, exo.keep_alive_s = "slow_line", 0.3  # the line takes 2.4 s, no piece 1 s apart
+    async with Router(config) as router:
+        text, result = await collect(router)
+    assert text.endswith("x" * 8000) and result.provider_used == "exo"
+
+
 async def test_endless_valid_tokens_end_at_the_total_deadline(make_config, exo):
     config, _ = make_config(exo_extra="total_timeout_s = 2\n", idle_s=5)
     exo.fault, exo.chunk_delay_s = "endless_tokens", 0.01

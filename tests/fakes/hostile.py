@@ -16,6 +16,7 @@ compression, i.e. what the router would have to hold), so a test can tell how mu
     malformed_tool_call a chunk whose ``tool_calls`` is an object
     malformed_usage     a usage chunk whose token counts are strings
     deep_chunk          a chunk nested 100,000 deep
+    slow_line           a legitimate long data line sent in pieces, ``keep_alive_s`` apart
     echo_key            an error answer (``fault_status``) quoting the request's Authorization
     echo_key_mid_stream tokens, then an error chunk quoting the request's Authorization
 
@@ -45,7 +46,7 @@ MALFORMED = {
                                     "finish_reason": None},
 }
 FAULTS = frozenset({"gzip_bomb_json", "gzip_bomb_sse", "huge_json", "huge_line", "endless_keepalive",
-                    "endless_tokens", "malformed_usage", "deep_chunk", "echo_key",
+                    "endless_tokens", "malformed_usage", "deep_chunk", "slow_line", "echo_key",
                     "echo_key_mid_stream", *MALFORMED})
 
 
@@ -138,30 +139,58 @@ def _chunk(cid: str, model: str, choice: dict[str, Any] | None, **extra: Any) ->
 
 
 async def _sse_fault(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
-    fault = fake.fault
-    if fault in ("gzip_bomb_sse", "huge_line"):
-        await out.write(b'data: {"id": "' + cid.encode() + b'", "object": "chat.completion.chunk", '
-                        b'"choices": [{"index": 0, "delta": {"content": "')
-        await _filler(out, fake.hostile_bytes)
-        await out.write(b'"}, "finish_reason": null}]}\n\n')
-    elif fault == "endless_keepalive":
-        while True:
-            await out.write(b": keep-alive\n\n")
-            await asyncio.sleep(fake.keep_alive_s)
-    elif fault == "endless_tokens":
-        while True:
-            await out.data(_chunk(cid, model, _token("more ")))
-            await asyncio.sleep(fake.chunk_delay_s)
-    elif fault in MALFORMED:
+    fault = str(fake.fault)
+    if fault in MALFORMED:
         await out.data(_chunk(cid, model, MALFORMED[fault]()))
-    elif fault == "malformed_usage":
-        await out.data(_chunk(cid, model, None, usage={"prompt_tokens": "many", "completion_tokens": "few"}))
-    elif fault == "deep_chunk":
-        await out.write(b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n")
-    else:  # echo_key_mid_stream
-        quoted = f"upstream failed; Authorization: {request.headers.get('Authorization', '')}"
-        await out.data({"error": {"message": quoted, "code": 502}})
+    else:
+        await _SSE_FAULTS[fault](fake, out, request, cid, model)
     await _stream_end(out, cid, model)
+
+
+async def _huge_line(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    await out.write(b'data: {"id": "' + cid.encode() + b'", "object": "chat.completion.chunk", '
+                    b'"choices": [{"index": 0, "delta": {"content": "')
+    await _filler(out, fake.hostile_bytes)
+    await out.write(b'"}, "finish_reason": null}]}\n\n')
+
+
+async def _slow_line(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    await out.write(b'data: {"id": "' + cid.encode() + b'", "object": "chat.completion.chunk", '
+                    b'"choices": [{"index": 0, "delta": {"content": "')
+    for _ in range(8):
+        await asyncio.sleep(fake.keep_alive_s)
+        await out.write(b"x" * 1000)
+    await out.write(b'"}, "finish_reason": null}]}\n\n')
+
+
+async def _keep_alive(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    while True:
+        await out.write(b": keep-alive\n\n")
+        await asyncio.sleep(fake.keep_alive_s)
+
+
+async def _tokens(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    while True:
+        await out.data(_chunk(cid, model, _token("more ")))
+        await asyncio.sleep(fake.chunk_delay_s)
+
+
+async def _bad_usage(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    await out.data(_chunk(cid, model, None, usage={"prompt_tokens": "many", "completion_tokens": "few"}))
+
+
+async def _deep(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    await out.write(b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n")
+
+
+async def _echo(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    quoted = f"upstream failed; Authorization: {request.headers.get('Authorization', '')}"
+    await out.data({"error": {"message": quoted, "code": 502}})
+
+
+_SSE_FAULTS = {"gzip_bomb_sse": _huge_line, "huge_line": _huge_line, "slow_line": _slow_line,
+               "endless_keepalive": _keep_alive, "endless_tokens": _tokens,
+               "malformed_usage": _bad_usage, "deep_chunk": _deep, "echo_key_mid_stream": _echo}
 
 
 async def _stream_end(out: _Out, cid: str, model: str) -> None:
