@@ -12,9 +12,35 @@ from typing import Any
 
 from router.errors import Outcome, ProviderFailure
 
-_TEXT = ("content", "role", "reasoning", "reasoning_content", "refusal")
+_TEXT = frozenset({"content", "role", "reasoning", "reasoning_content", "refusal"})
 _TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
 MAX_INDEX = 1024  # choices and tool calls: more would only be a way to make us allocate
+
+
+def is_standard(data: Mapping[str, Any], choices: list[Any]) -> bool:
+    """Whether a provider's chunk is already a well-formed standard chunk (the common case: it is
+    forwarded as sent). False sends it the slow way: rebuilt, then ``check``ed. Written for
+    speed: it runs for every chunk of every answer."""
+    if data.get("object") != "chat.completion.chunk":
+        return False
+    chunk_id = data.get("id")
+    if type(chunk_id) is not str or not chunk_id.startswith("chatcmpl-"):
+        return False
+    usage, model = data.get("usage"), data.get("model")
+    if (usage and (choices or _usage(usage) is not None)) or (model is not None and type(model) is not str):
+        return False
+    for choice in choices:
+        if type(choice) is not dict or "message" in choice:
+            return False
+        delta, index, finish = choice.get("delta"), choice.get("index", 0), choice.get("finish_reason")
+        if type(delta) is not dict or type(index) is not int or not 0 <= index <= MAX_INDEX \
+                or (finish is not None and (type(finish) is not str or finish == "error")):
+            return False
+        for key, value in delta.items():  # usually one or two
+            if value is not None and type(value) is not str and (
+                    key in _TEXT or (key == "tool_calls" and _tool_calls(value) is not None)):
+                return False
+    return True
 
 
 def check(chunk: Mapping[str, Any]) -> None:
@@ -39,12 +65,9 @@ def _problem(chunk: Mapping[str, Any]) -> str | None:
     return None if usage is None else _usage(usage)
 
 
-def _index(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= MAX_INDEX
-
-
 def _choice(choice: dict[str, Any]) -> str | None:
-    if not _index(choice.get("index", 0)):
+    index = choice.get("index", 0)
+    if type(index) is not int or not 0 <= index <= MAX_INDEX:
         return "index is not a small whole number"
     finish = choice.get("finish_reason")
     if finish is not None and type(finish) is not str:
@@ -54,12 +77,18 @@ def _choice(choice: dict[str, Any]) -> str | None:
         return None
     if type(delta) is not dict:
         return "delta is not an object"
-    for key in _TEXT:
-        value = delta.get(key)
-        if value is not None and type(value) is not str:
+    for key, value in delta.items():  # usually one or two keys
+        if value is None or type(value) is str:
+            continue
+        if key in _TEXT:
             return f"delta.{key} is not a string"
-    calls = delta.get("tool_calls")
-    return None if calls is None else _tool_calls(calls)
+        if key == "tool_calls":
+            return _tool_calls(value)
+    return None
+
+
+def _index(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_INDEX
 
 
 def _tool_calls(calls: Any) -> str | None:

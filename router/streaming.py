@@ -77,6 +77,9 @@ class Attempt:
         self._loop = asyncio.get_running_loop()
         self._ends_at = 0.0  # the total deadline (loop time)
         self._received = 0  # body bytes as received
+        self._most = self._limits.response_bytes
+        self._idle_s = deadlines.idle_s
+        self._now = self._loop.time
         self._read_at = 0.0  # when the last network read came in (once content flows)
         self._data_at = 0.0  # when the last data event came in (once content flows)
 
@@ -94,7 +97,7 @@ class Attempt:
                 raise self._adapter.classify(response.status,
                                              await self._read_error(response, deadline),
                                              response.headers)
-            decoded = self._decoder(response.headers)
+            inflate = self._inflater(response.headers)
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 yield await self._whole_body(response, deadline)
                 return
@@ -102,7 +105,7 @@ class Attempt:
             parts = response.parts()
             lines = _Lines(self._limits)
             while (part := await self._next_part(parts, deadline)) is not None:
-                for piece in decoded(part):
+                for piece in (part,) if inflate is None else inflate(part):
                     chunks, done, failure = self._events(lines.feed(piece))
                     if chunks or lines.data_pending:  # data, not only comments, came in
                         self._data_at = self._read_at
@@ -134,13 +137,13 @@ class Attempt:
         except ProviderFailure:
             pass
 
-    def _decoder(self, headers: Mapping[str, str]) -> Callable[[bytes], Iterable[bytes]]:
-        """A network part -> its decompressed pieces (the part itself when not compressed)."""
+    def _inflater(self, headers: Mapping[str, str]) -> Callable[[bytes], Iterable[bytes]] | None:
+        """A network part -> its decompressed pieces; None when the body is not compressed."""
         try:
             inflater = inflater_for(headers, self._limits)
         except BodyError as exc:
             raise ProviderFailure(Outcome.BAD_RESPONSE, str(exc)) from None
-        return inflater.feed if inflater is not None else _as_is
+        return inflater.feed if inflater is not None else None
 
     def _events(self, lines: list[bytes]) -> tuple[list[dict[str, Any]], bool,
                                                    ProviderFailure | None]:
@@ -239,16 +242,15 @@ class Attempt:
                                   f"the connection broke mid-stream ({self._wire.classify(exc)[1]})") \
                 from None
         self._received += len(part)
-        if self._received > self._limits.response_bytes:
+        if self._received > self._most:
             raise ProviderFailure(Outcome.BAD_RESPONSE, str(self._limits.too_large(self._received)))
         if self.content_started:
-            self._read_at = now = self._loop.time()
+            self._read_at = now = self._now()
             if now >= self._ends_at:
                 raise self._timed_out()
-            if now - self._data_at > self._deadlines.idle_s:
-                raise ProviderFailure(Outcome.STREAM_CUT, "no data for "
-                                      f"{self._deadlines.idle_s:g}s, only keep-alive comments "
-                                      "(idle_timeout_s)")
+            if now - self._data_at > self._idle_s:
+                raise ProviderFailure(Outcome.STREAM_CUT, f"no data for {self._idle_s:g}s, only "
+                                      "keep-alive comments (idle_timeout_s)")
         return part
 
     def _timed_out(self) -> ProviderFailure:
@@ -263,39 +265,42 @@ class Attempt:
                                f"{self._deadlines.first_token_s:g}s")
 
 
-def _as_is(part: bytes) -> tuple[bytes]:
-    return (part,)
-
-
 class _Lines:
     """Complete SSE lines out of network parts; a line longer than ``max_line_bytes`` is a
-    BodyError. A line that spans many parts is kept as its parts and joined once, at its end."""
+    BodyError. A line that spans many parts is kept as its parts and joined once, at its end
+    (so a huge line sent a few bytes at a time costs no more than a short one)."""
 
-    __slots__ = ("_held", "_held_bytes", "_limit", "_limits")
+    __slots__ = ("_held", "_held_bytes", "_limits")
 
     def __init__(self, limits: BodyLimits):
         self._limits = limits
-        self._limit = limits.line_bytes
         self._held: list[bytes] = []
         self._held_bytes = 0
 
     def feed(self, part: bytes) -> list[bytes]:
-        if b"\n" not in part:
-            self._held.append(part)
-            self._held_bytes += len(part)
-            if self._held_bytes > self._limit:
-                raise self._limits.line_too_long(self._held_bytes)
-            return []
         if self._held:
-            part = b"".join((*self._held, part))
-            self._held.clear()
-        *lines, pending = part.split(b"\n")
-        if len(pending) > self._limit:
-            raise self._limits.line_too_long(len(pending))
-        self._held_bytes = len(pending)
+            return self._join(part)
+        *lines, pending = part.split(b"\n")  # the usual read: whole lines
         if pending:
-            self._held.append(pending)
+            self._hold(pending)
         return lines
+
+    def _join(self, part: bytes) -> list[bytes]:
+        if b"\n" not in part:
+            self._hold(part)
+            return []
+        *lines, pending = b"".join((*self._held, part)).split(b"\n")
+        self._held.clear()
+        self._held_bytes = 0
+        if pending:
+            self._hold(pending)
+        return lines
+
+    def _hold(self, part: bytes) -> None:
+        self._held.append(part)
+        self._held_bytes += len(part)
+        if self._held_bytes > self._limits.line_bytes:
+            raise self._limits.line_too_long(self._held_bytes)
 
     @property
     def data_pending(self) -> bool:

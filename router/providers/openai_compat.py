@@ -112,9 +112,8 @@ class OpenAICompatible:
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise ProviderFailure(Outcome.BAD_RESPONSE, "stream chunk without choices")
-        if _is_standard(data, choices):
-            chunk_shape.check(data)
-            return [data]  # the common case: already a standard chunk, no copy
+        if chunk_shape.is_standard(data, choices):
+            return [data]  # the common case: already a well-formed standard chunk, no copy
         for choice in choices:
             if isinstance(choice, dict) and choice.get("finish_reason") == "error":
                 raise ProviderFailure(Outcome.SERVER_ERROR, "provider ended the stream with an error")
@@ -189,14 +188,6 @@ class OpenAICompatible:
 
     def describe_ok(self, response: Fetched) -> str:
         return "key OK"
-
-
-def _is_standard(data: dict[str, Any], choices: list[Any]) -> bool:
-    return (data.get("object") == "chat.completion.chunk"
-            and str(data.get("id", "")).startswith("chatcmpl-")
-            and (not choices or not data.get("usage"))
-            and all(isinstance(c, dict) and "delta" in c and "message" not in c
-                    and c.get("finish_reason") != "error" for c in choices))
 
 
 def _mid_stream_message(data: dict[str, Any]) -> str:
