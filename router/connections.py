@@ -31,7 +31,7 @@ def connection_cap(configured: int) -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured
-    return max(FLOOR, min(configured, (soft - FILES_IN_RESERVE) // 2))
+    return min(configured, max(FLOOR, (soft - FILES_IN_RESERVE) // 2))
 
 
 class ConnectionGuard:

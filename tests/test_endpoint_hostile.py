@@ -307,6 +307,35 @@ async def test_a_slow_body_is_cut_off_after_the_body_timeout(endpoint, exo):
     assert not exo.chat_requests
 
 
+async def test_at_the_cap_a_new_connection_closes_the_longest_idle_or_gets_a_503(make_config, exo):
+    config, _ = make_config(extra="\n[server]\nmax_connections = 2\nkeepalive_timeout_s = 60\n")
+    exo.chunk_delay_s = 0.3  # ~2 s an answer
+    async with Router(config) as router:
+        server = EndpointServer(router, token=Secret(TOKEN), port=0)
+        await server.start()
+        try:
+            first_reader, first = await asyncio.open_connection("127.0.0.1", server.port)
+            _, second = await asyncio.open_connection("127.0.0.1", server.port)
+            async with httpx.AsyncClient(timeout=10) as http:  # a third: the first idle one goes
+                assert (await http.get(f"http://127.0.0.1:{server.port}/health")).status_code == 200
+            assert await _closed_within(first_reader, 2) == b""
+            second.close()
+            async with httpx.AsyncClient(timeout=10) as a, httpx.AsyncClient(timeout=10) as b:
+                busy = [asyncio.create_task(client.post(f"{server.url}/chat/completions", headers=AUTH,
+                                                        json={"model": "llama-3.2-3b", "messages": HELLO}))
+                        for client in (a, b)]
+                await asyncio.sleep(0.5)  # both connections now busy with a request
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                refused = await _closed_within(reader, 2)
+                writer.close()
+                assert refused.startswith(b"HTTP/1.1 503") and b"too_many_connections" in refused
+                assert [r.status_code for r in await asyncio.gather(*busy)] == [200, 200]
+            assert server.connections is not None and server.connections.refused == 1
+        finally:
+            first.close()
+            await server.stop(drain_s=1)
+
+
 def _limit_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
 
