@@ -130,8 +130,10 @@ async def _bomb(serve: Serve, stream: bool) -> str:
         stop.set()
     answered, asked = await health
     if stream:
-        said = "error chunk" if '"error"' in response.text and "[DONE]" not in response.text else "??"
-        detail = response.text.split('"message": "', 1)[-1].split('"', 1)[0][:70]
+        clean = '"error"' in response.text and "[DONE]" not in response.text
+        said = "error chunk" if clean else "a stream without an error chunk"
+        detail = next((f"({limit})" for limit in ("max_line_bytes", "max_decompressed_bytes",
+                                                  "max_response_bytes") if limit in response.text), "")
     else:
         said = f"{response.status_code} via {response.headers.get('x-exo-bridge-attempts')}"
         detail = ""
@@ -228,7 +230,7 @@ def flood() -> None:
     try:
         held = _open_idle(serve.port, 1100)
         time.sleep(2.0)
-        print(f"- server's open files with the flood held: {serve.files()} (cap: 1024)")
+        print(f"- server's open files with the flood held: {serve.files()} (of the 1024 it may open)")
         for path in ("/v1/chat/completions", "/health"):
             ok, took = _token_holder(serve.url, 200, path)
             print(f"- {path}: {ok}/200 answered ({100 * ok / 200:.0f}%), {_quantiles(took)}")
