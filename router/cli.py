@@ -32,6 +32,7 @@ from router.errors import (
 )
 from router.keys import KeyStore, Secret, endpoint_token, keychain_delete, keychain_set
 from router.ledger import Ledger, LedgerUnavailable
+from router.redact import redact_logs
 from router.result import Result
 from router.server import LOOPBACK_HOSTS, EndpointError, EndpointServer
 
@@ -107,6 +108,7 @@ def _date(text: str) -> date:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    redact_logs()
     logging.basicConfig(level=logging.WARNING, format="exo-bridge: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from router import catalog
+from router.body import BodyLimits
 from router.budget import Budget, utc_now
 from router.config import Config, ProviderConfig
 from router.errors import (
@@ -47,8 +48,10 @@ from router.policy import (
 )
 from router.pricing import Pricer
 from router.providers import HealthState, Snapshot, adapter_for
-from router.result import Result, text_length, validate_request
+from router.request_check import validate_request
+from router.result import Result, text_length
 from router.retry import soonest
+from router.slots import Slots
 from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
@@ -107,7 +110,8 @@ class Router:
         self._keystore = keys or KeyStore()
         self._keys: dict[str, Secret | None] = {}
         self._keys_loaded: asyncio.Task[None] | None = None
-        self._stack = HttpStack(http)
+        self._slots = {p.id: Slots(p.max_connections, p.max_queued) for p in config.providers}
+        self._stack = HttpStack(http, chat_connections=sum(p.max_connections for p in config.providers))
         self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._intervals = {"exo": timing.exo_probe_interval_s or config.health.exo_probe_interval_s}
@@ -213,33 +217,50 @@ class Router:
                 trace.attempts.append(admitted)
                 continue
             run = self._start(candidate.provider, admitted, request)
-            try:
-                async with aclosing(run.wire.batches()) as batches:
-                    async for batch in batches:
-                        if ready := await self._released(run, batch):
-                            sink.provider = run.provider.id
-                            yield ready
-                        if run.capped:  # its hold ended: no more is read (or paid for)
-                            break
-                if run.held:  # an answer without any content token
-                    sink.provider = run.provider.id
-                    yield run.held
-                await self._prices_for(run.provider)
-            except ProviderFailure as failure:
-                self._failed(trace, run, failure)
-                continue
-            except (asyncio.CancelledError, GeneratorExit):
-                self._cancelled(trace, run)
-                raise
-            sink.result = self._succeeded(trace, run)
-            if self.ledger is not None:  # durable (journaled) before the answer is delivered
-                self.ledger.record(self._rows(trace, sink.result))
-            yield [usage_chunk(sink.result)]
-            return
+            async with aclosing(self._relay(trace, run, sink)) as relay:
+                async for ready in relay:
+                    yield ready
+            if sink.result is not None:
+                yield [usage_chunk(sink.result)]
+                return
         self._finish(trace, None)
         self.catalog.raise_if_unknown(model, trace.attempts)  # what was learnt on the way
         raise NoProviderAvailable("no provider could answer: " + describe_attempts(trace.attempts),
                                   trace.attempts, retry_after_s=self.retry_after(trace.attempts))
+
+    async def _relay(self, trace: Trace, run: Run,
+                     sink: ChatStream) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """One attempt's chunks as the caller may see them. It ends with ``sink.result`` set
+        (answered, recorded) or with the failure recorded (the router then fails over, unless
+        ``_failed`` raised because it may not)."""
+        try:
+            async with aclosing(run.wire.batches()) as batches:
+                async for batch in batches:
+                    if ready := await self._released(run, batch):
+                        sink.provider = run.provider.id
+                        yield ready
+                    if run.capped:  # its hold ended: no more is read (or paid for)
+                        break
+            if run.held:  # an answer without any content token
+                sink.provider = run.provider.id
+                yield run.held
+            await self._prices_for(run.provider)
+        except ProviderFailure as failure:
+            self._failed(trace, run, failure)
+            return
+        except (asyncio.CancelledError, GeneratorExit):
+            self._cancelled(trace, run)
+            raise
+        except Exception as exc:  # a defect of ours: the attempt is still classified and recorded
+            log.exception("unexpected error reading %s's answer", run.provider.id)
+            self._failed(trace, run, ProviderFailure(
+                Outcome.BAD_RESPONSE, f"unexpected {type(exc).__name__} reading the answer"))
+            return
+        finally:
+            self._slots[run.provider.id].release()
+        sink.result = self._succeeded(trace, run)
+        if self.ledger is not None:  # durable (journaled) before the answer is delivered
+            self.ledger.record(self._rows(trace, sink.result))
 
     def retry_after(self, attempts: list[Attempt] | tuple[Attempt, ...]) -> float | None:
         """When one of these attempts' providers could answer again (None: not by itself)."""
@@ -275,14 +296,7 @@ class Router:
                      request: Mapping[str, Any]) -> Admitted | Attempt:
         """What to send where, or the Attempt that records why the provider is skipped."""
         provider = candidate.provider
-        skip = gate(provider, has_key=self.has_key(provider), local_only=self.local_only,
-                    paid_allowed=paid_failover_allowed(self.config, model))
-        if skip is None and provider.costs_money and self.ledger is not None \
-                and not self.ledger.can_record:  # closed for money, open for exo
-            skip = (Outcome.NOT_ALLOWED, "paid providers are off while the usage ledger cannot "
-                    f"record: {self.ledger.problem}")
-        if skip is None:
-            skip = self.health.admit_provider(provider.id)
+        skip = self._skip(provider, model)
         if skip is not None:
             return Attempt(provider.id, skip[0], skip[1], called=False)
         if provider.kind == "exo" and self.health.is_stale(provider.id, self._readiness_age()):
@@ -297,13 +311,37 @@ class Router:
         if admission.skip is not None or admission.model_id is None:
             outcome, detail = admission.skip or (Outcome.MODEL_UNAVAILABLE, "")
             return Attempt(provider.id, outcome, detail, called=False)
-        price = self.pricer.table_price(provider, admission.model_id, {})
-        reservation = await self.budget.reserve(provider, request, price)
+        return await self._hold(provider, admission.model_id, request)
+
+    def _skip(self, provider: ProviderConfig, model: str) -> tuple[Outcome, str] | None:
+        """Why the provider is passed over without a call, from what is known already."""
+        skip = gate(provider, has_key=self.has_key(provider), local_only=self.local_only,
+                    paid_allowed=paid_failover_allowed(self.config, model))
+        if skip is None and provider.costs_money and self.ledger is not None \
+                and not self.ledger.can_record:  # closed for money, open for exo
+            skip = (Outcome.NOT_ALLOWED, "paid providers are off while the usage ledger cannot "
+                    f"record: {self.ledger.problem}")
+        return skip if skip is not None else self.health.admit_provider(provider.id)
+
+    async def _hold(self, provider: ProviderConfig, model_id: str,
+                    request: Mapping[str, Any]) -> Admitted | Attempt:
+        """A connection slot (waiting in the provider's queue) and a budget hold."""
+        since = asyncio.get_running_loop().time()
+        waited = await self._slots[provider.id].take(provider, since)
+        if waited is not None:
+            return waited
+        price = self.pricer.table_price(provider, model_id, {})
+        try:
+            reservation = await self.budget.reserve(provider, request, price)
+        except BaseException:  # cancelled while the hold was decided: the slot goes back
+            self._slots[provider.id].release()
+            raise
         if isinstance(reservation, str):
+            self._slots[provider.id].release()
             return Attempt(provider.id, Outcome.OVER_BUDGET, reservation, called=False)
         known = self.health[provider.id].snapshot
         node = known.node if known is not None and known.node else provider.base_url
-        return Admitted(admission.model_id, self._adapters[provider.id].chat_url(node), reservation)
+        return Admitted(model_id, self._adapters[provider.id].chat_url(node), reservation, since)
 
     def _readiness_age(self) -> float:
         return 3 * self._intervals["exo"]
@@ -311,12 +349,11 @@ class Router:
     def _start(self, provider: ProviderConfig, admitted: Admitted,
                request: Mapping[str, Any]) -> Run:
         adapter = self._adapters[provider.id]
-        deadlines = Deadlines(provider.connect_timeout_s, provider.first_token_timeout_s,
-                              provider.idle_timeout_s)
         loaded = self._stack.loaded_wire
         assert loaded is not None  # _trace waited for it
         wire = WireAttempt(loaded, adapter, admitted.url, adapter.body(request, admitted.model_id),
-                           self._keys.get(provider.id), deadlines)
+                           self._keys.get(provider.id), Deadlines.of(provider, admitted.since),
+                           BodyLimits.of(provider))
         return Run(provider, admitted.model_id, wire, admitted.reservation)
 
     async def _prices_for(self, provider: ProviderConfig) -> None:
@@ -366,9 +403,10 @@ class Router:
         """Record it (a cut one too, with its tokens); fail over unless the caller has part of
         the answer (a stream) or the request was at fault."""
         self.health.record_failure(run.provider.id, run.model_id, failure)
-        cut = run.wire.content_started
-        trace.attempts.append(self._attempt_record(
-            trace, run, Outcome.STREAM_CUT if cut else failure.outcome, failure.detail))
+        cut = run.wire.content_started  # a bad answer stays one; any other failure cut it
+        outcome = failure.outcome if not cut or failure.outcome is Outcome.BAD_RESPONSE \
+            else Outcome.STREAM_CUT
+        trace.attempts.append(self._attempt_record(trace, run, outcome, failure.detail))
         if cut and trace.streamed:
             self._finish(trace, None)
             raise StreamBroken(f"{run.provider.name} failed mid-answer: {failure.detail}",

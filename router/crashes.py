@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from router.config import state_dir
 from router.processes import alive, process_start
-from router.redact import redact
+from router.redact import redact, redact_logs
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class CrashWatch:
             log.warning("no crash reports this time: cannot write %s (%s)", self.directory,
                         exc.strerror)
             return
+        redact_logs()
         sys.excepthook = self._excepthook
         threading.excepthook = self._thread_excepthook
 

@@ -7,15 +7,20 @@ that probe (httpx costs ~50 ms to import).
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from router.body import ACCEPT_ENCODING, BodyLimits, read_all
+from router.config import ProviderConfig
 from router.errors import Outcome
 from router.transport import (
     KEEPALIVE_S,
-    MAX_CONNECTIONS,
     WIRE_ERRORS,
     AiohttpWire,
     classify_transport_error,
@@ -52,9 +57,39 @@ def http_error_detail(exc: BaseException) -> str:
 
 
 def make_http_client(wire: AiohttpWire) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_S)
+    limits = httpx.Limits(max_connections=wire.pool_size, keepalive_expiry=KEEPALIVE_S)
     transport = AiohttpTransport(verify=verified_context(), limits=limits, client=wire.session)
-    return httpx.AsyncClient(transport=transport, limits=limits)
+    return httpx.AsyncClient(transport=transport, limits=limits,
+                             headers={"accept-encoding": ACCEPT_ENCODING})
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A provider's answer to a GET, read whole within the provider's limits."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not (or is nested too deep)."""
+        try:
+            return json.loads(self.content)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+
+
+async def fetch(http: httpx.AsyncClient, url: str, provider: ProviderConfig, *, seconds: float,
+                headers: Mapping[str, str] | None = None) -> Fetched:
+    """GET ``url`` (probes, price lists, key checks): the body decompressed within the
+    provider's max_response_bytes / max_decompressed_bytes, the whole exchange within
+    ``seconds``. Raises one of HTTP_OR_JSON_ERRORS (router.body.BodyError is a ValueError)."""
+    async with asyncio.timeout(seconds):
+        async with http.stream("GET", url, headers=headers,
+                               timeout=timeout(seconds, provider.connect_timeout_s)) as response:
+            content = await read_all(response.aiter_raw(), response.headers,
+                                     BodyLimits.of(provider))
+            return Fetched(response.status_code, response.headers, content)
 
 
 class _HttpxResponse:
@@ -62,15 +97,20 @@ class _HttpxResponse:
         self._response = response
         self.status = response.status_code
         self.headers: Mapping[str, str] = response.headers
+        if response.is_stream_consumed:  # in memory already (httpx.MockTransport): decoded
+            self.headers = {k: v for k, v in response.headers.items() if k != "content-encoding"}
 
     def parts(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_bytes()
-
-    async def read(self) -> bytes:
-        return await self._response.aread()
+        if self._response.is_stream_consumed:
+            return _once(self._response.content)
+        return self._response.aiter_raw()
 
     async def close(self) -> None:
         await self._response.aclose()
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
 class HttpxWire:
@@ -83,9 +123,11 @@ class HttpxWire:
         self._client = client
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
-                   connect_s: float, read_s: float) -> WireResponse:
+                   connect_s: float, read_s: float, total_s: float) -> WireResponse:
+        """``total_s`` is checked by the reader at each read (httpx has no total timeout)."""
         request = self._client.build_request(
-            "POST", url, content=body, headers={**headers, "content-type": "application/json"},
+            "POST", url, content=body, headers={**headers, "content-type": "application/json",
+                                                "accept-encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(connect=connect_s, read=read_s, write=30.0, pool=connect_s))
         return _HttpxResponse(await self._client.send(request, stream=True))
 

@@ -36,6 +36,7 @@ class Admitted:
     model_id: str
     url: str
     reservation: Reservation
+    since: float  # loop time the attempt began (its wait for a connection counts in its deadline)
 
 
 @dataclass(slots=True)

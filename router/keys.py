@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from router import redact
 from router.config import ProviderConfig
 from router.errors import KeychainUnavailable
 
@@ -18,12 +19,14 @@ SERVICE = "exo-bridge"
 
 
 class Secret:
-    """A string that never shows itself: ``repr``/``str`` print a mask."""
+    """A string that never shows itself: ``repr``/``str`` print a mask, and any provider text
+    that quotes it is masked too (router.redact)."""
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str):
         self._value = value
+        redact.remember(value)
 
     def reveal(self) -> str:
         return self._value

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANOMALY_RATIO = 10.0
+# A price list of an unexpected shape (a list where an object belongs, an entry without an id).
+_SHAPE_ERRORS: tuple[type[BaseException], ...] = (TypeError, AttributeError, KeyError)
 PRICE_TABLE_TTL_S = 6 * 3600.0
 
 
@@ -115,7 +117,7 @@ class Pricer:
     async def refresh(self, http: httpx.AsyncClient, provider: ProviderConfig,
                       max_age_s: float = PRICE_TABLE_TTL_S) -> None:
         """Fetch the provider's price list if it has one and ours is missing or old."""
-        from router.http_client import HTTP_OR_JSON_ERRORS, timeout  # loaded by now (Router.http_ready)
+        from router.http_client import HTTP_OR_JSON_ERRORS, fetch  # loaded by now (Router.http_ready)
 
         if provider.kind not in _PARSERS:
             return
@@ -127,11 +129,11 @@ class Pricer:
         self._tried[provider.id] = time.monotonic()
         path, parse = _PARSERS[provider.kind]
         try:
-            response = await http.get(provider.base_url + path,
-                                      timeout=timeout(10.0, provider.connect_timeout_s))
-            response.raise_for_status()
+            response = await fetch(http, provider.base_url + path, provider, seconds=30.0)
+            if response.status_code >= 400:
+                raise ValueError(f"HTTP {response.status_code}")
             self.tables[provider.id] = parse(response.json(), time.time())
-        except HTTP_OR_JSON_ERRORS as exc:
+        except (*HTTP_OR_JSON_ERRORS, *_SHAPE_ERRORS) as exc:
             log.warning("could not fetch %s prices: %s", provider.id, exc.__class__.__name__)
 
     def table_price(self, provider: ProviderConfig, model_id: str,

@@ -45,21 +45,6 @@ class Result:
                 "attempts": [a.as_dict() for a in self.attempts]}
 
 
-def validate_request(request: Mapping[str, Any]) -> None:
-    """Reject before any provider is contacted what no provider could answer."""
-    from router.errors import RequestRejected
-
-    messages = request.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestRejected("the request needs a non-empty 'messages' list")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise RequestRejected(f"messages[{index}] must be an object with a 'role'")
-    model = request.get("model")
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise RequestRejected("'model' must be a non-empty string")
-
-
 def text_length(messages: Any) -> int:
     total = 0
     for message in messages if isinstance(messages, list) else []:

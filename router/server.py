@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from router.apis.routes import add_routes, anthropic_errors
+from router.connections import ConnectionGuard, connection_cap
 from router.core import Router
 from router.errors import (
     Attempt,
@@ -30,9 +32,11 @@ from router.errors import (
     UnknownModel,
 )
 from router.keys import Secret
-from router.result import validate_request
+from router.request_check import validate_request
 from router.retry import retry_headers
 
+log = logging.getLogger(__name__)
+LINGER_S = 1.0  # how long an unread request body is drained before the connection closes
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,14 +70,15 @@ class EndpointServer:
         self.host = host
         self.port = port
         self._token = token.reveal().encode()
-        settings = router.config.server
+        self._settings = settings = router.config.server
         self._origins = set(settings.allowed_origins)
         self._max_body = settings.max_body_bytes
         self._hosts = LOOPBACK_HOSTS | {host, f"[{host}]"}
         self._in_flight = 0
         self._created = int(time.time())  # the `created` of the models it lists
         self._runner: web.AppRunner | None = None
-        self._site: web.SockSite | None = None
+        self._listening: asyncio.Server | None = None
+        self.connections: ConnectionGuard | None = None  # made by start()
 
     @property
     def url(self) -> str:
@@ -91,10 +96,16 @@ class EndpointServer:
         add_routes(app, self)  # /v1/responses, /v1/messages
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                     handler_cancellation=True, shutdown_timeout=1.0)
+                                     handler_cancellation=True, shutdown_timeout=1.0,
+                                     keepalive_timeout=self._settings.keepalive_timeout_s,
+                                     lingering_time=LINGER_S)
         await self._runner.setup()
-        self._site = web.SockSite(self._runner, sock)
-        await self._site.start()
+        assert self._runner.server is not None
+        self.connections = ConnectionGuard(self._runner.server,
+                                           cap=connection_cap(self._settings.max_connections),
+                                           header_timeout_s=self._settings.header_timeout_s)
+        self._listening = await asyncio.get_running_loop().create_server(
+            self.connections, sock=sock, backlog=128)
 
     def _bind(self) -> socket.socket:
         try:
@@ -117,19 +128,28 @@ class EndpointServer:
 
     async def stop(self, drain_s: float = 5.0) -> None:
         """Stop accepting; let requests in flight finish (up to ``drain_s``), then close."""
-        if self._site is not None:
-            server = self._site._server
-            if server is not None:
-                server.close()  # no new connections
+        if self._listening is not None:
+            self._listening.close()  # no new connections
         deadline = time.monotonic() + drain_s
         while self._in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._listening is not None:
+            await self._listening.wait_closed()
 
     # -- security -------------------------------------------------------------------------
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        connections = self.connections
+        assert connections is not None  # requests come only once started
+        connections.request_started(request.protocol)  # its head is in: no header timeout
+        try:
+            return await self._checked(request, handler)
+        finally:
+            connections.request_ended(request.protocol)
+
+    async def _checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if _host_name(request.headers.get("Host", "")) not in self._hosts:
             return error_response(403, "Host not allowed (DNS rebinding protection)",
                                   "permission_error", "host_not_allowed")
@@ -148,6 +168,10 @@ class EndpointServer:
             response = await handler(request)
         except web.HTTPException as exc:
             return error_response(exc.status, exc.reason, "invalid_request_error", None)
+        except Exception:  # a defect of ours: still an answer in OpenAI's shape, and logged
+            log.exception("unexpected error answering %s %s", request.method, request.path)
+            return error_response(500, "internal error in exo-bridge (see its log)", "server_error",
+                                  "internal_error")
         finally:
             self._in_flight -= 1
         if origin is not None and not response.prepared:
@@ -213,14 +237,21 @@ class EndpointServer:
         if (request.content_length or 0) > self._max_body:
             return _too_large(self._max_body)
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self._settings.body_timeout_s):
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _too_large(self._max_body)
+        except TimeoutError:
+            slow = error_response(408, "the request body did not arrive within "
+                                  f"{self._settings.body_timeout_s:g}s (body_timeout_s)",
+                                  "invalid_request_error", "request_timeout")
+            slow.force_close()
+            return slow
         try:
             body = json.loads(raw)
-        except ValueError:
-            return error_response(400, "the request body is not valid JSON", "invalid_request_error",
-                                  "invalid_json")
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
+            return error_response(400, "the request body is not valid JSON (or is nested too deep)",
+                                  "invalid_request_error", "invalid_json")
         if not isinstance(body, dict):
             return error_response(400, "the request body must be a JSON object",
                                   "invalid_request_error", "invalid_json")
@@ -256,6 +287,13 @@ async def _relay(response: web.StreamResponse, first: list[dict[str, Any]],
             batch = await anext(batches, None)
     except StreamBroken as exc:
         await response.write(_event(error_body(str(exc), "server_error", "stream_cut")))
+        return
+    except ConnectionError:
+        raise  # the client went away
+    except Exception:  # a defect of ours: the client still learns the answer is incomplete
+        log.exception("unexpected error mid-stream")
+        await response.write(_event(error_body("internal error in exo-bridge mid-answer (see its "
+                                               "log)", "server_error", "internal_error")))
         return
     await response.write(b"data: [DONE]\n\n")
 

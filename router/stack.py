@@ -20,8 +20,9 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 
 
 class HttpStack:
-    def __init__(self, http: httpx.AsyncClient | None = None):
+    def __init__(self, http: httpx.AsyncClient | None = None, *, chat_connections: int = 1024):
         self._http = http
+        self._chat_connections = chat_connections
         self._wire: Wire | None = None
         self._owned = http is None
         self._wire_loaded: asyncio.Task[Wire] | None = None
@@ -34,7 +35,7 @@ class HttpStack:
 
             self._wire = HttpxWire(self._http)
             return
-        self._wire_loaded = spawn(asyncio.to_thread(_load_wire))
+        self._wire_loaded = spawn(asyncio.to_thread(_load_wire, self._chat_connections))
         self._http_loaded = spawn(self._load_http(self._wire_loaded))
 
     async def _load_http(self, wire_loaded: asyncio.Task[Wire]) -> httpx.AsyncClient:
@@ -67,10 +68,10 @@ class HttpStack:
                 await self._wire.close()
 
 
-def _load_wire() -> Wire:
+def _load_wire(chat_connections: int) -> Wire:
     from router.transport import AiohttpWire
 
-    return AiohttpWire()
+    return AiohttpWire(chat_connections)
 
 
 def _load_http_client(wire: Wire) -> httpx.AsyncClient:

@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
+from router.body import ACCEPT_ENCODING
 from router.errors import Outcome
 from router.wire import WireResponse
 
 # What may escape a request or a stream read: aiohttp's errors and bare socket errors.
 WIRE_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError)
-MAX_CONNECTIONS = 200
 KEEPALIVE_S = 5.0
+PROBE_CONNECTIONS = 64  # beside the chat requests' own: probes, price lists, key checks
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -70,39 +71,44 @@ class _AiohttpResponse:
     def parts(self) -> AsyncIterator[bytes]:
         return self._response.content.iter_any()
 
-    async def read(self) -> bytes:
-        return await self._response.read()
-
     async def close(self) -> None:
         self._response.release()
 
 
 class AiohttpWire:
     """The process's one connection pool; the httpx client for probes rides on it too
-    (router.http_client)."""
+    (router.http_client).
+
+    Its size follows the config: every provider's ``max_connections`` (the router holds each
+    provider to its own, see router.slots) plus room for probes, so the pool itself never makes
+    a request wait. Bodies are handed over as sent: router.body decompresses within limits.
+    """
 
     failures = WIRE_ERRORS
     timeouts: tuple[type[BaseException], ...] = (TimeoutError,)  # aiohttp's read timeouts too
 
-    def __init__(self) -> None:
+    def __init__(self, chat_connections: int = 1024) -> None:
+        self.pool_size = chat_connections + PROBE_CONNECTIONS
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """Made on first use, inside the running loop."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S,
+            connector = aiohttp.TCPConnector(limit=self.pool_size, keepalive_timeout=KEEPALIVE_S,
                                              ssl=verified_context())
             # No cookie jar: one upstream answer's cookies must not ride along on the next request
             # (which may be another client's), and skipping the jar is cheaper per request.
-            self._session = aiohttp.ClientSession(connector=connector,
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                                   cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
-                   connect_s: float, read_s: float) -> WireResponse:
-        timeout = aiohttp.ClientTimeout(sock_connect=connect_s, sock_read=read_s, connect=connect_s)
+                   connect_s: float, read_s: float, total_s: float) -> WireResponse:
+        timeout = aiohttp.ClientTimeout(total=total_s, sock_connect=connect_s, sock_read=read_s,
+                                        connect=connect_s)
         response = await self.session().post(
-            url, data=body, headers={**headers, "content-type": "application/json"},
+            url, data=body, headers={**headers, "content-type": "application/json",
+                                     "accept-encoding": ACCEPT_ENCODING},
             timeout=timeout, allow_redirects=False)
         return _AiohttpResponse(response)
 

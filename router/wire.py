@@ -17,9 +17,9 @@ class WireResponse(Protocol):
     status: int
     headers: Mapping[str, str]
 
-    def parts(self) -> AsyncIterator[bytes]: ...
-
-    async def read(self) -> bytes: ...
+    def parts(self) -> AsyncIterator[bytes]:
+        """The body as it was sent (not decompressed: router.body does that, within limits)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -31,7 +31,10 @@ class Wire(Protocol):
     timeouts: tuple[type[BaseException], ...]
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
-                   connect_s: float, read_s: float) -> WireResponse: ...
+                   connect_s: float, read_s: float, total_s: float) -> WireResponse:
+        """``read_s`` bounds each wait for bytes, ``total_s`` the whole exchange (where the
+        library can do it at no cost; the reader also checks it at each read)."""
+        ...
 
     def classify(self, exc: BaseException) -> tuple[Outcome, str]:
         """(outcome, short secret-free detail) for one of ``failures``."""

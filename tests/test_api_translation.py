@@ -16,7 +16,8 @@ from router.apis import messages_request, responses_request
 from router.apis.common import Unmappable
 from router.apis.messages_stream import MessageBuilder
 from router.apis.responses_stream import ResponseBuilder
-from router.result import Assembler, validate_request
+from router.request_check import validate_request
+from router.result import Assembler
 from tests.schemas import check, check_response_event
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)

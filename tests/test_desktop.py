@@ -308,6 +308,8 @@ async def test_real_app_turns_yellow_notifies_once_and_fails_back(qapp, session_
     finally:
         app.quit.set()
         await asyncio.wait_for(running, 20)
+        if app.tray is not None:  # its timer would tick on (notification summaries) after the test
+            app.tray.timer.stop()
 
 
 def test_missing_x11_libraries_are_named_instead_of_a_qt_abort(monkeypatch):

@@ -15,7 +15,8 @@ from router.apis.common import Unmappable
 from router.apis.messages_stream import MessageBuilder, error_type
 from router.apis.responses_stream import ResponseBuilder
 from router.errors import RoutingError, StreamBroken
-from router.result import Result, text_length, validate_request
+from router.request_check import validate_request
+from router.result import Result, text_length
 from router.usage_guard import estimate_tokens
 
 if TYPE_CHECKING:

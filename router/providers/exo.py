@@ -9,7 +9,7 @@ Legacy exo: ``GET /healthcheck``; short model ids from ``/v1/models``; downloads
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.config import ProviderConfig
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import httpx
 
 _READY = {"RunnerReady", "RunnerRunning"}
+_PROBE_S = 5.0
 
 
 class Exo(OpenAICompatible):
@@ -39,17 +40,15 @@ class Exo(OpenAICompatible):
     async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
                     key: Secret | None) -> Snapshot:
         """Try each node in turn; the first that answers is the one requests go to."""
-        from router.http_client import HTTP_OR_JSON_ERRORS, http_error_detail, timeout  # loaded by now
+        from router.http_client import HTTP_OR_JSON_ERRORS, http_error_detail  # loaded by now
 
         start = asyncio.get_running_loop().time()
         details: list[str] = []
-        limit = timeout(5.0, provider.connect_timeout_s)
         for node in provider.base_urls:
             try:
-                snapshot = await _probe_node(http, node, limit)
-            except HTTP_OR_JSON_ERRORS as exc:
-                detail = "not an exo API" if isinstance(exc, ValueError) else http_error_detail(exc)
-                details.append(f"{node}: {detail}")
+                snapshot = await _probe_node(http, node, provider)
+            except (*HTTP_OR_JSON_ERRORS, *_SHAPE_ERRORS) as exc:
+                details.append(f"{node}: {_probe_error(exc, http_error_detail)}")
                 continue
             if snapshot is not None:
                 return snapshot
@@ -59,28 +58,50 @@ class Exo(OpenAICompatible):
         return Snapshot(HealthState.DOWN, short, latency)
 
 
-async def _probe_node(http: httpx.AsyncClient, node: str, timeout: httpx.Timeout) -> Snapshot | None:
+# An answer of an unexpected shape (a list where an object belongs, ...).
+_SHAPE_ERRORS: tuple[type[BaseException], ...] = (TypeError, AttributeError, KeyError)
+
+
+def _probe_error(exc: BaseException, detail: Callable[[BaseException], str]) -> str:
+    from router.body import BodyError
+
+    if isinstance(exc, BodyError):
+        return str(exc)
+    if isinstance(exc, ValueError | TypeError | AttributeError | KeyError):
+        return "not an exo API"
+    return detail(exc)
+
+
+async def _probe_node(http: httpx.AsyncClient, node: str, provider: ProviderConfig) -> Snapshot | None:
+    from router.http_client import fetch  # loaded by now
+
     start = asyncio.get_running_loop().time()
-    live = await http.get(f"{node}/node_id", timeout=timeout)
+    live = await fetch(http, f"{node}/node_id", provider, seconds=_PROBE_S)
     if live.status_code == 200:
-        models, state = await asyncio.gather(
-            http.get(f"{node}/v1/models", timeout=timeout), http.get(f"{node}/state", timeout=timeout))
+        models, state = await asyncio.gather(fetch(http, f"{node}/v1/models", provider, seconds=_PROBE_S),
+                                             fetch(http, f"{node}/state", provider, seconds=_PROBE_S))
         catalogue = _model_ids(models.json())
-        ready, busy, progress = current_readiness(state.json() if state.status_code == 200 else {})
+        ready, busy, progress = current_readiness(_object(state.json()) if state.status_code == 200 else {})
         return _snapshot(node, "exo", catalogue, ready, busy, progress, _ms(start))
-    legacy = await http.get(f"{node}/healthcheck", timeout=timeout)
+    legacy = await fetch(http, f"{node}/healthcheck", provider, seconds=_PROBE_S)
     if legacy.status_code != 200:
         return None
     models, downloads = await asyncio.gather(
-        http.get(f"{node}/v1/models", timeout=timeout),
-        http.get(f"{node}/v1/download/progress", timeout=timeout))
-    listing = models.json()
+        fetch(http, f"{node}/v1/models", provider, seconds=_PROBE_S),
+        fetch(http, f"{node}/v1/download/progress", provider, seconds=_PROBE_S))
+    listing = _object(models.json())
     catalogue = _model_ids(listing)
     busy, progress = legacy_downloads(downloads.json() if downloads.status_code == 200 else {})
     not_ready = {m["id"] for m in listing.get("data", []) if isinstance(m, dict)
                  and m.get("ready") is False}
     ready = set(catalogue - set(busy) - not_ready)
     return _snapshot(node, "legacy exo", catalogue, ready, busy, progress, _ms(start))
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
 
 
 def _ms(start: float) -> float:

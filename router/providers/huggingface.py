@@ -16,6 +16,8 @@ from router.providers.openai_compat import OpenAICompatible
 if TYPE_CHECKING:
     import httpx
 
+    from router.http_client import Fetched
+
 _WHOAMI_CACHE_S = 600.0
 
 
@@ -53,9 +55,9 @@ class HuggingFace(OpenAICompatible):
             self._whoami[cache_key] = (time.monotonic(), snapshot)
         return snapshot
 
-    def describe_ok(self, response: httpx.Response) -> str:
+    def describe_ok(self, response: Fetched) -> str:
         try:
             name = response.json().get("name")
-        except ValueError:
+        except (ValueError, AttributeError):
             name = None
-        return f"key OK · {name}" if name else "key OK"
+        return f"key OK · {str(name)[:80]}" if name else "key OK"

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
 from router.keys import Secret
+from router.providers import chunk_shape
 from router.providers.base import HealthState, Snapshot
-from router.providers.chunk_shape import as_delta, is_standard
+from router.redact import redact
 
 if TYPE_CHECKING:
     import httpx
+
+    from router.http_client import Fetched
 
 # Keys of our own that never go upstream.
 _PRIVATE_KEYS = {"model", "stream", "stream_options"}
@@ -25,11 +28,20 @@ _MODEL_HINTS = ("model_not_supported", "not a valid model", "model not found", "
 
 
 def error_message(body: bytes) -> str:
-    """The error text of any provider's error body (object, string or ``errors[]``)."""
+    """The error text of any provider's error body (object, string or ``errors[]``), without
+    any key or token it quotes."""
+    try:
+        text = _error_text(body)
+    except RecursionError:  # nested too deep to show
+        text = body[:4096].decode("utf-8", "replace").strip()
+    return redact(text[:4096])[:300]
+
+
+def _error_text(body: bytes) -> str:
     try:
         data = json.loads(body)
-    except ValueError:
-        return body[:200].decode("utf-8", "replace").strip()
+    except (ValueError, RecursionError):
+        return body[:4096].decode("utf-8", "replace").strip()
     if isinstance(data, dict):
         err = data.get("error", data.get("detail"))
         if isinstance(err, dict):
@@ -43,7 +55,7 @@ def error_message(body: bytes) -> str:
             return str(errors[0].get("message", errors[0]))
         if isinstance(data.get("message"), str):
             return str(data["message"])
-    return str(data)[:200]
+    return str(data)
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -100,11 +112,18 @@ class OpenAICompatible:
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise ProviderFailure(Outcome.BAD_RESPONSE, "stream chunk without choices")
-        if is_standard(data, choices):
-            return [data]  # the common case: already a standard chunk, no copy
+        if chunk_shape.is_standard(data, choices):
+            return [data]  # the common case: already a well-formed standard chunk, no copy
         for choice in choices:
             if isinstance(choice, dict) and choice.get("finish_reason") == "error":
                 raise ProviderFailure(Outcome.SERVER_ERROR, "provider ended the stream with an error")
+        chunks = self._standard(data, choices)
+        for chunk in chunks:
+            chunk_shape.check(chunk)
+        return chunks
+
+    @staticmethod
+    def _standard(data: dict[str, Any], choices: list[Any]) -> list[dict[str, Any]]:
         chunk_id = str(data.get("id") or "")
         base = {
             "id": chunk_id if chunk_id.startswith("chatcmpl-") else f"chatcmpl-{chunk_id}",
@@ -116,10 +135,12 @@ class OpenAICompatible:
             base["system_fingerprint"] = data["system_fingerprint"]
         chunks: list[dict[str, Any]] = []
         if choices:
-            chunks.append({**base, "choices": [as_delta(c) for c in choices if isinstance(c, dict)],
+            if not all(isinstance(c, dict) for c in choices):
+                raise ProviderFailure(Outcome.BAD_RESPONSE, "a malformed chunk: a choice is not an object")
+            chunks.append({**base, "choices": [chunk_shape.as_delta(c) for c in choices],
                            "usage": None})
         usage = data.get("usage")
-        if isinstance(usage, dict):
+        if isinstance(usage, dict):  # its numbers are judged later (router.usage_guard)
             chunks.append({**base, "choices": [], "usage": usage})
         return chunks
 
@@ -150,15 +171,16 @@ class OpenAICompatible:
 
     async def authenticated_get(self, http: httpx.AsyncClient, provider: ProviderConfig,
                                 url: str, key: Secret | None) -> Snapshot:
-        from router.http_client import HTTP_ERRORS, http_error_detail, timeout  # loaded by now
+        from router.http_client import HTTP_ERRORS, fetch, http_error_detail  # loaded by now
 
         start = time.perf_counter()
         headers = {"authorization": f"Bearer {key.reveal()}"} if key is not None else {}
         try:
-            response = await http.get(url, headers=headers,
-                                      timeout=timeout(10.0, provider.connect_timeout_s))
+            response = await fetch(http, url, provider, seconds=10.0, headers=headers)
         except HTTP_ERRORS as exc:
             return Snapshot(HealthState.DOWN, http_error_detail(exc), elapsed_ms(start))
+        except ValueError as exc:  # over a limit, or a corrupt encoding (router.body)
+            return Snapshot(HealthState.DOWN, str(exc), elapsed_ms(start))
         latency = elapsed_ms(start)
         if response.status_code in (401, 403):
             return Snapshot(HealthState.DOWN, "invalid key", latency, invalid_key=True)
@@ -167,12 +189,14 @@ class OpenAICompatible:
             return Snapshot(HealthState.DEGRADED, failure.detail, latency)
         return Snapshot(HealthState.HEALTHY, self.describe_ok(response), latency)
 
-    def describe_ok(self, response: httpx.Response) -> str:
+    def describe_ok(self, response: Fetched) -> str:
         return "key OK"
 
 
 def _mid_stream_message(data: dict[str, Any]) -> str:
     err = data.get("error")
-    if isinstance(err, dict):
-        return str(err.get("message", err))[:200]
-    return str(err)[:200]
+    try:
+        text = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+    except RecursionError:
+        text = "(an error nested too deep to show)"
+    return redact(text[:4096])[:200]

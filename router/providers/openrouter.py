@@ -16,6 +16,8 @@ from router.providers.openai_compat import OpenAICompatible, seconds_to_utc_midn
 if TYPE_CHECKING:
     import httpx
 
+    from router.http_client import Fetched
+
 _QUOTA_HINTS = ("per-day", "per day", "daily", "quota")
 
 
@@ -42,14 +44,14 @@ class OpenRouter(OpenAICompatible):
                     key: Secret | None) -> Snapshot:
         return await self.authenticated_get(http, provider, f"{provider.base_url}/key", key)
 
-    def describe_ok(self, response: httpx.Response) -> str:
+    def describe_ok(self, response: Fetched) -> str:
         try:
             data = response.json().get("data", {})
-        except ValueError:
+            left = data.get("limit_remaining")
+            credit = "unlimited credit" if left is None else f"${float(left):.2f} credit left"
+            tier = " (free tier)" if data.get("is_free_tier") else ""
+        except (ValueError, TypeError, AttributeError):  # an answer of another shape
             return "key OK"
-        left = data.get("limit_remaining")
-        credit = "unlimited credit" if left is None else f"${float(left):.2f} credit left"
-        tier = " (free tier)" if data.get("is_free_tier") else ""
         return f"key OK · {credit}{tier}"
 
 

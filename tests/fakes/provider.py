@@ -5,7 +5,8 @@ async tests and subprocesses (the CLI) can all talk to it. Set ``fault`` to make
 
     refuse (stop()), hang_before_headers, stall_after_headers, stall_mid_stream,
     close_without_done, error_chunk_mid_stream, status (with ``fault_status``),
-    malformed_json, bad_request, model_not_found
+    malformed_json, bad_request, model_not_found, and the hostile ones of tests/fakes/hostile.py
+    (bombs, endless streams, malformed chunks, echoed keys)
 
 What it answers: ``reply`` as text, or ``tool_calls`` / a ``refusal`` instead, with logprobs when
 the request asks and ``system_fingerprint`` when set (tests/fakes/answers.py).
@@ -23,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import hostile
 from tests.fakes.answers import Answer
 from tests.fakes.exo_state import exo_state
 
@@ -56,6 +58,8 @@ class FakeProvider:
     tool_calls: list[tuple[str, str]] | None = None  # answer with these calls (name, JSON args)
     refusal: str | None = None  # answer with this refusal
     system_fingerprint: str | None = None  # sent in every chunk (not by exo)
+    hostile_bytes: int = 1 << 30  # the size of a bomb or of a huge body or line
+    fault_after_tokens: int = 1  # content tokens an SSE fault sends before it strikes
     # exo state
     models: list[str] = field(default_factory=lambda: [
         "mlx-community/Llama-3.2-3B-Instruct-4bit", "mlx-community/Qwen3-8B-4bit"])
@@ -79,6 +83,7 @@ class FakeProvider:
         self.chat_requests: list[Recorded] = []
         self.cancelled_streams = 0
         self.completed_streams = 0
+        self.sent_bytes = 0  # written by the hostile answers (before compression)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -285,6 +290,8 @@ class FakeProvider:
             return self._error_response(404, f"No instance found for model {model}")
         if self.flavor == "exo-legacy" and model not in self.models:
             model = self.legacy_default  # the quirk: silently swapped
+        if self.fault in hostile.FAULTS:
+            return await hostile.answer(self, request, body)
         answer = Answer(self.reply, self.tool_calls, self.refusal)
         prompt_tokens = 5 + sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if body.get("stream"):

@@ -1,6 +1,6 @@
 """Run one fake provider in its own process (benchmarks, the desktop end-to-end scripts).
 
-    python -m tests.fakes.serve FLAVOR [--port N] [--key KEY]
+    python -m tests.fakes.serve FLAVOR [--port N] [--key KEY] [--fault F ...]
 
 Prints ``port N`` once listening, then serves until standard input closes or SIGTERM.
 """
@@ -23,12 +23,18 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=0, help="answer with this many words")
     parser.add_argument("--fault", help="a fault mode (see tests/fakes/provider.py)")
     parser.add_argument("--fault-status", type=int, default=503)
+    parser.add_argument("--fault-after-tokens", type=int, default=1)
+    parser.add_argument("--hostile-mib", type=int, default=1024, help="the size of a bomb or huge body")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
+    parser.add_argument("--keep-alive", type=float, default=0.05, help="seconds between keep-alives")
     parser.add_argument("--no-record", action="store_true",
                         help="keep only per-path counts (GET /_fake/stats), for long soaks")
     args = parser.parse_args()
     fake = FakeProvider(args.flavor, valid_keys=set(args.key) if args.key else None,
                         fault=args.fault, fault_status=args.fault_status,
-                        record=not args.no_record)
+                        fault_after_tokens=args.fault_after_tokens,
+                        hostile_bytes=args.hostile_mib << 20, chunk_delay_s=args.chunk_delay,
+                        keep_alive_s=args.keep_alive, record=not args.no_record)
     if args.words:
         fake.reply = " ".join(f"w{i}" for i in range(args.words))
     if args.port:
