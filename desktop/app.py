@@ -16,9 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router import load_config
-from router.config import Config
-from router.errors import ConfigError, ExoBridgeError
+from router import Config, ConfigError, ExoBridgeError, load_config
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QObject
@@ -31,9 +29,7 @@ if TYPE_CHECKING:
     from desktop.windows.chat import ChatWindow
     from desktop.windows.costs import CostWindow
     from desktop.windows.settings import SettingsWindow
-    from router import Router
-    from router.crashes import Crash, CrashWatch
-    from router.ledger import Ledger
+    from router import Crash, CrashWatch, Ledger, Router
     from router.server import EndpointServer
 
 
@@ -137,11 +133,9 @@ def _run_watched(desktop: DesktopApp, args: argparse.Namespace, argv: Sequence[s
     """Run the app on the loop with crash reporting: a fatal error or an unexpected exception
     goes to the crash log (never to a terminal that may not be there) and the next start
     says so once."""
-    from router import crashes
+    from desktop.operations import watch_crashes
 
-    desktop.previous_crash = crashes.detect()
-    watch = crashes.CrashWatch("tray")
-    watch.start()
+    watch, desktop.previous_crash = watch_crashes("tray")
     desktop.crash_watch = watch
     desktop.config_path = Path(args.config) if args.config else None
     try:
@@ -150,7 +144,7 @@ def _run_watched(desktop: DesktopApp, args: argparse.Namespace, argv: Sequence[s
         logging.getLogger(__name__).exception("the tray app stopped on an unexpected error")
         watch.crashed(f"{exc.__class__.__name__}: {exc}")
         print(f"exo-bridge: stopped on an unexpected error ({exc.__class__.__name__}); details in "
-              f"{watch.directory / crashes.LOG_FILE}", file=sys.stderr)
+              f"{watch.log_file}", file=sys.stderr)
         return 1
     desktop.dispose()
     watch.stop()
@@ -313,7 +307,7 @@ class DesktopApp:
     def _report_at_start(self, tray: Tray, router: Router) -> None:
         """What the user should know from the start: a crash last time, a ledger that cannot
         record (paid providers are off until it can)."""
-        from router.events import LedgerProblem
+        from router import LedgerProblem
 
         self._report_previous_crash(tray)
         ledger = router.ledger
@@ -323,13 +317,13 @@ class DesktopApp:
     def _report_previous_crash(self, tray: Tray) -> None:
         """Once, at the first start after the app died: when, and where the details are."""
         from desktop.notify import Note
-        from router import crashes
+        from desktop.operations import crash_reported
 
         crash = self.previous_crash
         if crash is not None and not crash.notified:
             tray.notify(Note("crash", "exo-bridge", crash.message().split(" — ")[0],
                              f"Details in {crash.details}"))
-            crashes.mark_notified()
+            crash_reported()
 
     def _started(self, tray: Tray) -> None:
         tray.starting = False
@@ -346,16 +340,13 @@ class DesktopApp:
         return self.server.url if self.server is not None else None
 
     async def _serve_endpoint(self, router: Router, tray: Tray) -> None:
-        from desktop.operations import endpoint_token
-        from router.server import EndpointServer
+        from desktop.operations import endpoint_token, start_endpoint
 
         if not self.config.server.enabled:
             return
         try:
             token = await endpoint_token()
-            server = EndpointServer(router, token=token, host=self.config.server.host,
-                                    port=self.config.server.port)
-            await server.start()
+            server = await start_endpoint(router, token)
         except ExoBridgeError as exc:
             self.notice = f"Local endpoint off: {exc}"
             print(f"exo-bridge: {self.notice}", file=sys.stderr)

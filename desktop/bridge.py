@@ -13,9 +13,17 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from router import BudgetAlert, CostAnomaly, Failover, HealthChanged, RequestFinished, Router
-from router.errors import ExoBridgeError
-from router.events import LedgerProblem, UsageInvalid
+from router import (
+    BudgetAlert,
+    CostAnomaly,
+    ExoBridgeError,
+    Failover,
+    HealthChanged,
+    LedgerProblem,
+    RequestFinished,
+    Router,
+    UsageInvalid,
+)
 
 log = logging.getLogger(__name__)
 

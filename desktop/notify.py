@@ -12,7 +12,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.config import NOTIFICATION_KINDS as KINDS
+from router import (
+    NOTIFICATION_KINDS,
+    BudgetAlert,
+    BudgetLevel,
+    CostAnomaly,
+    Failover,
+    HealthChanged,
+    HealthState,
+    LedgerProblem,
+    Outcome,
+    Role,
+    UsageInvalid,
+    usd,
+)
+
+KINDS = NOTIFICATION_KINDS
 
 WINDOW_S = 60.0
 
@@ -64,58 +79,64 @@ class Debouncer:
 
 def note_for(event: object, names: dict[str, str]) -> Note | None:
     """The notification a router event deserves, if any."""
-    describe = _NOTES.get(type(event).__name__)
-    return describe(event, lambda provider: names.get(provider, provider)) if describe else None
+    def name(provider: str) -> str:
+        return names.get(provider, provider)
+
+    for kind, describe in _NOTES:
+        if isinstance(event, kind):
+            return describe(event, name)
+    return None
 
 
 Name = Callable[[str], str]
+_OFFLINE = (Outcome.REFUSED, Outcome.CIRCUIT_OPEN, Outcome.TIMEOUT)
 
 
-def _failover(event: Any, name: Name) -> Note:
-    verb = "offline" if event.reason in ("refused", "circuit-open", "timeout") else event.reason
+def _failover(event: Failover, name: Name) -> Note:
+    verb = "offline" if event.reason in _OFFLINE else str(event.reason)
     return Note("failover", event.from_provider,
                 f"{name(event.from_provider)} {verb} — failing over to {name(event.to_provider)}",
                 f"Requests now go to {name(event.to_provider)} (paid cloud usage is recorded).")
 
 
-def _health(event: Any, name: Name) -> Note | None:
-    if event.recovered and event.provider == "exo":
-        return Note("failback", event.provider, f"{name('exo')} back — requests are free again",
-                    event.detail)
-    if event.new_state == "down" and event.detail == "invalid key":
+def _health(event: HealthChanged, name: Name) -> Note | None:
+    if event.recovered and event.role is Role.LOCAL:
+        return Note("failback", event.provider,
+                    f"{name(event.provider)} back — requests are free again", event.detail)
+    if event.new_state is HealthState.DOWN and event.invalid_key:
         return Note("invalid-key", event.provider, f"{name(event.provider)}: invalid API key",
                     f"Set a new key in Settings… or with `exo-bridge keys set {event.provider}`.")
     return None
 
 
-def _budget(event: Any, name: Name) -> Note:
-    title = (f"{name(event.provider)} budget exhausted" if event.level == "exhausted"
+def _budget(event: BudgetAlert, name: Name) -> Note:
+    title = (f"{name(event.provider)} budget exhausted" if event.level is BudgetLevel.EXHAUSTED
              else f"{name(event.provider)} budget at 80%")
     return Note("budget", event.provider, title, event.detail)
 
 
-def _cost_anomaly(event: Any, name: Name) -> Note:
+def _cost_anomaly(event: CostAnomaly, name: Name) -> Note:
     return Note("cost-anomaly", event.provider, f"{name(event.provider)} reported an odd cost",
-                f"${event.reported_usd:.6f} billed where its price list says "
-                f"${event.expected_usd:.6f}; recorded and flagged.")
+                f"{usd(event.reported_usd)} billed where its price list says "
+                f"{usd(event.expected_usd)}; recorded and flagged.")
 
 
-def _usage_invalid(event: Any, name: Name) -> Note:
+def _usage_invalid(event: UsageInvalid, name: Name) -> Note:
     return Note("cost-anomaly", event.provider,
                 f"{name(event.provider)} reported usage that cannot be true",
                 "Our own estimate was recorded instead (flagged usage-invalid).")
 
 
-def _ledger(event: Any, name: Name) -> Note:
+def _ledger(event: LedgerProblem, name: Name) -> Note:
     if event.problem is None:
         return Note("ledger", "ledger", "Usage ledger recording again", "Paid providers are back on.")
     return Note("ledger", "ledger", "Usage ledger cannot record — paid providers are off",
                 event.problem)
 
 
-_NOTES: dict[str, Callable[[Any, Name], Note | None]] = {
-    "Failover": _failover, "HealthChanged": _health, "BudgetAlert": _budget,
-    "CostAnomaly": _cost_anomaly, "UsageInvalid": _usage_invalid, "LedgerProblem": _ledger}
+_NOTES: tuple[tuple[type[Any], Callable[[Any, Name], Note | None]], ...] = (
+    (Failover, _failover), (HealthChanged, _health), (BudgetAlert, _budget),
+    (CostAnomaly, _cost_anomaly), (UsageInvalid, _usage_invalid), (LedgerProblem, _ledger))
 
 
 class NativeNotifications:

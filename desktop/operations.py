@@ -12,9 +12,12 @@ import asyncio
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from router import Router
+from router import crashes
 from router.config import data_dir
+from router.core import Router
+from router.crashes import Crash, CrashWatch
 from router.errors import KeychainUnavailable
 from router.keychain_helper import endpoint_token_in_helper, read_in_helper
 from router.keys import (
@@ -28,6 +31,9 @@ from router.keys import (
 from router.ledger import Ledger
 from router.providers import Snapshot
 from router.usage import UsageRow, summary, write_csv
+
+if TYPE_CHECKING:
+    from router.server import EndpointServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,29 @@ async def endpoint_token() -> Secret:
     """The local endpoint's token: the environment's, else the keychain's (made on first run),
     the keychain part in the helper process."""
     return await asyncio.to_thread(endpoint_token_in_helper)
+
+
+async def start_endpoint(router: Router, token: Secret) -> EndpointServer:
+    """The local endpoint on the router, listening (raises EndpointError: port in use...)."""
+    from router.server import EndpointServer  # aiohttp's server: loaded once the app is up
+
+    server = EndpointServer(router, token=token, host=router.config.server.host,
+                            port=router.config.server.port)
+    await server.start()
+    return server
+
+
+def watch_crashes(kind: str) -> tuple[CrashWatch, Crash | None]:
+    """Crash reporting for this process, and the crash of an earlier run (or None)."""
+    previous = crashes.detect()
+    watch = CrashWatch(kind)
+    watch.start()
+    return watch, previous
+
+
+def crash_reported() -> None:
+    """The user was told of the last crash: not again."""
+    crashes.mark_notified()
 
 
 async def new_endpoint_token() -> Secret:

@@ -16,7 +16,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import AoT, Table
 
-from router.config import DEFAULT_CONFIG_TOML, Config, default_config_path, parse_config
+from router import DEFAULT_CONFIG_TOML, Config, default_config_path, parse_config
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ProviderEdit:
     daily_request_limit: int | None
     daily_token_limit: int | None
     daily_cost_limit_usd: float | None
+    several_nodes: bool = False  # its kind takes several base_urls (a cluster's nodes)
 
 
 @dataclass
@@ -61,7 +62,8 @@ class SettingsDocument:
     def providers(self) -> list[ProviderEdit]:
         assert self.config is not None
         return [ProviderEdit(p.id, p.name, p.kind, p.enabled, p.paid, list(p.base_urls),
-                             p.daily_request_limit, p.daily_token_limit, p.daily_cost_limit_usd)
+                             p.daily_request_limit, p.daily_token_limit, p.daily_cost_limit_usd,
+                             p.traits.several_nodes)
                 for p in self.config.providers]
 
     def server(self) -> ServerEdit:
@@ -117,7 +119,7 @@ def _apply(table: Table, edit: ProviderEdit, priority: int) -> None:
     table["enabled"] = edit.enabled
     table["paid"] = edit.paid
     table["priority"] = priority
-    if edit.kind == "exo" or "base_urls" in table:
+    if edit.several_nodes or "base_urls" in table:
         if "base_url" in table:
             del table["base_url"]
         table["base_urls"] = list(edit.base_urls)

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from router.core import ProviderStatus
+from router import HealthState, ProviderStatus, Role, usd
 
 ALERT_FRACTION = 0.8
-_SERVING = {"healthy", "unknown"}
 
 
 class Light(StrEnum):
@@ -36,16 +35,12 @@ def _fraction(status: ProviderStatus) -> float:
     return max((u / lim for u, lim in zip(used, limits, strict=True) if lim), default=0.0)
 
 
-def can_serve(status: ProviderStatus) -> bool:
-    return status.state in _SERVING and not status.detail.startswith("over budget")
-
-
 def provider_line(status: ProviderStatus) -> str:
     limit = status.limits.get("requests")
     requests = f"{status.requests_today}/{limit:g}" if limit else f"{status.requests_today}"
-    cost = "free" if status.kind == "exo" else f"${status.cost_today_usd:.2f}"
+    cost = "free" if status.role is Role.LOCAL else usd(status.cost_today_usd, cents=True)
     if status.limits.get("cost_usd"):
-        cost += f"/${status.limits['cost_usd']:g}"
+        cost += f"/{usd(status.limits['cost_usd'] or 0, cents=True)}"
     line = f"{status.name}: {status.state} · {requests} requests · {cost} today"
     if status.download_progress is not None:
         line += f" · downloading {status.download_progress:g}%"
@@ -65,20 +60,21 @@ def tray_view(statuses: Sequence[ProviderStatus], *, paused: bool = False,
 def _tray_view(statuses: Sequence[ProviderStatus], *, paused: bool, starting: bool) -> TrayView:
     lines = tuple(provider_line(s) for s in statuses)
     cost = sum(s.cost_today_usd for s in statuses)
-    today = f"${cost:.2f} today"
-    exo = next((s for s in statuses if s.kind == "exo" and s.state != "disabled"), None)
-    cloud = [s for s in statuses if s.kind != "exo" and can_serve(s)]
+    today = f"{usd(cost, cents=True)} today"
+    exo = next((s for s in statuses if s.role is Role.LOCAL and s.state is not HealthState.DISABLED),
+               None)
+    cloud = [s for s in statuses if s.role is Role.CLOUD and s.can_serve]
     if starting:
         return TrayView(Light.GREY, "Exo Bridge starting…", lines)
     if paused:
-        local = "Exo Local serving" if exo is not None and can_serve(exo) else "Exo offline"
+        local = "Exo Local serving" if exo is not None and exo.can_serve else "Exo offline"
         return TrayView(Light.GREY, f"{local} · cloud failover paused · {today}", lines)
-    if exo is not None and can_serve(exo):
+    if exo is not None and exo.can_serve:
         budget_high = any(_fraction(s) >= ALERT_FRACTION for s in statuses)
         light = Light.YELLOW if budget_high else Light.GREEN
         note = " · a daily budget is above 80%" if budget_high else ""
         return TrayView(light, f"{exo.name} serving · {today}{note}", lines)
-    why = "Exo offline" if exo is None or exo.state == "down" else f"Exo {exo.state}"
+    why = "Exo offline" if exo is None or exo.state is HealthState.DOWN else f"Exo {exo.state}"
     if cloud:
         return TrayView(Light.YELLOW, f"{why} — using {cloud[0].name} · {today}", lines)
     return TrayView(Light.RED, f"{why} — no provider can answer · {today}", lines)

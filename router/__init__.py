@@ -1,33 +1,79 @@
-"""Exo Bridge's Qt-free core: Exo-first failover over OpenAI-compatible providers."""
+"""Exo Bridge's Qt-free core: Exo-first failover over OpenAI-compatible providers.
 
-from router.config import Config, ModelAlias, ProviderConfig, load_config
-from router.core import ProviderStatus, Router, Timing
+This module is the core's public API: the desktop imports only what is listed here (the tests
+hold it), except its operations layer (desktop/operations.py), which does the stores' I/O, and
+the endpoint and CLI, imported where they start. Nothing here imports an HTTP library or Qt.
+"""
+
+from router.config import (
+    DEFAULT_CONFIG_TOML,
+    NOTIFICATION_KINDS,
+    Config,
+    ModelAlias,
+    ProviderConfig,
+    default_config_path,
+    load_config,
+    parse_config,
+)
+from router.core import Router, Timing
+from router.crashes import Crash, CrashWatch
 from router.errors import (
     Attempt,
     ConfigError,
+    EndpointError,
     ExoBridgeError,
     KeychainUnavailable,
+    LedgerCorrupt,
+    LedgerUnavailable,
     NoProviderAvailable,
     Outcome,
     RequestRejected,
     RoutingError,
     StreamBroken,
+    UnknownModel,
 )
-from router.events import BudgetAlert, CostAnomaly, Failover, HealthChanged, RequestFinished
+from router.events import (
+    BudgetAlert,
+    BudgetLevel,
+    CostAnomaly,
+    Failover,
+    HealthChanged,
+    LedgerProblem,
+    RequestFinished,
+    UsageInvalid,
+)
 from router.journey import ChatStream
+from router.keys import Secret
+from router.ledger import Ledger
+from router.money import usd
+from router.probing import ProviderStatus
+from router.providers import HealthState, Kind, Role, Snapshot
 from router.result import Result
+from router.usage import UsageRow
 
 __all__ = [
+    "DEFAULT_CONFIG_TOML",
+    "NOTIFICATION_KINDS",
     "Attempt",
     "BudgetAlert",
+    "BudgetLevel",
     "ChatStream",
     "Config",
     "ConfigError",
     "CostAnomaly",
+    "Crash",
+    "CrashWatch",
+    "EndpointError",
     "ExoBridgeError",
     "Failover",
     "HealthChanged",
+    "HealthState",
     "KeychainUnavailable",
+    "Kind",
+    "Ledger",
+    "LedgerCorrupt",
+    "LedgerProblem",
+    "LedgerUnavailable",
     "ModelAlias",
     "NoProviderAvailable",
     "Outcome",
@@ -36,9 +82,18 @@ __all__ = [
     "RequestFinished",
     "RequestRejected",
     "Result",
+    "Role",
     "Router",
     "RoutingError",
+    "Secret",
+    "Snapshot",
     "StreamBroken",
     "Timing",
+    "UnknownModel",
+    "UsageInvalid",
+    "UsageRow",
+    "default_config_path",
     "load_config",
+    "parse_config",
+    "usd",
 ]

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
 from router.errors import Attempt
-from router.events import BudgetAlert, EventHub
-from router.pricing import Price
+from router.events import BudgetAlert, BudgetLevel, EventHub
+from router.prices import Price
 from router.result import text_length
 from router.usage_guard import estimate_tokens
 
@@ -86,7 +86,7 @@ class Budget:
     used: dict[str, DayCounts] = field(default_factory=dict)  # without a ledger
     reserved: dict[str, DayCounts] = field(default_factory=dict)  # without a ledger
     day: date | None = None
-    _alerted: set[tuple[str, str]] = field(default_factory=set)
+    _alerted: set[tuple[str, BudgetLevel]] = field(default_factory=set)
 
     def _roll(self) -> date:
         today = self.now().date()
@@ -166,7 +166,7 @@ class Budget:
         return None
 
     def _over(self, provider: ProviderConfig, unit: str, spent: float, limit: float) -> str:
-        self._alert(provider, "exhausted", f"{unit} {spent:g}/{limit:g} today")
+        self._alert(provider, BudgetLevel.EXHAUSTED, f"{unit} {spent:g}/{limit:g} today")
         return (f"daily {unit} limit {limit:g} reached ({spent:g} used or reserved); "
                 f"resets {self._reset_text()}")
 
@@ -203,11 +203,11 @@ class Budget:
                               spent.cost_usd + attempt.cost_usd)
         for limit, total, _want, unit in self._limits(provider, spent, DayCounts(), 0, 0, 0.0):
             if limit and total >= limit:
-                self._alert(provider, "exhausted", f"{unit} {total:g}/{limit:g} today")
+                self._alert(provider, BudgetLevel.EXHAUSTED, f"{unit} {total:g}/{limit:g} today")
             elif limit and total >= ALERT_AT * limit:
-                self._alert(provider, "80%", f"{unit} {total:g}/{limit:g} today")
+                self._alert(provider, BudgetLevel.NEARLY, f"{unit} {total:g}/{limit:g} today")
 
-    def _alert(self, provider: ProviderConfig, level: str, detail: str) -> None:
+    def _alert(self, provider: ProviderConfig, level: BudgetLevel, detail: str) -> None:
         if (provider.id, level) in self._alerted:
             return
         self._alerted.add((provider.id, level))

@@ -65,7 +65,7 @@ class Catalog:
         lists = self.lists()
         if undecided(router.config, lists, model):
             exo_unknown = [router.spawn(router.probe(p)) for p in router.config.providers
-                           if p.enabled and p.kind == "exo" and router.health[p.id].snapshot is None]
+                           if p.enabled and p.traits.local and router.health[p.id].snapshot is None]
             await settle([*exo_unknown, router.spawn(router.keys_ready()), self.loading])
             lists = self.lists()
         if self.loading is not None and nobody_lists(router.config, lists, model):

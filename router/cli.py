@@ -22,19 +22,22 @@ from typing import Any
 from router import crashes
 from router import usage as usage_report
 from router.config import Config, data_dir, load_config
-from router.core import ProviderStatus, Router
+from router.core import Router
 from router.errors import (
     Attempt,
     ConfigError,
+    EndpointError,
     ExoBridgeError,
     KeychainUnavailable,
     RoutingError,
 )
 from router.keys import KeyStore, Secret, endpoint_token, keychain_delete, keychain_set
 from router.ledger import Ledger, LedgerUnavailable
+from router.money import usd
+from router.probing import ProviderStatus
 from router.redact import redact_logs
 from router.result import Result
-from router.server import LOOPBACK_HOSTS, EndpointError, EndpointServer
+from router.server import LOOPBACK_HOSTS, EndpointServer
 
 EXIT_OK, EXIT_USAGE, EXIT_UNANSWERED = 0, 2, 3
 
@@ -209,7 +212,7 @@ async def _stream_answer(router: Router, request: dict[str, Any], *, echo: bool)
 
 def _summary(result: Result) -> str:
     usage = result.usage
-    cost = "free" if result.cost_source == "free" else f"${result.cost_usd:.6f} ({result.cost_source})"
+    cost = "free" if result.cost_source == "free" else f"{usd(result.cost_usd)} ({result.cost_source})"
     return (f"answered by {result.provider_used} ({result.model}) · "
             f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens · "
             f"{cost} · {result.latency_ms:.0f} ms")
@@ -287,15 +290,15 @@ def _today_text(status: ProviderStatus) -> str:
     limits = status.limits
     parts = [f"{status.requests_today}" + (f"/{limits['requests']}" if limits.get("requests") else "")
              + " req", f"{status.tokens_today}" + (f"/{limits['tokens']}" if limits.get("tokens") else "")
-             + " tok", f"${status.cost_today_usd:.4f}"
-             + (f"/${limits['cost_usd']:g}" if limits.get("cost_usd") else "")]
+             + " tok", usd(status.cost_today_usd)
+             + (f"/{usd(limits['cost_usd'] or 0, cents=True)}" if limits.get("cost_usd") else "")]
     return "today " + " · ".join(parts)
 
 
 # -- keys ----------------------------------------------------------------------------------
 def _keyed_provider(args: argparse.Namespace) -> tuple[Config, str]:
     config = _config(args)
-    ids = [p.id for p in config.providers if p.kind != "exo"]
+    ids = [p.id for p in config.providers if p.traits.takes_key]
     if args.provider not in ids:
         raise ConfigError(config.source, f"no cloud provider with id {args.provider!r}",
                           fix=f"use one of: {', '.join(ids) or '(none configured)'}")
@@ -334,7 +337,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     config = _config(args)
     store = KeyStore()
     for provider in config.providers:
-        if provider.kind == "exo":
+        if not provider.traits.takes_key:
             continue
         try:
             info = store.info(provider)
@@ -389,12 +392,12 @@ def _print_usage_table(rows: Sequence[usage_report.UsageRow], totals: dict[str, 
           f"{'failovers':>9} {'saved':>10}")
     for r in rows:
         print(f"{r.period:<11} {r.provider:<14} {r.requests:>8} "
-              f"{r.prompt_tokens + r.completion_tokens:>10} {'$' + format(r.cost_usd, '.4f'):>11} "
-              f"{r.failovers:>9} {'$' + format(r.saved_usd, '.4f'):>10}")
+              f"{r.prompt_tokens + r.completion_tokens:>10} {usd(r.cost_usd):>11} "
+              f"{r.failovers:>9} {usd(r.saved_usd):>10}")
     tokens = totals["prompt_tokens"] + totals["completion_tokens"]
     print(f"{'total':<26} {totals['requests']:>8} {tokens:>10} "
-          f"{'$' + format(totals['cost_usd'], '.4f'):>11} {totals['failovers']:>9} "
-          f"{'$' + format(totals['saved_usd'], '.4f'):>10}")
+          f"{usd(totals['cost_usd']):>11} {totals['failovers']:>9} "
+          f"{usd(totals['saved_usd']):>10}")
 
 
 # -- serve / token -------------------------------------------------------------------------

@@ -16,12 +16,9 @@ from pathlib import Path
 import platformdirs
 
 from router.errors import ConfigError
+from router.providers import Kind, kind_named
 
 APP_NAME = "exo-bridge"
-KINDS = ("exo", "openrouter", "huggingface", "openai")
-# Where a provider of each kind is, when its table gives no base_url (exo: this machine's node).
-DEFAULT_BASE_URLS = {"exo": "http://localhost:52415", "openrouter": "https://openrouter.ai/api/v1",
-                     "huggingface": "https://router.huggingface.co/v1"}
 
 DEFAULT_CONFIG_TOML = """\
 [[providers]]
@@ -60,11 +57,6 @@ openrouter = "meta-llama/llama-3.2-3b-instruct"
 huggingface = "meta-llama/Llama-3.2-3B-Instruct"
 """
 
-# (connect, first token, idle) deadlines in seconds, per kind: a local cluster answers a
-# connect at once or not at all; the cloud gets longer.
-_DEFAULT_DEADLINES = {"exo": (1.0, 30.0, 30.0)}
-_CLOUD_DEADLINES = (5.0, 30.0, 60.0)
-KEYED_KINDS = {"openrouter", "huggingface"}
 MiB = 1024 * 1024
 
 NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly", "crash",
@@ -101,14 +93,19 @@ class ProviderConfig:
         return self.base_urls[0]
 
     @property
+    def traits(self) -> Kind:
+        """Its kind's description (router/providers/): local or cloud, key, cost, ..."""
+        return kind_named(self.kind)
+
+    @property
     def needs_key(self) -> bool:
-        return self.kind in KEYED_KINDS
+        return self.traits.needs_key
 
     @property
     def costs_money(self) -> bool:
-        """Whether its answers are billed (marked paid, a cloud kind, or priced in the config):
-        it is used only while the ledger can record what it spends."""
-        return self.paid or self.kind in KEYED_KINDS or bool(
+        """Whether its answers are billed (marked paid, a kind that bills, or priced in the
+        config): it is used only while the ledger can record what it spends."""
+        return self.paid or self.traits.bills or bool(
             self.prompt_price_per_mtok or self.completion_price_per_mtok)
 
 
@@ -163,11 +160,6 @@ class Config:
     @property
     def default_model(self) -> str | None:
         return next(iter(self.models), None)
-
-
-def default_deadlines(kind: str) -> tuple[float, float, float]:
-    """(connect, first token, idle) in seconds for a provider of this kind."""
-    return _DEFAULT_DEADLINES.get(kind, _CLOUD_DEADLINES)
 
 
 def default_config_path() -> Path:

@@ -9,17 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 from router.config import (
-    DEFAULT_BASE_URLS,
-    KINDS,
     NOTIFICATION_KINDS,
     Config,
     HealthConfig,
     ModelAlias,
     ProviderConfig,
     ServerConfig,
-    default_deadlines,
 )
 from router.errors import ConfigError
+from router.providers import KIND_NAMES, kind_named
 from router.toml_lines import Lines
 
 _PROVIDER_KEYS = {
@@ -169,8 +167,8 @@ class Builder:
             raise self.fail(f"provider id {pid!r} is not of [a-z0-9-]+",
                             "use lower-case letters, digits and dashes", where("id"))
         kind = self.text(index, table, "kind", required=True)
-        if kind not in KINDS:
-            raise self.fail(f"unknown provider kind {kind!r}", f"use one of {', '.join(KINDS)}",
+        if kind not in KIND_NAMES:
+            raise self.fail(f"unknown provider kind {kind!r}", f"use one of {', '.join(KIND_NAMES)}",
                             where("kind"))
         return ProviderConfig(
             id=pid, kind=kind, name=self.text(index, table, "name") or pid,
@@ -187,7 +185,7 @@ class Builder:
             **self.deadlines(table, kind, where), **self.capacity(table, where))
 
     def deadlines(self, table: dict[str, Any], kind: str, where: Where) -> dict[str, Any]:
-        connect, first, idle = default_deadlines(kind)
+        connect, first, idle = kind_named(kind).deadlines
         defaults = ProviderConfig(id="", kind=kind, name="", base_urls=())
         return {"connect_timeout_s": self.seconds(table, "connect_timeout_s", connect, where),
                 "first_token_timeout_s": self.seconds(table, "first_token_timeout_s", first, where),
@@ -222,8 +220,9 @@ class Builder:
             raise self.fail("both base_url and base_urls given", "keep only one",
                             self.provider_line(index, "base_urls"))
         if "base_url" not in table and "base_urls" not in table:
-            if kind in DEFAULT_BASE_URLS:
-                return (DEFAULT_BASE_URLS[kind],)
+            default = kind_named(kind).default_base_url
+            if default is not None:
+                return (default,)
             raise self.fail("base_url is missing (an OpenAI-compatible server has no default)",
                             'write base_url = "https://host/v1"', self.provider_line(index, "kind"))
         key = "base_urls" if "base_urls" in table else "base_url"
@@ -234,7 +233,7 @@ class Builder:
             raise self.fail(f"{key} must be http(s) URL(s)",
                             'write base_url = "https://host/v1" (exo: base_urls = ["http://host:52415"])',
                             self.provider_line(index, key))
-        if kind != "exo" and len(urls) > 1:
+        if not kind_named(kind).several_nodes and len(urls) > 1:
             raise self.fail("only an exo provider takes several base_urls",
                             "keep one base_url", self.provider_line(index, key))
         return tuple(u.rstrip("/") for u in urls)

@@ -1,4 +1,24 @@
-"""The Router: Exo-first failover over the providers of one Config."""
+"""The Router: Exo-first failover over the providers of one Config.
+
+One request, step by step, and the file that decides each:
+
+1. It enters at ``Router.chat`` or ``Router.stream`` (here; the endpoint's routes in
+   router/server.py and router/apis/ call these). Its fields are checked (router/request_check.py).
+2. The providers to try, in order, with the model id each knows it by (router/policy.py:
+   ``candidates``).
+3. Each one is admitted or skipped without a call: policy (disabled, keyless, paid without
+   consent, local only: router/policy.py ``gate``); a ledger that cannot record closes the
+   providers that cost money (here); breaker, cooldown and readiness (router/health.py); which
+   model it has (router/catalog.py); a connection slot (router/slots.py); the day's budget
+   (router/budget.py).
+4. The call: deadlines, the SSE stream, bounded reads (router/streaming.py); the provider's
+   wire format and its errors (its adapter in router/providers/).
+5. A failure's meaning — fail over, rest the provider, or give the request back — is decided
+   by router/policy.py ``reaction`` and applied to health by router/health.py; what the caller
+   has already seen decides whether it can still fail over (``_failed``, here).
+6. What it used and cost, the budget settled, the ledger's rows (router/accounting.py,
+   router/ledger.py); what happened, as events (router/events.py).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +28,12 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from router import catalog
+from router.accounting import Accountant
 from router.body import BodyLimits
 from router.budget import Budget, utc_now
 from router.config import Config, ProviderConfig
@@ -25,29 +46,15 @@ from router.errors import (
     StreamBroken,
     describe_attempts,
 )
-from router.events import (
-    CostAnomaly,
-    EventHub,
-    Failover,
-    LedgerProblem,
-    Listener,
-    RequestFinished,
-    UsageInvalid,
-)
+from router.events import EventHub, Failover, LedgerProblem, Listener, RequestFinished
 from router.health import HealthBook
 from router.journey import Admitted, ChatStream, Run, Trace, usage_chunk
 from router.keys import KeyStore, Secret
-from router.ledger import Ledger, rows_for
-from router.policy import (
-    Candidate,
-    candidates,
-    failover_reason,
-    gate,
-    paid_failover_allowed,
-    reaction,
-)
+from router.ledger import Ledger
+from router.policy import Candidate, candidates, failover_reason, gate, paid_failover_allowed, reaction
 from router.pricing import Pricer
-from router.providers import HealthState, Snapshot, adapter_for
+from router.probing import Prober, ProviderStatus, statuses
+from router.providers import CostSource, HealthState, Role, Snapshot, adapter_for
 from router.request_check import validate_request
 from router.result import Result, text_length
 from router.retry import soonest
@@ -55,7 +62,6 @@ from router.slots import Slots
 from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
-from router.usage_guard import ESTIMATED, INVALID, MAX_COST_USD, checked_usage, cost_usd
 
 if TYPE_CHECKING:
     import httpx
@@ -76,22 +82,6 @@ class Timing:
 DEFAULT_TIMING = Timing()
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderStatus:
-    id: str
-    name: str
-    kind: str
-    state: str
-    detail: str
-    latency_ms: float
-    download_progress: float | None
-    paid: bool
-    requests_today: int = 0
-    tokens_today: int = 0
-    cost_today_usd: float = 0.0
-    limits: dict[str, float | None] = field(default_factory=dict)
-
-
 class Router:
     """Exo-first failover router. ``async with Router(config) as router: ...``"""
 
@@ -103,8 +93,8 @@ class Router:
         self.health = HealthBook(config.providers, self.events, timing.clock)
         self.budget = Budget(config, self.events, timing.now, ledger=ledger)
         self.ledger = ledger
-        self._usage_invalid_announced: set[str] = set()
         self.pricer = Pricer()
+        self.accounts = Accountant(config, self.pricer, self.budget, self.events)
         self.local_only = False  # "pause cloud failover"
         self._adapters = {p.id: adapter_for(p.kind) for p in config.providers}
         self._keystore = keys or KeyStore()
@@ -112,22 +102,25 @@ class Router:
         self._keys_loaded: asyncio.Task[None] | None = None
         self._slots = {p.id: Slots(p.max_connections, p.max_queued) for p in config.providers}
         self._stack = HttpStack(http, chat_connections=sum(p.max_connections for p in config.providers))
-        self._probing: dict[str, asyncio.Task[Snapshot]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._intervals = {"exo": timing.exo_probe_interval_s or config.health.exo_probe_interval_s}
-        self._cloud_interval = timing.cloud_probe_interval_s or config.health.cloud_probe_interval_s
-        self._probed_every: dict[str, float] = {}  # provider id -> interval, once probed in a loop
+        intervals = {Role.LOCAL: timing.exo_probe_interval_s or config.health.exo_probe_interval_s,
+                     Role.CLOUD: timing.cloud_probe_interval_s or config.health.cloud_probe_interval_s}
+        self.prober = Prober(config, self.health, self._adapters, self.key, self.http, intervals)
         self.catalog = catalog.Catalog(self)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
-        self._stack.start(self.spawn)
-        # Keys load in the background (the keychain may be slow to answer or to import);
-        # a request waits for them only if it comes first.
-        self._keys_loaded = self.spawn(self.reload_keys())
-        if self.ledger is not None:
-            self._watch_ledger(self.ledger)
-        self.spawn(self._refresh_prices())
+        try:
+            self._stack.start(self.spawn)
+            # Keys load in the background (the keychain may be slow to answer or to import);
+            # a request waits for them only if it comes first.
+            self._keys_loaded = self.spawn(self.reload_keys())
+            if self.ledger is not None:
+                self._watch_ledger(self.ledger)
+            self.spawn(self._refresh_prices())
+        except BaseException:  # nothing it started outlives it
+            await self.aclose()
+            raise
         return self
 
     def _watch_ledger(self, ledger: Ledger) -> None:
@@ -169,7 +162,7 @@ class Router:
 
     async def reload_keys(self) -> None:
         """Read every provider's key (env, then keychain) off the event loop."""
-        keyed = [p for p in self.config.providers if p.kind != "exo"]
+        keyed = [p for p in self.config.providers if p.traits.takes_key]
         found = await asyncio.to_thread(self._keystore.get_all, keyed)
         for provider_id, key in found.items():
             if key != self._keys.get(provider_id):
@@ -187,6 +180,9 @@ class Router:
     def has_key(self, provider: ProviderConfig) -> bool:
         return self._keys.get(provider.id) is not None
 
+    def key(self, provider: ProviderConfig) -> Secret | None:
+        return self._keys.get(provider.id)
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self.events.subscribe(listener)
 
@@ -198,14 +194,14 @@ class Router:
 
     # -- requests -------------------------------------------------------------------------
     async def chat(self, request: Mapping[str, Any]) -> Result:
-        async with ChatStream(self, request, streamed=False) as stream:
+        async with ChatStream(lambda sink: self._route(request, sink, streamed=False)) as stream:
             async for _ in stream.batches():
                 pass
         assert stream.result is not None
         return stream.result
 
     def stream(self, request: Mapping[str, Any]) -> ChatStream:
-        return ChatStream(self, request, streamed=True)
+        return ChatStream(lambda sink: self._route(request, sink, streamed=True))
 
     async def _route(self, request: Mapping[str, Any], sink: ChatStream,
                      streamed: bool) -> AsyncGenerator[list[dict[str, Any]], None]:
@@ -259,13 +255,12 @@ class Router:
         finally:
             self._slots[run.provider.id].release()
         sink.result = self._succeeded(trace, run)
-        if self.ledger is not None:  # durable (journaled) before the answer is delivered
-            self.ledger.record(self._rows(trace, sink.result))
+        self.accounts.record(self.ledger, trace, sink.result)  # journaled before it is delivered
 
     def retry_after(self, attempts: list[Attempt] | tuple[Attempt, ...]) -> float | None:
         """When one of these attempts' providers could answer again (None: not by itself)."""
         reset = (self.budget.resets_at() - self.budget.now()).total_seconds()
-        return soonest(attempts, self.health, self._probed_every, reset)
+        return soonest(attempts, self.health, self.prober.every, reset)
 
     async def _released(self, run: Run, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A batch as the caller may see it; past the reservation, hold more if the answer may
@@ -299,7 +294,7 @@ class Router:
         skip = self._skip(provider, model)
         if skip is not None:
             return Attempt(provider.id, skip[0], skip[1], called=False)
-        if provider.kind == "exo" and self.health.is_stale(provider.id, self._readiness_age()):
+        if provider.traits.local and self.health.is_stale(provider.id, self.prober.readiness_age()):
             snapshot = await self.probe(provider)
             if snapshot.state is HealthState.DOWN:
                 outcome = Outcome.TIMEOUT if "timeout" in snapshot.detail else Outcome.REFUSED
@@ -343,9 +338,6 @@ class Router:
         node = known.node if known is not None and known.node else provider.base_url
         return Admitted(model_id, self._adapters[provider.id].chat_url(node), reservation, since)
 
-    def _readiness_age(self) -> float:
-        return 3 * self._intervals["exo"]
-
     def _start(self, provider: ProviderConfig, admitted: Admitted,
                request: Mapping[str, Any]) -> Run:
         adapter = self._adapters[provider.id]
@@ -357,48 +349,17 @@ class Router:
         return Run(provider, admitted.model_id, wire, admitted.reservation)
 
     async def _prices_for(self, provider: ProviderConfig) -> None:
-        """Hugging Face's cost needs its price table now; OpenRouter's (only for the anomaly
-        check) is fetched in the background."""
-        if provider.kind == "huggingface":
+        """A cost from the price table needs the table now; a reported one only for the anomaly
+        check, fetched in the background."""
+        traits = provider.traits
+        if traits.price_list is None:
+            return
+        if traits.cost is CostSource.PRICE_TABLE:
             await self.pricer.refresh(await self.http(), provider)
-        elif provider.kind == "openrouter" and provider.id not in self.pricer.tables:
+        elif provider.id not in self.pricer.tables:
             self.spawn(self.pricer.refresh(await self.http(), provider))
 
     # -- endings --------------------------------------------------------------------------
-    def _attempt_record(self, trace: Trace, run: Run, outcome: Outcome, detail: str) -> Attempt:
-        usage, flags = checked_usage(run.assembler.usage, trace.prompt_chars,
-                                     run.assembler.completion_chars)
-        if run.capped:  # cut before the provider's own count came: at least what was seen
-            flags = (*flags, "capped")
-            usage["completion_tokens"] = max(usage["completion_tokens"], run.content_chunks)
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        cost, source, cost_flags = self.pricer.cost(run.provider, run.model_id, usage,
-                                                    ESTIMATED in flags, run.wire.response_headers)
-        flags = (*flags, *(f for f in cost_flags if f not in flags))
-        if cost_usd(cost) is None:  # a price list's absurd figure times many tokens
-            cost, flags = MAX_COST_USD, (*flags, *(() if INVALID in flags else (INVALID,)))
-        record = Attempt(run.provider.id, outcome, detail, run.ms(), run.model_id,
-                         ttft_ms=run.ttft_ms(), usage=usage, cost_usd=cost, cost_source=source,
-                         flags=flags, day=run.reservation.day.isoformat(),
-                         reservation=run.reservation.id)
-        self.budget.settle(run.reservation, record, run.provider)
-        if INVALID in flags:
-            self._announce_invalid_usage(run, usage)
-        if "cost-anomaly" in flags:
-            expected = self.pricer.table_price(run.provider, run.model_id, run.wire.response_headers)
-            self.events.emit(CostAnomaly(run.provider.id, trace.request_id, cost,
-                                         expected.cost(usage) if expected else 0.0))
-        return record
-
-    def _announce_invalid_usage(self, run: Run, usage: Mapping[str, Any]) -> None:
-        """Once per provider: it reported numbers that cannot be true (replaced by our own)."""
-        if run.provider.id in self._usage_invalid_announced:
-            return
-        self._usage_invalid_announced.add(run.provider.id)
-        log.warning("%s reported usage that cannot be true; our own estimate was recorded "
-                    "instead (flag usage-invalid)", run.provider.name)
-        self.events.emit(UsageInvalid(run.provider.id, run.model_id))
-
     def _failed(self, trace: Trace, run: Run, failure: ProviderFailure) -> None:
         """Record it (a cut one too, with its tokens); fail over unless the caller has part of
         the answer (a stream) or the request was at fault."""
@@ -406,7 +367,7 @@ class Router:
         cut = run.wire.content_started  # a bad answer stays one; any other failure cut it
         outcome = failure.outcome if not cut or failure.outcome is Outcome.BAD_RESPONSE \
             else Outcome.STREAM_CUT
-        trace.attempts.append(self._attempt_record(trace, run, outcome, failure.detail))
+        trace.attempts.append(self.accounts.attempt(trace, run, outcome, failure.detail))
         if cut and trace.streamed:
             self._finish(trace, None)
             raise StreamBroken(f"{run.provider.name} failed mid-answer: {failure.detail}",
@@ -417,23 +378,15 @@ class Router:
                                   trace.attempts) from None
 
     def _cancelled(self, trace: Trace, run: Run) -> None:
-        trace.attempts.append(self._attempt_record(trace, run, Outcome.CANCELLED,
+        trace.attempts.append(self.accounts.attempt(trace, run, Outcome.CANCELLED,
                                                    "the caller went away"))
         self._finish(trace, None)
 
     def _succeeded(self, trace: Trace, run: Run) -> Result:
         self.health.record_success(run.provider.id, run.ms())
-        record = self._attempt_record(trace, run, Outcome.OK, "")
+        record = self.accounts.attempt(trace, run, Outcome.OK, "")
         trace.attempts.append(record)
-        usage = {**(record.usage or {}), "cost": record.cost_usd}
-        result = Result(
-            request_id=trace.request_id, response=run.assembler.completion(usage),
-            provider_used=run.provider.id, model=run.model_id, logical_model=trace.logical_model,
-            cost_usd=record.cost_usd, cost_source=record.cost_source, usage=usage,
-            attempts=tuple(trace.attempts), streamed=trace.streamed,
-            latency_ms=(time.perf_counter() - trace.started) * 1000, ttft_ms=record.ttft_ms,
-            usage_estimated=ESTIMATED in record.flags,
-            flags=record.flags)
+        result = self.accounts.result(trace, run, record)
         self._finish(trace, result)
         return result
 
@@ -446,46 +399,19 @@ class Router:
                                           passed[1]))
         self.events.emit(RequestFinished(trace.request_id, trace.logical_model, trace.streamed,
                                          attempts, result))
-        if result is None and self.ledger is not None:
-            self.ledger.record(self._rows(trace, None))
-
-    def _rows(self, trace: Trace, result: Result | None) -> list[Any]:
-        saved = self._savings(trace.logical_model, result) if result is not None else 0.0
-        return rows_for(trace.request_id, trace.logical_model, trace.streamed, trace.attempts, saved)
-
-    def _savings(self, logical_model: str, result: Result) -> float:
-        """What exo's answer would have cost on the first paid provider that serves the model."""
-        if self.config.provider(result.provider_used).kind != "exo":
-            return 0.0
-        for candidate in candidates(self.config, logical_model):
-            if candidate.provider.paid:
-                price = self.pricer.table_price(candidate.provider, candidate.model_ids[0], {})
-                return price.cost(result.usage) if price else 0.0
-        return 0.0
+        if result is None:
+            self.accounts.record(self.ledger, trace, None)
 
     # -- health ---------------------------------------------------------------------------
     async def probe(self, provider: ProviderConfig) -> Snapshot:
         """Probe now; concurrent callers share one probe."""
-        running = self._probing.get(provider.id)
-        if running is None:
-            running = asyncio.ensure_future(self._probe_once(provider))
-            self._probing[provider.id] = running
-            running.add_done_callback(lambda _: self._probing.pop(provider.id, None))
-        return await asyncio.shield(running)
-
-    async def _probe_once(self, provider: ProviderConfig) -> Snapshot:
-        adapter = self._adapters[provider.id]
-        snapshot = await adapter.probe(await self.http(), provider, self._keys.get(provider.id))
-        self.health.record_probe(provider.id, snapshot)
-        return snapshot
+        return await self.prober.probe(provider)
 
     async def check_all(self) -> list[ProviderStatus]:
-        """Check every enabled provider that can be checked now (exo: liveness and readiness;
+        """Check every enabled provider that can be checked now (local: liveness and readiness;
         cloud: the cheap authenticated check), then report them all."""
         await self.keys_ready()
-        due = [p for p in self.config.providers
-               if p.enabled and (not p.needs_key or self.has_key(p))]
-        await asyncio.gather(*(self.probe(p) for p in due))
+        await self.prober.check_all()
         return self.statuses()
 
     async def test_key(self, provider_id: str) -> Snapshot:
@@ -497,24 +423,7 @@ class Router:
         return await self.probe(provider)
 
     def statuses(self) -> list[ProviderStatus]:
-        result = []
-        for p in self.config.providers:
-            h = self.health[p.id]
-            state, detail = self.health.state_of(h, self.has_key(p))
-            over = self.budget.exhausted(p)
-            if over and state in (HealthState.HEALTHY, HealthState.UNKNOWN):
-                state, detail = HealthState.DEGRADED, over
-            if p.costs_money and self.ledger is not None and not self.ledger.can_record \
-                    and state in (HealthState.HEALTHY, HealthState.UNKNOWN):
-                state, detail = HealthState.DEGRADED, "off while the usage ledger cannot record"
-            progress = h.snapshot.download_progress if h.snapshot is not None else None
-            today = self.budget.today(p.id)
-            limits = {"requests": p.daily_request_limit, "tokens": p.daily_token_limit,
-                      "cost_usd": p.daily_cost_limit_usd}
-            result.append(ProviderStatus(p.id, p.name, p.kind, str(state), detail,
-                                         round(h.last_latency_ms, 1), progress, p.paid,
-                                         today.requests, today.tokens, today.cost_usd, limits))
-        return result
+        return statuses(self.config, self.health, self.budget, self.ledger, self.has_key)
 
     # -- models ---------------------------------------------------------------------------
     def known_models(self) -> dict[str, str]:
@@ -526,20 +435,8 @@ class Router:
         await self.catalog.check(model)
 
     def start_probes(self) -> None:
-        """Keep probing in the background (``serve`` and the tray app): exo every few seconds
-        (free liveness), the cloud rarely (a cheap authenticated call, never a completion)."""
-        for provider in self.config.providers:
-            if provider.enabled:
-                self._probed_every[provider.id] = self._intervals.get(provider.kind,
-                                                                      self._cloud_interval)
-                self.spawn(self._probe_loop(provider))
+        """Keep probing in the background (``serve`` and the tray app): local providers every
+        few seconds (free liveness), the cloud rarely (a cheap authenticated call, never a
+        completion); and every keyed cloud provider's model list, for the catalog."""
+        self.prober.start(self.spawn, after=self.keys_ready)
         self.catalog.loading = self.spawn(self._refresh_prices(paid_only=False))
-
-    async def _probe_loop(self, provider: ProviderConfig) -> None:
-        interval = self._intervals.get(provider.kind, self._cloud_interval)
-        await self.keys_ready()
-        while True:
-            if not provider.needs_key or self.has_key(provider):
-                await self.probe(provider)
-            await asyncio.sleep(interval)
-

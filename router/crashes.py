@@ -82,6 +82,10 @@ class CrashWatch:
         self._fatal_file: IO[str] | None = None
         self._handler: logging.Handler | None = None
 
+    @property
+    def log_file(self) -> Path:
+        return self.directory / LOG_FILE
+
     def start(self) -> None:
         """Begin reporting (best effort: a state dir we cannot write never stops the app)."""
         try:

@@ -9,11 +9,20 @@ Exceptions::
     ExoBridgeError                 anything we raise on purpose; str() is a user-facing message
     ├── ConfigError                a config file we cannot use (file, line, fix)
     ├── KeychainUnavailable        no OS keychain; environment keys still work
+    ├── LedgerUnavailable          the usage ledger cannot be opened or written (path, fix)
+    │   └── LedgerCorrupt          SQLite says the file is damaged (it is moved aside)
+    ├── EndpointError              the local endpoint cannot start (port in use, bad address)
     ├── ProviderFailure            one attempt failed (internal: carries the outcome)
     └── RoutingError               a request that got no answer (carries the attempts)
         ├── RequestRejected        the request's own fault (400): not sent to other providers
+        │   └── Unmappable         (router.apis.common) a Responses/Messages request we cannot
+        │                          express as a chat completion (400, naming the field)
         ├── NoProviderAvailable    every provider failed or was skipped
-        └── StreamBroken           a stream failed after its first token
+        ├── StreamBroken           a stream failed after its first token
+        └── UnknownModel           no alias and no provider's model list has it (404)
+
+Outside the tree, one ValueError of a parsing layer: router.body.BodyError (an answer over its
+limits), turned into a bad-response ProviderFailure where it is read.
 """
 
 from __future__ import annotations
@@ -44,6 +53,12 @@ class Outcome(StrEnum):
     NO_KEY = "no-key"
     DISABLED = "disabled"
     NOT_ALLOWED = "not-allowed"
+
+    @property
+    def by_policy(self) -> bool:
+        """Skipped for the user's own settings (disabled, no key, not allowed): passing such a
+        provider is no failover."""
+        return self in (Outcome.DISABLED, Outcome.NOT_ALLOWED, Outcome.NO_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +111,18 @@ class ConfigError(ExoBridgeError):
 
 class KeychainUnavailable(ExoBridgeError):
     """No usable OS keychain (no Secret Service, locked, or no backend)."""
+
+
+class LedgerUnavailable(ExoBridgeError):
+    """The ledger cannot be opened or written (the message names the path and the fix)."""
+
+
+class LedgerCorrupt(LedgerUnavailable):
+    """SQLite says the file is damaged."""
+
+
+class EndpointError(ExoBridgeError):
+    """The endpoint cannot start (port in use, bad address)."""
 
 
 class ProviderFailure(ExoBridgeError):

@@ -1,11 +1,16 @@
-"""Router events, delivered to plain callbacks (the desktop bridge turns them into signals)."""
+"""Router events, delivered to plain callbacks (the desktop bridge turns them into signals).
+They carry typed values (outcomes, states, roles), never text for a listener to match."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+from router.errors import Outcome
+from router.providers import HealthState, Role
 
 log = logging.getLogger(__name__)
 
@@ -17,16 +22,18 @@ class Failover:
     request_id: str
     from_provider: str
     to_provider: str
-    reason: str
+    reason: Outcome
 
 
 @dataclass(frozen=True, slots=True)
 class HealthChanged:
     provider: str
-    old_state: str
-    new_state: str
-    detail: str
+    old_state: HealthState
+    new_state: HealthState
+    detail: str  # for people; listeners decide on the fields
     recovered: bool  # True on fail-back: the provider can take traffic again
+    role: Role = Role.CLOUD  # local: the user's own (free) cluster
+    invalid_key: bool = False  # down because its key was rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +51,17 @@ class RequestFinished:
         return self.result is not None
 
 
+class BudgetLevel(StrEnum):
+    NEARLY = "80%"
+    EXHAUSTED = "exhausted"
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetAlert:
-    """A provider's daily budget reached ``level`` (``"80%"`` or ``"exhausted"``)."""
+    """A provider's daily budget reached ``level``."""
 
     provider: str
-    level: str
+    level: BudgetLevel
     detail: str
 
 

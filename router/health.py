@@ -183,4 +183,5 @@ class HealthBook:
             return  # first sight of a healthy provider is not news
         recovered = state is HealthState.HEALTHY and old in (
             HealthState.DOWN, HealthState.BUSY, HealthState.DEGRADED)
-        self._events.emit(HealthChanged(h.provider.id, str(old), str(state), detail, recovered))
+        self._events.emit(HealthChanged(h.provider.id, old, state, detail, recovered,
+                                        h.provider.traits.role, h.invalid_key))

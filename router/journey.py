@@ -4,9 +4,9 @@ ChatStream handle the caller iterates."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from router.budget import Reservation
 from router.config import ProviderConfig
@@ -14,9 +14,6 @@ from router.errors import Attempt
 from router.result import Assembler, Result
 from router.streaming import Attempt as WireAttempt
 from router.streaming import has_content
-
-if TYPE_CHECKING:
-    from router.core import Router
 
 
 @dataclass(slots=True)
@@ -109,11 +106,12 @@ class ChatStream:
     Use it as an async context manager so that leaving early cancels the upstream request.
     """
 
-    def __init__(self, router: Router, request: Mapping[str, Any], *, streamed: bool):
+    def __init__(self, route: Callable[[ChatStream], AsyncGenerator[list[dict[str, Any]], None]]):
+        """``route`` is the router's routing of one request, told where to report (``self``)."""
         self.result: Result | None = None
         self.provider: str | None = None  # set before the first chunk is yielded
         self.attempts: list[Attempt] = []
-        self._batches = router._route(request, self, streamed)
+        self._batches = route(self)
 
     def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         return self._batches

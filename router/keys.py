@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from router import redact
-from router.config import ProviderConfig
 from router.errors import KeychainUnavailable
+
+if TYPE_CHECKING:
+    from router.config import ProviderConfig
 
 SERVICE = "exo-bridge"
 

@@ -32,8 +32,9 @@ from typing import Any
 
 from router import ledger_journal as journal
 from router import ledger_store as store
+from router.errors import LedgerCorrupt, LedgerUnavailable
 from router.ledger_rows import Row, Values, bucket_ms, rows_for
-from router.ledger_store import Granted, Hold, HoldAsk, LedgerCorrupt, LedgerUnavailable, Limits
+from router.ledger_store import Granted, Hold, HoldAsk, Limits
 from router.processes import owner_alive, owner_id
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from router.errors import Attempt
+from router.errors import Attempt, Outcome
 from router.usage_guard import MAX_COST_USD, MAX_TOKENS
-
-SKIPPED_FOR_POLICY = frozenset({"disabled", "not-allowed", "no-key"})
 
 Values = tuple[Any, ...]
 
@@ -158,7 +156,7 @@ def rows_for(request_id: str, logical_model: str, streamed: bool, attempts: Sequ
              saved_usd: float = 0.0, ts: float | None = None) -> list[Row]:
     """Ledger rows for one request's attempts, in order."""
     now = time.time() if ts is None else ts
-    failed = [a for a in attempts if a.outcome != "ok" and str(a.outcome) not in SKIPPED_FOR_POLICY]
+    failed = [a for a in attempts if a.outcome is not Outcome.OK and not a.outcome.by_policy]
     answered = bool(attempts) and attempts[-1].outcome == "ok"
     failed_over = answered and bool(failed)
     rows = []

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from router.errors import ExoBridgeError
+from router.errors import LedgerCorrupt, LedgerUnavailable
 from router.ledger_journal import PRIVATE
 from router.ledger_rows import (
     COLUMNS,
@@ -31,14 +31,6 @@ from router.ledger_rows import (
 from router.ledger_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
-
-
-class LedgerUnavailable(ExoBridgeError):
-    """The ledger cannot be opened or written (the message names the path and the fix)."""
-
-
-class LedgerCorrupt(LedgerUnavailable):
-    """SQLite says the file is damaged."""
 
 
 def connect(path: Path, *, busy_s: float = 5.0) -> sqlite3.Connection:

@@ -61,7 +61,7 @@ def gate(provider: ProviderConfig, *, has_key: bool, paid_allowed: bool,
     """Skip reasons that need no health information."""
     if not provider.enabled:
         return Outcome.DISABLED, "disabled in the config"
-    if local_only and provider.kind != "exo":
+    if local_only and not provider.traits.local:
         return Outcome.NOT_ALLOWED, "cloud failover is paused (local only)"
     if provider.paid and not paid_allowed:
         return Outcome.NOT_ALLOWED, "paid provider and allow_paid_failover is off"
@@ -88,10 +88,9 @@ def reaction(failure: ProviderFailure) -> Reaction:
     return Reaction(soft_failure=outcome in _SOFT)
 
 
-def failover_reason(outcomes: list[tuple[str, Outcome]]) -> tuple[str, str] | None:
+def failover_reason(outcomes: list[tuple[str, Outcome]]) -> tuple[str, Outcome] | None:
     """(first provider passed over, why) when a request was answered by a later one."""
-    ignored = {Outcome.DISABLED, Outcome.NOT_ALLOWED, Outcome.NO_KEY}
     for provider, outcome in outcomes:
-        if outcome not in ignored:
-            return provider, str(outcome)
+        if not outcome.by_policy:
+            return provider, outcome
     return None

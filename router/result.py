@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.errors import Attempt
+from router.errors import Attempt, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +36,7 @@ class Result:
     def failed_over(self) -> bool:
         """True when a provider before the one that answered failed or was skipped for its
         health, budget or readiness (not for being disabled, keyless or not allowed)."""
-        policy = {"disabled", "no-key", "not-allowed"}
-        return any(a.outcome != "ok" and str(a.outcome) not in policy for a in self.attempts)
+        return any(a.outcome is not Outcome.OK and not a.outcome.by_policy for a in self.attempts)
 
     def as_json(self) -> dict[str, Any]:
         return {"response": self.text, "provider_used": self.provider_used, "model": self.model,

@@ -24,7 +24,7 @@ from router.connections import ConnectionGuard, connection_cap
 from router.core import Router
 from router.errors import (
     Attempt,
-    ExoBridgeError,
+    EndpointError,
     NoProviderAvailable,
     RequestRejected,
     RoutingError,
@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 LINGER_S = 1.0  # how long an unread request body is drained before the connection closes
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class EndpointError(ExoBridgeError):
-    """The endpoint cannot start (port in use, bad address)."""
 
 
 def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:

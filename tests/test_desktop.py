@@ -19,19 +19,29 @@ from desktop.autostart import Autostart
 from desktop.icons import COLOURS, dot_pixmap
 from desktop.notify import Debouncer, Note, note_for
 from desktop.status_model import Light, tray_view
-from router import Router
-from router.core import ProviderStatus
-from router.events import BudgetAlert, Failover, HealthChanged
+from router import (
+    BudgetAlert,
+    BudgetLevel,
+    Failover,
+    HealthChanged,
+    HealthState,
+    Outcome,
+    ProviderStatus,
+    Role,
+    Router,
+)
 from tests.conftest import OR_KEY, subprocess_env
 
 ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def status(pid: str, state: str, *, kind: str | None = None, requests: int = 0, limit: int | None = None,
+def status(pid: str, state: str, *, requests: int = 0, limit: int | None = None,
            cost: float = 0.0, progress: float | None = None, detail: str = "") -> ProviderStatus:
     names = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging Face"}
-    return ProviderStatus(pid, names[pid], kind or pid, state, detail, 1.0, progress, pid != "exo",
-                          requests, 0, cost, {"requests": limit, "tokens": None, "cost_usd": None})
+    role = Role.LOCAL if pid == "exo" else Role.CLOUD
+    return ProviderStatus(pid, names[pid], role, HealthState(state), detail, 1.0, progress,
+                          pid != "exo", requests, 0, cost,
+                          {"requests": limit, "tokens": None, "cost_usd": None})
 
 
 @pytest.mark.parametrize(("states", "light", "tooltip"), [
@@ -96,12 +106,15 @@ def test_notification_kinds_can_be_turned_off():
 
 def test_note_texts():
     names = {"exo": "Exo Local", "openrouter": "OpenRouter"}
-    assert note_for(Failover("r", "exo", "openrouter", "refused"), names).title == \
+    assert note_for(Failover("r", "exo", "openrouter", Outcome.REFUSED), names).title == \
         "Exo Local offline — failing over to OpenRouter"
-    assert note_for(HealthChanged("exo", "down", "healthy", "", True), names).title == \
+    assert note_for(HealthChanged("exo", HealthState.DOWN, HealthState.HEALTHY, "", True,
+                                  Role.LOCAL), names).title == \
         "Exo Local back — requests are free again"
-    assert note_for(BudgetAlert("openrouter", "80%", "d"), names).title == "OpenRouter budget at 80%"
-    assert note_for(HealthChanged("openrouter", "healthy", "down", "invalid key", False), names).kind == \
+    assert note_for(BudgetAlert("openrouter", BudgetLevel.NEARLY, "d"), names).title == \
+        "OpenRouter budget at 80%"
+    assert note_for(HealthChanged("openrouter", HealthState.HEALTHY, HealthState.DOWN, "invalid key",
+                                  False, Role.CLOUD, invalid_key=True), names).kind == \
         "invalid-key"
 
 

@@ -30,7 +30,9 @@ def test_the_router_loads_its_http_libraries_only_once_started():
 
 
 def test_public_api_is_sorted_and_complete():
-    assert router.__all__ == sorted(router.__all__)
+    # isort's order, as ruff keeps it: CONSTANTS, then Classes, then functions
+    assert router.__all__ == sorted(router.__all__, key=lambda n: (not n.isupper(),
+                                                                   not n[:1].isupper(), n))
     for name in router.__all__:
         assert hasattr(router, name)
 
@@ -84,3 +86,51 @@ def test_only_the_operations_layer_does_router_io_in_the_desktop():
             if module.split(".")[0] in _STORES or module in _STORES or (module, name) in _STORE_CALLS:
                 offenders.append(f"{path.relative_to(desktop.parent)}: {module}.{name or ''}")
     assert offenders == []
+
+
+def test_the_desktop_uses_the_core_through_its_public_api():
+    """Outside its operations layer (and the entry point's dispatch), the desktop imports only
+    what router/__init__.py exports, so that API stays complete and nothing reaches past it."""
+    from pathlib import Path
+
+    desktop = Path(__file__).resolve().parent.parent / "desktop"
+    reaching = []
+    for path in sorted(desktop.rglob("*.py")):
+        if path.name in ("operations.py", "main.py"):
+            continue
+        for module, name in _imports(path):
+            if module == "router" and name in router.__all__:
+                continue
+            if module.split(".")[0] == "router":
+                reaching.append(f"{path.relative_to(desktop.parent)}: {module}.{name or ''}")
+    assert reaching == []
+
+
+KIND_NAMES = {"exo", "openrouter", "huggingface", "openai"}
+
+
+def test_no_code_outside_the_providers_branches_on_a_kind_name():
+    """A kind is described once (its adapter's ``Kind``); everything else asks the description."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    branching = []
+    for path in sorted([*(root / "router").rglob("*.py"), *(root / "desktop").rglob("*.py")]):
+        if "providers" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            parts = [node.left, *node.comparators]
+            literals = {p.value for p in parts if isinstance(p, ast.Constant)}
+            if literals & KIND_NAMES or any(isinstance(p, ast.Attribute) and p.attr == "kind"
+                                            and any(isinstance(q, ast.Constant) for q in parts)
+                                            for p in parts):
+                branching.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert branching == []
+
+
+def test_the_public_api_has_what_the_cli_and_the_desktop_name():
+    assert {"Router", "ProviderStatus", "HealthState", "Role", "Outcome", "Ledger",
+            "CrashWatch", "usd"} <= set(router.__all__)

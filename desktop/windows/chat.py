@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge
-from router import Result, RoutingError
+from router import Result, RoutingError, usd
 
 RENDER_MS = 33  # repaint a streaming answer at most ~30 times a second
 _CODE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
@@ -54,7 +54,7 @@ def render_markdown(text: str) -> str:
 
 def footer_text(result: Result, names: dict[str, str]) -> str:
     usage = result.usage
-    cost = "free" if result.cost_source == "free" else f"${result.cost_usd:.6f}"
+    cost = "free" if result.cost_source == "free" else usd(result.cost_usd)
     failover = " ↪ failover" if result.failed_over else ""
     ttft = f" · first token {result.ttft_ms:.0f} ms" if result.ttft_ms is not None else ""
     return (f"{names.get(result.provider_used, result.provider_used)}{failover} · "

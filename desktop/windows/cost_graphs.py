@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from router.usage import UsageRow
+from router import UsageRow
 
 DAY_S = 86400.0
 

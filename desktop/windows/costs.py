@@ -24,20 +24,20 @@ from PySide6.QtWidgets import (
 from desktop.bridge import Bridge
 from desktop.icons import provider_colours
 from desktop.operations import UsageOperations
-from router.usage import UsageRow
+from router import UsageRow, usd
 
 if TYPE_CHECKING:
     from desktop.windows.cost_graphs import CostGraphs
-    from router.ledger import Ledger
+    from router import Ledger
 
 RANGES = {"7 days": (7, "day"), "30 days": (30, "day"), "12 months": (365, "month")}
 METRICS = ("cost", "tokens", "requests")
 REFRESH_DELAY_MS = 1000  # live updates are gathered for a second, then drawn once
 
 
-def money(usd: float) -> str:
+def money(amount: float) -> str:
     """Dollars with the precision small figures need ($0.000042, not $0.0000)."""
-    return f"${usd:.4f}" if usd >= 0.01 or usd == 0 else f"${usd:.6f}"
+    return usd(amount)
 
 
 def totals_text(rows: list[UsageRow]) -> str:

@@ -27,10 +27,7 @@ from desktop.autostart import Autostart
 from desktop.bridge import Bridge
 from desktop.operations import KeyOperations, new_endpoint_token
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
-from router.config import Config
-from router.errors import ConfigError
-from router.keys import Secret
-from router.providers import Snapshot
+from router import Config, ConfigError, Secret, Snapshot
 
 
 def _number(text: str) -> int | None:
@@ -109,7 +106,7 @@ class ProvidersTab(QWidget):
         self.cost.setText("" if edit.daily_cost_limit_usd is None else f"{edit.daily_cost_limit_usd:g}")
         self.urls.clear()
         self.urls.addItems(edit.base_urls)
-        several = edit.kind == "exo"
+        several = edit.several_nodes
         self.add_url.setEnabled(several)
         self.remove_url.setEnabled(several)
         self.url_entry.setEnabled(several)
@@ -250,7 +247,7 @@ class SettingsWindow(QWidget):
         self.key_rows = []
         assert self.document.config is not None
         for p in self.document.config.providers:
-            if p.kind == "exo":
+            if not p.traits.takes_key:
                 continue
             row = KeyRow(self.bridge, p.id, p.name)
             self.key_rows.append(row)

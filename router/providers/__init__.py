@@ -1,19 +1,24 @@
-"""The registry: provider kind -> adapter. The only list of providers."""
+"""The registry: provider kind -> adapter. The only list of providers.
+
+Adding a kind is one adapter module (its ``Kind`` description and what differs from the
+OpenAI-shaped base) and one line here; nothing else in the router names a kind.
+"""
 
 from __future__ import annotations
 
-from router.providers.base import Adapter, HealthState, Snapshot
+from router.providers.base import Adapter, CostSource, HealthState, Kind, Role, Snapshot
 from router.providers.exo import Exo
 from router.providers.huggingface import HuggingFace
 from router.providers.openai_compat import OpenAICompatible
 from router.providers.openrouter import OpenRouter
 
-_ADAPTERS: dict[str, type[Adapter]] = {
-    "exo": Exo,
-    "openrouter": OpenRouter,
-    "huggingface": HuggingFace,
-    "openai": OpenAICompatible,
-}
+_ADAPTERS: dict[str, type[Adapter]] = {cls.kind.name: cls for cls in (
+    Exo,
+    OpenRouter,
+    HuggingFace,
+    OpenAICompatible,
+)}
+KIND_NAMES = tuple(_ADAPTERS)
 
 
 def adapter_for(kind: str) -> Adapter:
@@ -21,4 +26,10 @@ def adapter_for(kind: str) -> Adapter:
     return _ADAPTERS[kind]()
 
 
-__all__ = ["Adapter", "HealthState", "Snapshot", "adapter_for"]
+def kind_named(name: str) -> Kind:
+    """The description of a kind (config validation guarantees it exists)."""
+    return _ADAPTERS[name].kind
+
+
+__all__ = ["KIND_NAMES", "Adapter", "CostSource", "HealthState", "Kind", "Role", "Snapshot",
+           "adapter_for", "kind_named"]

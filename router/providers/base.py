@@ -1,7 +1,10 @@
 """The adapter protocol: what the router needs to know about one kind of provider.
 
-An adapter is declarative: URLs, auth headers, request/response mapping, error
-classification and a cheap probe. It never retries and never fails over.
+An adapter is declarative: its kind's description (``Kind``: local or cloud, key, default
+address, deadlines, nodes, how cost is known, its price list), URLs, auth headers,
+request/response mapping, error classification and a cheap probe. It never retries and never
+fails over. Nothing outside ``router/providers/`` asks which kind a provider is: it asks the
+kind's description (tests/test_shape.py holds it).
 """
 
 from __future__ import annotations
@@ -11,12 +14,49 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from router.config import ProviderConfig
 from router.errors import ProviderFailure
-from router.keys import Secret
 
 if TYPE_CHECKING:
     import httpx
+
+    from router.config import ProviderConfig
+    from router.keys import Secret
+    from router.prices import PriceTable
+
+
+class Role(StrEnum):
+    """Where a provider runs: on the user's own machines (free), or in the cloud."""
+
+    LOCAL = "local"
+    CLOUD = "cloud"
+
+
+class CostSource(StrEnum):
+    """How an answer's cost is known."""
+
+    FREE = "free"  # the user's own hardware
+    REPORTED = "reported"  # the provider bills it in the answer (usage.cost)
+    PRICE_TABLE = "price-table"  # tokens x the provider's price list (or the config's prices)
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of provider, as the router and the config see it."""
+
+    name: str  # what ``kind =`` says in the config
+    role: Role
+    takes_key: bool  # an API key may be given (keychain or api_key_env)
+    needs_key: bool  # nothing is sent without one
+    bills: bool  # its answers cost money (it is used only while the ledger can record)
+    default_base_url: str | None  # None: the config must name the server
+    deadlines: tuple[float, float, float]  # connect, first token, idle (seconds)
+    several_nodes: bool  # base_urls: any node of a cluster
+    cost: CostSource
+    price_list: str | None = None  # path (under base_url) of its price list, if it has one
+
+    @property
+    def local(self) -> bool:
+        return self.role is Role.LOCAL
 
 
 class HealthState(StrEnum):
@@ -45,7 +85,7 @@ class Snapshot:
 
 
 class Adapter(Protocol):
-    kind: ClassVar[str]
+    kind: ClassVar[Kind]
 
     def chat_url(self, base_url: str) -> str: ...
 
@@ -70,4 +110,8 @@ class Adapter(Protocol):
     @property
     def done_marker_required(self) -> bool:
         """Whether a stream must end with ``[DONE]`` (legacy exo never sent one)."""
+        ...
+
+    def parse_prices(self, listing: Any, now: float) -> PriceTable:
+        """Its price list (``kind.price_list``) as a PriceTable; the model ids it lists."""
         ...

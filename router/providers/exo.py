@@ -12,21 +12,27 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from router.config import ProviderConfig
 from router.errors import Outcome
-from router.keys import Secret
-from router.providers.base import HealthState, Snapshot
+from router.providers.base import CostSource, HealthState, Kind, Role, Snapshot
 from router.providers.openai_compat import OpenAICompatible
 
 if TYPE_CHECKING:
     import httpx
+
+    from router.config import ProviderConfig
+    from router.keys import Secret
 
 _READY = {"RunnerReady", "RunnerRunning"}
 _PROBE_S = 5.0
 
 
 class Exo(OpenAICompatible):
-    kind: ClassVar[str] = "exo"
+    # A local cluster answers a connect at once or not at all; exo's own 32K default cap on an
+    # answer, and runners that take their time to load, get the longer first-token deadline.
+    kind: ClassVar[Kind] = Kind(
+        "exo", Role.LOCAL, takes_key=False, needs_key=False, bills=False,
+        default_base_url="http://localhost:52415", deadlines=(1.0, 30.0, 30.0),
+        several_nodes=True, cost=CostSource.FREE)
     done_marker_required = False  # legacy exo never sends [DONE]; a finish_reason must do
 
     def chat_url(self, base_url: str) -> str:

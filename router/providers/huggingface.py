@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
-from router.keys import Secret
-from router.providers.base import Snapshot
+from router.prices import Price, PriceTable, per_million, usable_price
+from router.providers.base import CostSource, Kind, Role, Snapshot
 from router.providers.openai_compat import OpenAICompatible
 
 if TYPE_CHECKING:
     import httpx
 
+    from router.config import ProviderConfig
     from router.http_client import Fetched
+    from router.keys import Secret
 
 _WHOAMI_CACHE_S = 600.0
 
@@ -29,7 +30,13 @@ def whoami_url(base_url: str) -> str:
 
 
 class HuggingFace(OpenAICompatible):
-    kind: ClassVar[str] = "huggingface"
+    kind: ClassVar[Kind] = Kind(
+        "huggingface", Role.CLOUD, takes_key=True, needs_key=True, bills=True,
+        default_base_url="https://router.huggingface.co/v1", deadlines=(5.0, 30.0, 60.0),
+        several_nodes=False, cost=CostSource.PRICE_TABLE, price_list="/models")
+
+    def parse_prices(self, listing: Any, now: float) -> PriceTable:
+        return parse_hf_models(listing, now)
 
     def __init__(self) -> None:
         self._whoami: dict[tuple[str, int], tuple[float, Snapshot]] = {}
@@ -61,3 +68,20 @@ class HuggingFace(OpenAICompatible):
         except (ValueError, AttributeError):
             name = None
         return f"key OK · {str(name)[:80]}" if name else "key OK"
+
+
+def parse_hf_models(listing: Any, now: float) -> PriceTable:
+    """Hugging Face router ``/v1/models``: ``pricing.input/output`` in USD per million tokens."""
+    prices: dict[str, dict[str, Price]] = {}
+    for model in listing.get("data", []) if isinstance(listing, dict) else []:
+        if not isinstance(model, dict) or "id" not in model:
+            continue
+        prices.setdefault(str(model["id"]), {})  # listed even without a usable price
+        for offer in model.get("providers") or []:
+            pricing = offer.get("pricing") if isinstance(offer, dict) else None
+            if not isinstance(pricing, dict):
+                continue
+            price = usable_price(per_million(pricing.get("input")), per_million(pricing.get("output")))
+            if price is not None:
+                prices.setdefault(str(model["id"]), {})[str(offer.get("provider", "*"))] = price
+    return PriceTable(prices, now)

@@ -9,17 +9,18 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
-from router.keys import Secret
+from router.prices import PriceTable
 from router.providers import chunk_shape
-from router.providers.base import HealthState, Snapshot
+from router.providers.base import CostSource, HealthState, Kind, Role, Snapshot
 from router.redact import redact
 
 if TYPE_CHECKING:
     import httpx
 
+    from router.config import ProviderConfig
     from router.http_client import Fetched
+    from router.keys import Secret
 
 # Keys of our own that never go upstream.
 _PRIVATE_KEYS = {"model", "stream", "stream_options"}
@@ -83,10 +84,17 @@ def elapsed_ms(start: float) -> float:
 
 
 class OpenAICompatible:
-    """Any server that speaks the OpenAI chat API (``kind = "openai"``)."""
+    """Any server that speaks the OpenAI chat API (``kind = "openai"``): a local server (LM
+    Studio, llama.cpp, vLLM) or a paid API; ``paid`` and the config's prices say which."""
 
-    kind: ClassVar[str] = "openai"
+    kind: ClassVar[Kind] = Kind(
+        "openai", Role.CLOUD, takes_key=True, needs_key=False, bills=False, default_base_url=None,
+        deadlines=(5.0, 30.0, 60.0), several_nodes=False, cost=CostSource.PRICE_TABLE)
     done_marker_required = True
+
+    def parse_prices(self, listing: Any, now: float) -> PriceTable:
+        """No price list: prices come from the config."""
+        return PriceTable({}, now)
 
     def chat_url(self, base_url: str) -> str:
         return f"{base_url}/chat/completions"

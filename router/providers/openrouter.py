@@ -5,24 +5,32 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
-from router.keys import Secret
-from router.providers.base import Snapshot
+from router.prices import Price, PriceTable, usable_price
+from router.providers.base import CostSource, Kind, Role, Snapshot
 from router.providers.openai_compat import OpenAICompatible, seconds_to_utc_midnight
+from router.usage_guard import price_per_token
 
 if TYPE_CHECKING:
     import httpx
 
+    from router.config import ProviderConfig
     from router.http_client import Fetched
+    from router.keys import Secret
 
 _QUOTA_HINTS = ("per-day", "per day", "daily", "quota")
 
 
 class OpenRouter(OpenAICompatible):
-    kind: ClassVar[str] = "openrouter"
+    kind: ClassVar[Kind] = Kind(
+        "openrouter", Role.CLOUD, takes_key=True, needs_key=True, bills=True,
+        default_base_url="https://openrouter.ai/api/v1", deadlines=(5.0, 30.0, 60.0),
+        several_nodes=False, cost=CostSource.REPORTED, price_list="/models")
+
+    def parse_prices(self, listing: Any, now: float) -> PriceTable:
+        return parse_openrouter_models(listing, now)
 
     def headers(self, key: Secret | None) -> dict[str, str]:
         return {**super().headers(key), "http-referer": "https://github.com/exo-bridge",
@@ -69,3 +77,20 @@ def _reset_seconds(headers: Mapping[str, str]) -> float:
     if reset and reset.isdigit():
         return max(0.0, int(reset) / 1000 - time.time())
     return seconds_to_utc_midnight()
+
+
+def parse_openrouter_models(listing: Any, now: float) -> PriceTable:
+    """OpenRouter ``/models``: ``pricing.prompt/completion`` as strings of USD per token."""
+    prices: dict[str, dict[str, Price]] = {}
+    for model in listing.get("data", []) if isinstance(listing, dict) else []:
+        if not isinstance(model, dict) or "id" not in model:
+            continue
+        prices[str(model["id"])] = {}  # listed even without a usable price
+        pricing = model.get("pricing")
+        if not isinstance(pricing, dict):
+            continue
+        price = usable_price(price_per_token(pricing.get("prompt")),
+                       price_per_token(pricing.get("completion")))
+        if price is not None:
+            prices[str(model["id"])] = {"*": price}
+    return PriceTable(prices, now)
