@@ -356,4 +356,4 @@ class DesktopApp:
 
     async def _stop_endpoint(self) -> None:
         if self.server is not None:
-            await self.server.stop(drain_s=2.0)
+            await self.server.stop()

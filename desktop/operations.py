@@ -93,7 +93,7 @@ async def start_endpoint(router: Router, token: Secret) -> EndpointServer:
     from router.server import EndpointServer  # aiohttp's server: loaded once the app is up
 
     server = EndpointServer(router, token=token, host=router.config.server.host,
-                            port=router.config.server.port)
+                            port=router.config.server.port, drain_s=2.0)
     await server.start()
     return server
 

@@ -446,7 +446,7 @@ async def _serve_with(config: Config, host: str, port: int, token: Secret,
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
             await stop.wait()
             print("exo-bridge: stopping; finishing requests in flight", file=sys.stderr, flush=True)
-            await server.stop(drain_s=5.0)
+            await server.stop()
 
 
 def cmd_token(args: argparse.Namespace) -> int:

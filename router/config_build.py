@@ -17,7 +17,7 @@ from router.config import (
     ServerConfig,
 )
 from router.errors import ConfigError
-from router.providers import KIND_NAMES, kind_named
+from router.providers import kind_named, kind_names
 from router.toml_lines import Lines
 
 _PROVIDER_KEYS = {
@@ -167,8 +167,8 @@ class Builder:
             raise self.fail(f"provider id {pid!r} is not of [a-z0-9-]+",
                             "use lower-case letters, digits and dashes", where("id"))
         kind = self.text(index, table, "kind", required=True)
-        if kind not in KIND_NAMES:
-            raise self.fail(f"unknown provider kind {kind!r}", f"use one of {', '.join(KIND_NAMES)}",
+        if kind not in kind_names():
+            raise self.fail(f"unknown provider kind {kind!r}", f"use one of {', '.join(kind_names())}",
                             where("kind"))
         return ProviderConfig(
             id=pid, kind=kind, name=self.text(index, table, "name") or pid,

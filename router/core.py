@@ -193,18 +193,26 @@ class Router:
         return task
 
     # -- requests -------------------------------------------------------------------------
-    async def chat(self, request: Mapping[str, Any]) -> Result:
-        async with ChatStream(lambda sink: self._route(request, sink, streamed=False)) as stream:
+    async def accept(self, request: Mapping[str, Any]) -> None:
+        """Check a request before it is routed (the endpoint answers 400 or 404 before anything
+        is sent); then route it with ``checked=True``, so it is not checked twice."""
+        validate_request(request)
+        await self.catalog.check(request.get("model"))
+
+    async def chat(self, request: Mapping[str, Any], *, checked: bool = False) -> Result:
+        async with ChatStream(lambda sink: self._route(request, sink, False, checked)) as stream:
             async for _ in stream.batches():
                 pass
         assert stream.result is not None
         return stream.result
 
-    def stream(self, request: Mapping[str, Any]) -> ChatStream:
-        return ChatStream(lambda sink: self._route(request, sink, streamed=True))
+    def stream(self, request: Mapping[str, Any], *, checked: bool = False) -> ChatStream:
+        return ChatStream(lambda sink: self._route(request, sink, True, checked))
 
-    async def _route(self, request: Mapping[str, Any], sink: ChatStream,
-                     streamed: bool) -> AsyncGenerator[list[dict[str, Any]], None]:
+    async def _route(self, request: Mapping[str, Any], sink: ChatStream, streamed: bool,
+                     checked: bool) -> AsyncGenerator[list[dict[str, Any]], None]:
+        if not checked:
+            validate_request(request)
         trace = await self._trace(request, sink, streamed)
         model = trace.logical_model
         for candidate in candidates(self.config, model):
@@ -275,7 +283,6 @@ class Router:
         return ready
 
     async def _trace(self, request: Mapping[str, Any], sink: ChatStream, streamed: bool) -> Trace:
-        validate_request(request)
         model = str(request.get("model") or self.config.default_model or "")
         if not model:
             raise RequestRejected("no model given and the config has no model alias")

@@ -32,7 +32,6 @@ from router.errors import (
     UnknownModel,
 )
 from router.keys import Secret
-from router.request_check import validate_request
 from router.retry import retry_headers
 
 log = logging.getLogger(__name__)
@@ -61,8 +60,10 @@ def _host_name(host_header: str) -> str:
 
 
 class EndpointServer:
-    def __init__(self, router: Router, *, token: Secret, host: str = "127.0.0.1", port: int = 8741):
+    def __init__(self, router: Router, *, token: Secret, host: str = "127.0.0.1", port: int = 8741,
+                 drain_s: float = 5.0):
         self.router = router
+        self._drain_s = drain_s  # how long requests in flight may finish once stopping
         self.host = host
         self.port = port
         self._token = token.reveal().encode()
@@ -70,7 +71,6 @@ class EndpointServer:
         self._origins = set(settings.allowed_origins)
         self._max_body = settings.max_body_bytes
         self._hosts = LOOPBACK_HOSTS | {host, f"[{host}]"}
-        self._in_flight = 0
         self._created = int(time.time())  # the `created` of the models it lists
         self._runner: web.AppRunner | None = None
         self._listening: asyncio.Server | None = None
@@ -92,7 +92,7 @@ class EndpointServer:
         add_routes(app, self)  # /v1/responses, /v1/messages
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                     handler_cancellation=True, shutdown_timeout=1.0,
+                                     handler_cancellation=True, shutdown_timeout=self._drain_s,
                                      keepalive_timeout=self._settings.keepalive_timeout_s,
                                      lingering_time=LINGER_S)
         await self._runner.setup()
@@ -122,13 +122,11 @@ class EndpointServer:
         self.port = sock.getsockname()[1]
         return sock
 
-    async def stop(self, drain_s: float = 5.0) -> None:
-        """Stop accepting; let requests in flight finish (up to ``drain_s``), then close."""
+    async def stop(self) -> None:
+        """Stop accepting, then aiohttp's own graceful shutdown: idle connections close at once,
+        requests in flight may finish (up to ``drain_s``)."""
         if self._listening is not None:
             self._listening.close()  # no new connections
-        deadline = time.monotonic() + drain_s
-        while self._in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
         if self._runner is not None:
             await self._runner.cleanup()
         if self._listening is not None:
@@ -159,7 +157,6 @@ class EndpointServer:
         if request.path.startswith("/v1/") and not self._authorised(request):
             return error_response(401, "missing or wrong bearer token (see `exo-bridge token`)",
                                   "authentication_error", "invalid_api_key")
-        self._in_flight += 1
         try:
             response = await handler(request)
         except web.HTTPException as exc:
@@ -168,8 +165,6 @@ class EndpointServer:
             log.exception("unexpected error answering %s %s", request.method, request.path)
             return error_response(500, "internal error in exo-bridge (see its log)", "server_error",
                                   "internal_error")
-        finally:
-            self._in_flight -= 1
         if origin is not None and not response.prepared:
             response.headers.update(self._cors(origin))
         return response
@@ -215,14 +210,13 @@ class EndpointServer:
         if isinstance(body, web.Response):
             return body
         try:
-            validate_request(body)
-            await self.router.check_model(body.get("model"))
+            await self.router.accept(body)
         except RoutingError as exc:
             return _routing_error(exc, self.router)
         if body.get("stream"):
             return await self._stream(request, body)
         try:
-            result = await self.router.chat(body)
+            result = await self.router.chat(body, checked=True)
         except RoutingError as exc:
             return _routing_error(exc, self.router)
         return web.json_response(result.response, headers={
@@ -255,7 +249,7 @@ class EndpointServer:
 
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        async with self.router.stream(body) as stream:
+        async with self.router.stream(body, checked=True) as stream:
             batches = stream.batches()
             try:
                 first = await anext(batches)

@@ -40,7 +40,7 @@ async def endpoint(make_config) -> AsyncIterator[EndpointServer]:
         await server.start()
         server.events = events  # type: ignore[attr-defined]
         yield server
-        await server.stop(drain_s=1)
+        await server.stop()
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ async def endpoint(make_config):
         server = EndpointServer(router, token=Secret(TOKEN), port=0)
         await server.start()
         yield server
-        await server.stop(drain_s=1)
+        await server.stop()
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def threaded_endpoint(tmp_path_factory) -> Iterator[str]:
         return server.url
 
     async def down() -> None:
-        await state["server"].stop(drain_s=0.5)  # type: ignore[attr-defined]
+        await state["server"].stop()  # type: ignore[attr-defined]
         await state["router"].aclose()  # type: ignore[attr-defined]
 
     url = asyncio.run_coroutine_threadsafe(up(), loop).result(20)
@@ -336,7 +336,7 @@ async def test_at_the_cap_a_new_connection_closes_the_longest_idle_or_gets_a_503
             assert server.connections is not None and server.connections.refused == 1
         finally:
             first.close()
-            await server.stop(drain_s=1)
+            await server.stop()
 
 
 def _limit_files() -> None:

@@ -39,7 +39,7 @@ async def endpoint(make_config):
         await server.start()
         server.events = events  # type: ignore[attr-defined]
         yield server
-        await server.stop(drain_s=1)
+        await server.stop()
 
 
 @pytest.fixture

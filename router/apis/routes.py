@@ -15,7 +15,6 @@ from router.apis.common import Unmappable
 from router.apis.messages_stream import MessageBuilder, error_type
 from router.apis.responses_stream import ResponseBuilder
 from router.errors import RoutingError, StreamBroken
-from router.request_check import validate_request
 from router.result import Result, text_length
 from router.usage_guard import estimate_tokens
 
@@ -59,8 +58,7 @@ def _route(server: EndpointServer, translate: Translate,
             return body
         try:
             chat = translate(body)
-            validate_request(chat)
-            await server.router.check_model(chat.get("model"))
+            await server.router.accept(chat)
         except Unmappable as exc:
             return web.json_response(error_body(str(exc), "invalid_request_error",
                                                 "unsupported_parameter", exc.param), status=400)
@@ -70,7 +68,7 @@ def _route(server: EndpointServer, translate: Translate,
         if body.get("stream"):
             return await _stream(server, request, chat, answer)
         try:
-            result = await server.router.chat(chat)
+            result = await server.router.chat(chat, checked=True)
         except RoutingError as exc:
             return _routing_error(exc, server.router)
         return web.json_response(answer.answer(result.response, result.usage),
@@ -82,7 +80,7 @@ async def _stream(server: EndpointServer, request: web.Request, chat: dict[str, 
                   answer: Builder) -> web.StreamResponse:
     from router.server import _ok, _routing_error, attempts_header
 
-    async with server.router.stream(chat) as stream:
+    async with server.router.stream(chat, checked=True) as stream:
         batches = stream.batches()
         try:
             first = await anext(batches)

@@ -18,7 +18,8 @@ _ADAPTERS: dict[str, type[Adapter]] = {cls.kind.name: cls for cls in (
     HuggingFace,
     OpenAICompatible,
 )}
-KIND_NAMES = tuple(_ADAPTERS)
+def kind_names() -> tuple[str, ...]:
+    return tuple(_ADAPTERS)
 
 
 def adapter_for(kind: str) -> Adapter:
@@ -31,5 +32,5 @@ def kind_named(name: str) -> Kind:
     return _ADAPTERS[name].kind
 
 
-__all__ = ["KIND_NAMES", "Adapter", "CostSource", "HealthState", "Kind", "Role", "Snapshot",
-           "adapter_for", "kind_named"]
+__all__ = ["Adapter", "CostSource", "HealthState", "Kind", "Role", "Snapshot", "adapter_for",
+           "kind_named", "kind_names"]

@@ -157,8 +157,7 @@ class OpenAICompatible:
         retry = retry_after_seconds(headers)
         # Hints may sit in the message or in an error code beside it (model_not_supported).
         outcome = self.outcome_for(status, f"{message} {body[:1000].decode('utf-8', 'replace')}")
-        if outcome is Outcome.OUT_OF_CREDITS and retry is None:
-            retry = seconds_to_utc_midnight()  # credit and daily quotas come back at the reset
+        # How long to rest without a Retry-After is the policy's to decide (router/policy.py).
         return ProviderFailure(outcome, f"HTTP {status}: {message}"[:300], retry_after_s=retry,
                                status=status)
 
