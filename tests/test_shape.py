@@ -134,3 +134,29 @@ def test_no_code_outside_the_providers_branches_on_a_kind_name():
 def test_the_public_api_has_what_the_cli_and_the_desktop_name():
     assert {"Router", "ProviderStatus", "HealthState", "Role", "Outcome", "Ledger",
             "CrashWatch", "usd"} <= set(router.__all__)
+
+
+async def test_a_router_that_fails_to_start_leaves_nothing_running(tmp_path, monkeypatch):
+    """Router.__aenter__ unwinds: the tasks it spawned are cancelled, the HTTP stack closed."""
+    import asyncio
+
+    import pytest
+
+    from router import Router, parse_config
+    from router.ledger import Ledger
+
+    config = parse_config('[[providers]]\nid = "exo"\nkind = "exo"\n', "t")
+    ledger = Ledger.in_dir(tmp_path)
+    try:
+        router_ = Router(config, ledger=ledger)
+
+        def broken(_ledger: object) -> None:
+            raise RuntimeError("the ledger's watcher failed")
+
+        monkeypatch.setattr(router_, "_watch_ledger", broken)
+        with pytest.raises(RuntimeError):
+            await router_.__aenter__()
+        await asyncio.sleep(0)
+        assert router_._tasks == set()  # the keys' and the HTTP stack's loading were cancelled
+    finally:
+        ledger.close()
