@@ -70,9 +70,13 @@ class Assembler:
         self.completion_chars = 0
 
     def add(self, chunk: Mapping[str, Any]) -> None:
-        self.id = self.id or str(chunk.get("id", ""))
-        self.model = self.model or str(chunk.get("model", ""))
-        self.fingerprint = self.fingerprint or chunk.get("system_fingerprint")
+        """Merge one standard chunk (runs for every chunk of every answer)."""
+        if not self.id:
+            self.id = str(chunk.get("id", ""))
+        if not self.model:
+            self.model = str(chunk.get("model", ""))
+        if not self.fingerprint:
+            self.fingerprint = chunk.get("system_fingerprint")
         usage = chunk.get("usage")
         if usage and isinstance(usage, dict):
             self.usage = dict(usage)
@@ -80,21 +84,24 @@ class Assembler:
             self._merge(choice)
 
     def _merge(self, choice: Mapping[str, Any]) -> None:
-        slot = self.choices.setdefault(int(choice.get("index", 0)), {
-            "message": {"role": "assistant", "content": "", "refusal": None},
-            "logprobs": None, "finish_reason": None})
+        index = int(choice.get("index", 0))
+        slot = self.choices.get(index)
+        if slot is None:
+            slot = self.choices[index] = {
+                "message": {"role": "assistant", "content": "", "refusal": None},
+                "logprobs": None, "finish_reason": None}
         delta = choice.get("delta") or {}
         message = slot["message"]
         content = delta.get("content")
         if content:
             message["content"] += content
             self.completion_chars += len(content)
-        if len(delta) > 1 or content is None:  # more than text: role, refusal, tool calls...
+        if content is None or len(delta) > 1:  # more than text: role, refusal, tool calls...
             _merge_more(message, delta)
         if choice.get("logprobs"):
             slot["logprobs"] = _merge_logprobs(slot["logprobs"], choice["logprobs"])
-        if choice.get("finish_reason"):
-            slot["finish_reason"] = choice["finish_reason"]
+        if finish := choice.get("finish_reason"):
+            slot["finish_reason"] = finish
 
     def completion(self, usage: Mapping[str, Any]) -> dict[str, Any]:
         choices = [_final_choice(i, self.choices[i]) for i in sorted(self.choices)] or [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import socket
 import time
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from router.apis.routes import add_routes, anthropic_errors
 from router.connections import ConnectionGuard, connection_cap
+from router import jsonio
 from router.core import Router
 from router.errors import (
     Attempt,
@@ -44,9 +44,16 @@ def error_body(message: str, kind: str, code: str | None, param: str | None = No
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+def json_response(data: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer, serialised by orjson (aiohttp's own uses the standard library)."""
+    return web.Response(body=jsonio.dumps(data), status=status, headers=headers,
+                        content_type="application/json")
+
+
 def error_response(status: int, message: str, kind: str, code: str | None,
                    headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(error_body(message, kind, code), status=status, headers=headers)
+    return json_response(error_body(message, kind, code), status=status, headers=headers)
 
 
 def attempts_header(attempts: tuple[Attempt, ...] | list[Attempt]) -> str:
@@ -187,14 +194,14 @@ class EndpointServer:
         providers = [{"id": s.id, "name": s.name, "state": s.state, "detail": s.detail,
                       "download_progress": s.download_progress} for s in self.router.statuses()]
         ledger = self.router.ledger
-        return web.json_response({"status": "ok" if ledger is None or ledger.can_record
+        return json_response({"status": "ok" if ledger is None or ledger.can_record
                                   else "degraded", "providers": providers,
                                   "ledger": ledger.state() if ledger is not None else None})
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [{"id": m, "object": "model", "created": self._created, "owned_by": owner}
                 for m, owner in self.router.known_models().items()]
-        return web.json_response({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def _model(self, request: web.Request) -> web.Response:
         model = request.match_info["model"]
@@ -202,7 +209,7 @@ class EndpointServer:
         if owner is None:
             return error_response(404, f"model {model!r} is not an alias and no enabled provider "
                                   "lists it", "invalid_request_error", "model_not_found")
-        return web.json_response({"id": model, "object": "model", "created": self._created,
+        return json_response({"id": model, "object": "model", "created": self._created,
                                   "owned_by": owner})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -219,7 +226,7 @@ class EndpointServer:
             result = await self.router.chat(body, checked=True)
         except RoutingError as exc:
             return _routing_error(exc, self.router)
-        return web.json_response(result.response, headers={
+        return json_response(result.response, headers={
             "x-exo-bridge-provider": result.provider_used,
             "x-exo-bridge-attempts": attempts_header(result.attempts)})
 
@@ -238,7 +245,7 @@ class EndpointServer:
             slow.force_close()
             return slow
         try:
-            body = json.loads(raw)
+            body = jsonio.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             return error_response(400, "the request body is not valid JSON (or is nested too deep)",
                                   "invalid_request_error", "invalid_json")
@@ -289,8 +296,7 @@ async def _relay(response: web.StreamResponse, first: list[dict[str, Any]],
 
 
 def _event(data: dict[str, Any]) -> bytes:
-    sent = getattr(data, "sent", None)  # a provider's standard chunk: its own text, unchanged
-    return b"data: " + (sent if sent is not None else json.dumps(data).encode()) + b"\n\n"
+    return b"data: " + jsonio.dumps(data) + b"\n\n"
 
 
 def _ok(provider: str | None) -> Attempt:

@@ -7,12 +7,12 @@ the outcome; it never retries and never decides what to do next.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from router import jsonio
 from router.body import BodyError, BodyLimits, inflater_for, read_all
 from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
@@ -148,8 +148,10 @@ class Attempt:
     def _events(self, lines: list[bytes]) -> tuple[list[dict[str, Any]], bool,
                                                    ProviderFailure | None]:
         """(standard chunks, whether [DONE] came, the failure that followed them) from complete
-        SSE lines; comments, blank lines and other fields are skipped."""
+        SSE lines; comments, blank lines and other fields are skipped. Runs for every read of
+        every answer: the common case is a few calls per chunk."""
         chunks: list[dict[str, Any]] = []
+        normalise = self._adapter.normalise
         try:
             for line in lines:
                 if not line.startswith(b"data:"):
@@ -157,17 +159,19 @@ class Attempt:
                 payload = line[5:].strip()
                 if payload == b"[DONE]":
                     return chunks, True, None
-                for chunk in _with_text(self._adapter.normalise(data := _json_object(payload)),
-                                        data, payload):
-                    self._mark(chunk)
-                    self._finished = self._finished or finish_reason(chunk) is not None
+                data = _json_object(payload)
+                for chunk in normalise(data):
+                    if not self.content_started:
+                        self._mark(chunk)
+                    if not self._finished:
+                        self._finished = finish_reason(chunk) is not None
                     chunks.append(chunk)
         except ProviderFailure as failure:
             return chunks, False, failure
         return chunks, False, None
 
     async def _open(self, deadline: float) -> WireResponse:
-        body = json.dumps(self._body).encode()
+        body = jsonio.dumps(self._body)
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._wire.post(self._url, body, self._adapter.headers(self._key),
@@ -199,7 +203,7 @@ class Attempt:
         except self._wire.failures:
             raise ProviderFailure(Outcome.BAD_RESPONSE, "the answer's body was cut short") from None
         try:
-            data = json.loads(raw)
+            data = jsonio.loads(raw)
         except (ValueError, RecursionError):
             raise ProviderFailure(Outcome.BAD_RESPONSE, "HTTP 200 with a body that is not JSON") \
                 from None
@@ -308,29 +312,10 @@ class _Lines:
         return bool(self._held) and self._held[0].startswith(b"data:")
 
 
-class SentChunk(dict[str, Any]):
-    """A standard chunk as the provider sent it, with its JSON text: a relay forwards ``sent``
-    rather than serialise the dict again. Never changed after it is parsed."""
-
-    __slots__ = ("sent",)
-
-    def __init__(self, data: dict[str, Any], sent: bytes):
-        super().__init__(data)
-        self.sent = sent
-
-
-def _with_text(chunks: list[dict[str, Any]], data: dict[str, Any],
-               payload: bytes) -> list[dict[str, Any]]:
-    """The adapter's chunks; the one it passed through unchanged keeps the provider's text."""
-    if len(chunks) == 1 and chunks[0] is data:
-        return [SentChunk(data, payload)]
-    return chunks
-
-
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(payload)
-    except ValueError:
+        data = jsonio.loads(payload)
+    except (ValueError, RecursionError):
         raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not JSON") from None
     if not isinstance(data, dict):
         raise ProviderFailure(Outcome.BAD_RESPONSE, "a stream chunk is not an object")

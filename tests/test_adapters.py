@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -128,11 +130,12 @@ async def test_empty_stream_is_a_failure():
         await _chunks(lambda r: sse(": keep-alive"), kind="exo")
 
 
-async def test_standard_chunks_keep_the_providers_text_others_do_not():
+async def test_standard_chunks_pass_unchanged_others_are_rebuilt():
     standard = ('{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",'
                 '"choices":[{"index":0,"delta":{"content":"h\\u00e9"},"finish_reason":null}]}')
     legacy = '{"id":"a","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}'
     chunks = await _chunks(lambda r: sse(f"data: {standard}", f"data: {legacy}", "data: [DONE]"))
-    assert chunks[0].sent == standard.encode()  # forwarded as sent, not re-serialised
+    assert chunks[0] == json.loads(standard)  # nothing added, nothing dropped
     assert chunks[0]["choices"][0]["delta"]["content"] == "hé"
-    assert not hasattr(chunks[1], "sent") and chunks[1]["id"] == "chatcmpl-a"  # rebuilt
+    assert chunks[1]["id"] == "chatcmpl-a"  # rebuilt to the standard shape
+    assert chunks[1]["object"] == "chat.completion.chunk"

@@ -51,7 +51,7 @@ def _message_builder(body: Mapping[str, Any], chat: dict[str, Any]) -> Builder:
 def _route(server: EndpointServer, translate: Translate,
            builder: MakeBuilder) -> Callable[[web.Request], Any]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        from router.server import _routing_error, error_body
+        from router.server import _routing_error, error_body, json_response
 
         body = await server._json_body(request)
         if isinstance(body, web.Response):
@@ -60,8 +60,8 @@ def _route(server: EndpointServer, translate: Translate,
             chat = translate(body)
             await server.router.accept(chat)
         except Unmappable as exc:
-            return web.json_response(error_body(str(exc), "invalid_request_error",
-                                                "unsupported_parameter", exc.param), status=400)
+            return json_response(error_body(str(exc), "invalid_request_error",
+                                            "unsupported_parameter", exc.param), status=400)
         except RoutingError as exc:
             return _routing_error(exc, server.router)
         answer = builder(body, chat)
@@ -71,8 +71,8 @@ def _route(server: EndpointServer, translate: Translate,
             result = await server.router.chat(chat, checked=True)
         except RoutingError as exc:
             return _routing_error(exc, server.router)
-        return web.json_response(answer.answer(result.response, result.usage),
-                                 headers=_headers(result.provider_used, result))
+        return json_response(answer.answer(result.response, result.usage),
+                             headers=_headers(result.provider_used, result))
     return handle
 
 

@@ -2,7 +2,7 @@
 OpenAI's published schema, and the types of every field the router and its callers read — and
 how one that is not is made so or refused.
 
-A provider's chunk that is already standard is forwarded as it was sent (the common case: a few
+A provider's chunk that is already standard is forwarded unchanged (the common case: a few
 key lookups and type tests per chunk). Any other is rebuilt (``as_delta``) and then ``check``ed:
 a field of the wrong type is a bad response (classified, failed over or ended with an error),
 never an exception further in. What a provider reports as usage is not judged here: absurd
@@ -27,7 +27,7 @@ MAX_INDEX = 1024  # choices and tool calls: more would only be a way to make us 
 
 def is_standard(data: Mapping[str, Any], choices: list[Any]) -> bool:
     """Already a chunk as OpenAI's schema has it, every field we read of the right type: it is
-    forwarded as sent. Written for speed: it runs for every chunk of every answer."""
+    forwarded unchanged. Written for speed: it runs for every chunk of every answer."""
     if data.get("object") != "chat.completion.chunk" or "created" not in data:
         return False
     chunk_id, model = data.get("id"), data.get("model")
@@ -37,7 +37,9 @@ def is_standard(data: Mapping[str, Any], choices: list[Any]) -> bool:
         return True
     if data.get("usage"):
         return False
-    return all(_standard_choice(choice) for choice in choices)
+    if len(choices) == 1:  # nearly always
+        return _standard_choice(choices[0])
+    return all(map(_standard_choice, choices))
 
 
 def _standard_choice(choice: Any) -> bool:

@@ -1,0 +1,29 @@
+"""JSON on the chat hot path: orjson (five to seven times faster than the standard library on a
+stream's small chunks), with the standard library's answer wherever orjson is stricter than the
+providers and clients we must read (``NaN``, ``Infinity``, ``1e400``, lone surrogates) or write
+(integers beyond 64 bits, lone surrogates). What these values mean is judged later
+(router.usage_guard, router.request_check), not here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON as the standard library would (its errors, its values), fast; the one
+    difference: an integer beyond 64 bits reads as a float."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # raises the standard library's ValueError if it is not JSON
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON as bytes; NaN and Infinity, which no JSON has, become null."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # what orjson refuses and the standard library writes
+        return json.dumps(value, separators=(",", ":")).encode()
