@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from router import jsonio
 from router.apis.routes import add_routes, anthropic_errors
 from router.connections import ConnectionGuard, connection_cap
-from router import jsonio
 from router.core import Router
 from router.errors import (
     Attempt,
