@@ -19,6 +19,7 @@ from router.errors import ProviderFailure
 if TYPE_CHECKING:
     import httpx
 
+    from router.cluster import Cluster
     from router.config import ProviderConfig
     from router.keys import Secret
     from router.prices import PriceTable
@@ -82,10 +83,51 @@ class Snapshot:
     busy: Mapping[str, str] = field(default_factory=dict)  # model id -> why it is busy
     download_progress: float | None = None  # 0-100 while a model downloads
     invalid_key: bool = False
+    cluster: Cluster | None = None  # a local cluster's nodes, loaded models and downloads
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request to a provider's own control API, as its adapter describes it."""
+
+    method: str
+    url: str
+    body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A placement's dry run: whether the model fits, on which nodes, or why not."""
+
+    fits: bool
+    detail: str
+    nodes: tuple[str, ...] = ()
+
+
+class ClusterApi(Protocol):
+    """A local cluster's control requests (declarative: which request, and what its answer
+    means); router/cluster_ops.py sends them, router/exo_companion.py decides when."""
+
+    def placement(self, node: str, model: str) -> Call:
+        """The dry run: would ``model`` fit, and where."""
+        ...
+
+    def place(self, node: str, model: str) -> Call: ...
+
+    def unload(self, node: str, instance: str) -> Call: ...
+
+    def cancel(self, node: str, completion_id: str) -> Call | None:
+        """Stop a generation in flight, by the id its answer carries (None: not possible)."""
+        ...
+
+    def verdict(self, status: int, body: bytes) -> Verdict:
+        """What the dry run's answer says."""
+        ...
 
 
 class Adapter(Protocol):
     kind: ClassVar[Kind]
+    cluster_api: ClassVar[ClusterApi | None]  # a local cluster's control requests, if it has them
 
     def chat_url(self, base_url: str) -> str: ...
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes import hostile
+from tests.fakes import exo_routes, hostile
 from tests.fakes.answers import Answer
-from tests.fakes.exo_state import exo_state
+from tests.fakes.exo_cluster import FakeCluster
 
 FLAVORS = ("exo", "exo-legacy", "openrouter", "huggingface", "openai")
 _BASE_PATH = {"exo": "", "exo-legacy": "", "openrouter": "/api/v1", "huggingface": "/v1",
@@ -57,6 +57,7 @@ class FakeProvider:
     usage_override: dict[str, Any] = field(default_factory=dict)  # absurd numbers, NaN, ...
     tool_calls: list[tuple[str, str]] | None = None  # answer with these calls (name, JSON args)
     refusal: str | None = None  # answer with this refusal
+    thinking: str | None = None  # reasoning streamed before the answer (exo: reasoning_content)
     system_fingerprint: str | None = None  # sent in every chunk (not by exo)
     hostile_bytes: int = 1 << 30  # the size of a bomb or of a huge body or line
     fault_after_tokens: int = 1  # content tokens an SSE fault sends before it strikes
@@ -67,6 +68,8 @@ class FakeProvider:
     downloading: dict[str, float] = field(default_factory=dict)  # model -> percent
     loading: dict[str, tuple[int, int]] = field(default_factory=dict)  # model -> layers done/total
     legacy_default: str = "llama-3.2-3b"
+    cluster: FakeCluster | None = None  # exo: a simulated cluster instead of the fields above
+    exo_parts: bool = True  # exo serves /state/<part> (v1.0.70 on); False: only the whole /state
     hf_prices: dict[str, list[tuple[str, float, float]]] = field(default_factory=lambda: {
         "meta-llama/Llama-3.2-3B-Instruct": [("together", 0.2, 0.6), ("novita", 0.3, 0.9)]})
     or_prices: dict[str, tuple[str, str]] = field(default_factory=lambda: {
@@ -84,6 +87,7 @@ class FakeProvider:
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.sent_bytes = 0  # written by the hostile answers (before compression)
+        self.served_bytes: dict[str, int] = {}  # exo: path -> body bytes of its state and control routes
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -91,6 +95,8 @@ class FakeProvider:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._call(self._setup())
+        if self.cluster is not None:
+            self._clock = asyncio.run_coroutine_threadsafe(self.cluster.run(), self._loop)
         self.start()
 
     # -- control -------------------------------------------------------------------------
@@ -151,13 +157,7 @@ class FakeProvider:
 
     # -- routing -------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        body: Any = None
-        if request.can_read_body:
-            raw = await request.read()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
+        body = await _body(request)
         self.hits[request.path] = self.hits.get(request.path, 0) + 1
         if request.path == "/_fake/stats":
             return web.json_response({"hits": self.hits})
@@ -171,6 +171,9 @@ class FakeProvider:
             if self.record:
                 self.chat_requests.append(record)
             return await self._chat(request, body)
+        answer = exo_routes.answer(self, request, body) if self.flavor == "exo" else None
+        if answer is not None:
+            return answer
         handler = self._get_routes().get(path)
         if handler is None or request.method != "GET":
             return web.json_response({"detail": "Not Found"}, status=404)
@@ -178,8 +181,7 @@ class FakeProvider:
 
     def _get_routes(self) -> dict[str, Any]:
         routes = {
-            "exo": {"/node_id": self._node_id, "/state": self._state, "/v1/models": self._exo_models,
-                    "/models": self._exo_models},
+            "exo": {"/node_id": self._node_id, "/v1/models": self._exo_models, "/models": self._exo_models},
             "exo-legacy": {"/healthcheck": self._healthcheck, "/v1/models": self._legacy_models,
                            "/models": self._legacy_models,
                            "/v1/download/progress": self._legacy_progress},
@@ -200,11 +202,13 @@ class FakeProvider:
         return web.json_response("12D3KooWFakeNode")
 
     async def _exo_models(self, request: web.Request) -> web.Response:
+        if self.cluster is not None:
+            return web.json_response(self.cluster.catalogue())
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 0, "owned_by": "exo"} for m in self.models]})
 
-    async def _state(self, request: web.Request) -> web.Response:
-        return web.json_response(exo_state(self.ready, self.loading, self.downloading))
+    def exo_ready(self) -> set[str]:
+        return self.cluster.ready_models() if self.cluster is not None else self.ready
 
     async def _healthcheck(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -286,13 +290,13 @@ class FakeProvider:
         if early is not None:
             return early
         model = body.get("model", "")
-        if self.flavor == "exo" and model not in self.ready:
+        if self.flavor == "exo" and model not in self.exo_ready():
             return self._error_response(404, f"No instance found for model {model}")
         if self.flavor == "exo-legacy" and model not in self.models:
             model = self.legacy_default  # the quirk: silently swapped
         if self.fault in hostile.FAULTS:
             return await hostile.answer(self, request, body)
-        answer = Answer(self.reply, self.tool_calls, self.refusal)
+        answer = Answer(self.reply, self.tool_calls, self.refusal, self.thinking)
         prompt_tokens = 5 + sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if body.get("stream"):
             return await self._stream(request, body, model, answer, prompt_tokens)
@@ -350,13 +354,20 @@ class FakeProvider:
         response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         send = _Sender(response)
-        cid = uuid.uuid4().hex if self.flavor == "exo" else f"chatcmpl-{uuid.uuid4().hex}"
+        cid = str(uuid.uuid4()) if self.flavor == "exo" else f"chatcmpl-{uuid.uuid4().hex}"
+        if self.cluster is not None:  # exo: its command id, which POST /v1/cancel/{id} names
+            send.cancelled = self.cluster.generations.setdefault(cid, asyncio.Event())
         try:
             await self._stream_body(send, body, model, answer, prompt_tokens, cid)
             self.completed_streams += 1
         except (ConnectionResetError, asyncio.CancelledError):
             self.cancelled_streams += 1
             raise
+        except _Cancelled:  # exo closes the generation's channel: the stream just ends
+            self.cancelled_streams += 1
+        finally:
+            if self.cluster is not None:
+                self.cluster.generations.pop(cid, None)
         return response
 
     async def _stream_body(self, send: _Sender, body: dict[str, Any], model: str, answer: Answer,
@@ -437,11 +448,28 @@ class FakeProvider:
         return response
 
 
+async def _body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return None
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+class _Cancelled(Exception):
+    pass
+
+
 class _Sender:
     def __init__(self, response: web.StreamResponse):
         self.response = response
+        self.cancelled: asyncio.Event | None = None
 
     async def raw(self, data: bytes) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise _Cancelled
         await self.response.write(data)
 
     async def data(self, obj: Any) -> None:
