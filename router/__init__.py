@@ -5,6 +5,9 @@ hold it), except its operations layer (desktop/operations.py), which does the st
 the endpoint and CLI, imported where they start. Nothing here imports an HTTP library or Qt.
 """
 
+from router.cluster import Cluster, Problem, Stage, Warming
+from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
+from router.cluster_view import cluster_lines, problem_line, warming_line
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
@@ -19,6 +22,7 @@ from router.core import Router, Timing
 from router.crashes import Crash, CrashWatch
 from router.errors import (
     Attempt,
+    ClusterActionFailed,
     ConfigError,
     EndpointError,
     ExoBridgeError,
@@ -58,6 +62,9 @@ __all__ = [
     "BudgetAlert",
     "BudgetLevel",
     "ChatStream",
+    "Cluster",
+    "ClusterActionFailed",
+    "ClusterProblem",
     "Config",
     "ConfigError",
     "CostAnomaly",
@@ -75,8 +82,11 @@ __all__ = [
     "LedgerProblem",
     "LedgerUnavailable",
     "ModelAlias",
+    "ModelWarming",
     "NoProviderAvailable",
+    "NodeChanged",
     "Outcome",
+    "Problem",
     "ProviderConfig",
     "ProviderStatus",
     "RequestFinished",
@@ -87,13 +97,18 @@ __all__ = [
     "RoutingError",
     "Secret",
     "Snapshot",
+    "Stage",
     "StreamBroken",
     "Timing",
     "UnknownModel",
     "UsageInvalid",
     "UsageRow",
+    "Warming",
+    "cluster_lines",
     "default_config_path",
     "load_config",
     "parse_config",
+    "problem_line",
     "usd",
+    "warming_line",
 ]

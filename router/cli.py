@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from router import crashes
+from router import cli_exo, crashes
 from router import usage as usage_report
 from router.config import Config, data_dir, load_config
 from router.core import Router
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     token = sub.add_parser("token", help="print the local endpoint's access token")
     token.set_defaults(func=cmd_token)
+    cli_exo.add_commands(sub, config)
     return parser
 
 
@@ -238,18 +239,21 @@ def _report_failure(exc: RoutingError, as_json: bool) -> None:
 # -- status --------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    statuses, keychain_error, ledger = asyncio.run(_check(config))
+    statuses, keychain_error, ledger, cluster = asyncio.run(_check(config))
     crash = crashes.detect()
     if keychain_error:
         print(f"exo-bridge: {keychain_error}", file=sys.stderr)
     if args.json:
         print(json.dumps({"providers": [_status_json(s) for s in statuses], "ledger": ledger,
-                          "last_crash": _crash_json(crash)}, ensure_ascii=False, allow_nan=False))
+                          "last_crash": _crash_json(crash), "cluster": cli_exo.status_json(cluster)},
+                         ensure_ascii=False, allow_nan=False))
         return EXIT_OK
     for s in statuses:
         progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
         print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}"
               f"  [{_today_text(s)}]")
+    for line in cli_exo.status_text(cluster):
+        print(line)
     if ledger["problem"]:
         print(f"usage ledger: cannot record — {ledger['problem']}; paid providers are off until "
               "it can")
@@ -272,11 +276,11 @@ def _local_time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-async def _check(config: Config) -> tuple[list[ProviderStatus], str | None, dict[str, Any]]:
+async def _check(config: Config) -> tuple[list[ProviderStatus], str | None, dict[str, Any], Any]:
     with _ledger() as ledger:
         async with Router(config, ledger=ledger) as router:
             statuses = await router.check_all()
-        return statuses, router.keychain_error, ledger.state()
+        return statuses, router.keychain_error, ledger.state(), router.companion.cluster()
 
 
 def _status_json(status: ProviderStatus) -> dict[str, Any]:

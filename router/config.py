@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import platformdirs
@@ -60,7 +61,7 @@ huggingface = "meta-llama/Llama-3.2-3B-Instruct"
 MiB = 1024 * 1024
 
 NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly", "crash",
-                      "ledger")
+                      "ledger", "warm", "cluster")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +110,21 @@ class ProviderConfig:
             self.prompt_price_per_mtok or self.completion_price_per_mtok)
 
 
+class WarmConsent(StrEnum):
+    """``warm_on_exo``: whether a model the local cluster could run but has not loaded is
+    loaded there (while the cloud answers): after asking, always, or never."""
+
+    ASK = "ask"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelAlias:
     name: str
     ids: Mapping[str, tuple[str, ...]]  # provider id -> candidate model ids, first match wins
     allow_paid_failover: bool | None = None
+    warm_on_exo: WarmConsent = WarmConsent.ASK
 
 
 @dataclass(frozen=True, slots=True)

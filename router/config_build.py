@@ -15,6 +15,7 @@ from router.config import (
     ModelAlias,
     ProviderConfig,
     ServerConfig,
+    WarmConsent,
 )
 from router.errors import ConfigError
 from router.providers import kind_named, kind_names
@@ -254,8 +255,12 @@ class Builder:
                             f'write [models."{name}"] with provider = "model id" lines', line)
         ids: dict[str, tuple[str, ...]] = {}
         paid: bool | None = None
+        warm = WarmConsent.ASK
         for key, value in table.items():
             key_line = self.at.key(key, line - 1) or line
+            if key == "warm_on_exo":
+                warm = self.warm_consent(name, value, key_line)
+                continue
             if key == "allow_paid_failover":
                 if not isinstance(value, bool):
                     raise self.fail("allow_paid_failover must be true or false",
@@ -271,7 +276,15 @@ class Builder:
                 raise self.fail(f"model id for {key!r} in alias {name!r} must be a string or a "
                                 "list of strings", f'write {key} = "model-id"', key_line)
             ids[key] = tuple(values)
-        return ModelAlias(name=name, ids=ids, allow_paid_failover=paid)
+        return ModelAlias(name=name, ids=ids, allow_paid_failover=paid, warm_on_exo=warm)
+
+    def warm_consent(self, alias: str, value: Any, line: int) -> WarmConsent:
+        """``warm_on_exo``: load the model on the local cluster when it could run it."""
+        choices = ", ".join(f'"{c}"' for c in WarmConsent)
+        if not isinstance(value, str) or value not in set(WarmConsent):
+            raise self.fail(f"warm_on_exo in alias {alias!r} must be one of {choices}, not {value!r}",
+                            'write warm_on_exo = "ask" (or "always", or "never")', line)
+        return WarmConsent(value)
 
     # -- [notifications] and [server] ------------------------------------------------------
     def notifications(self, raw: Any) -> dict[str, bool]:

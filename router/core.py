@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from router import catalog
+from router import catalog, cluster_ops
 from router.accounting import Accountant
 from router.body import BodyLimits
 from router.budget import Budget, utc_now
@@ -47,6 +47,7 @@ from router.errors import (
     describe_attempts,
 )
 from router.events import EventHub, Failover, LedgerProblem, Listener, RequestFinished
+from router.exo_companion import Companion
 from router.health import HealthBook
 from router.journey import Admitted, ChatStream, Run, Trace, usage_chunk
 from router.keys import KeyStore, Secret
@@ -107,6 +108,7 @@ class Router:
                      Role.CLOUD: timing.cloud_probe_interval_s or config.health.cloud_probe_interval_s}
         self.prober = Prober(config, self.health, self._adapters, self.key, self.http, intervals)
         self.catalog = catalog.Catalog(self)
+        self.companion = Companion(self)  # warms models on a local cluster; watches it
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
@@ -388,6 +390,7 @@ class Router:
         trace.attempts.append(self.accounts.attempt(trace, run, Outcome.CANCELLED,
                                                    "the caller went away"))
         self._finish(trace, None)
+        cluster_ops.cancel_upstream(self, self._adapters[run.provider.id], run)
 
     def _succeeded(self, trace: Trace, run: Run) -> Result:
         self.health.record_success(run.provider.id, run.ms())
@@ -446,4 +449,5 @@ class Router:
         few seconds (free liveness), the cloud rarely (a cheap authenticated call, never a
         completion); and every keyed cloud provider's model list, for the catalog."""
         self.prober.start(self.spawn, after=self.keys_ready)
+        self.companion.start()
         self.catalog.loading = self.spawn(self._refresh_prices(paid_only=False))

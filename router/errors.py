@@ -12,6 +12,7 @@ Exceptions::
     ├── LedgerUnavailable          the usage ledger cannot be opened or written (path, fix)
     │   └── LedgerCorrupt          SQLite says the file is damaged (it is moved aside)
     ├── EndpointError              the local endpoint cannot start (port in use, bad address)
+    ├── ClusterActionFailed        a local cluster would not warm, reload or unload a model (why)
     ├── ProviderFailure            one attempt failed (internal: carries the outcome)
     └── RoutingError               a request that got no answer (carries the attempts)
         ├── RequestRejected        the request's own fault (400): not sent to other providers
@@ -123,6 +124,10 @@ class LedgerCorrupt(LedgerUnavailable):
 
 class EndpointError(ExoBridgeError):
     """The endpoint cannot start (port in use, bad address)."""
+
+
+class ClusterActionFailed(ExoBridgeError):
+    """A local cluster would not warm, reload or unload a model; the message says why."""
 
 
 class ProviderFailure(ExoBridgeError):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
 from router.errors import Outcome
 from router.providers import HealthState, Role
 
@@ -90,7 +91,7 @@ class LedgerProblem:
 
 
 Event = (Failover | HealthChanged | RequestFinished | BudgetAlert | CostAnomaly | UsageInvalid
-         | LedgerProblem)
+         | LedgerProblem | ModelWarming | NodeChanged | ClusterProblem)
 Listener = Callable[[Event], None]
 
 

@@ -6,6 +6,7 @@ state is as the displays show it (``ProviderStatus``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
     from router.budget import Budget
     from router.ledger import Ledger
+
+log = logging.getLogger(__name__)
+ProbeListener = Callable[[ProviderConfig, Snapshot], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,7 @@ class Prober:
     http: Callable[[], Awaitable[httpx.AsyncClient]]
     intervals: dict[Role, float]  # how often each role is probed in the background
     every: dict[str, float] = field(default_factory=dict)  # provider id -> interval, once probed
+    listeners: list[ProbeListener] = field(default_factory=list)  # told of every probe's result
     _running: dict[str, asyncio.Task[Snapshot]] = field(default_factory=dict)
 
     async def probe(self, provider: ProviderConfig) -> Snapshot:
@@ -69,6 +74,11 @@ class Prober:
         adapter = self.adapters[provider.id]
         snapshot = await adapter.probe(await self.http(), provider, self.key(provider))
         self.health.record_probe(provider.id, snapshot)
+        for listener in self.listeners:
+            try:
+                listener(provider, snapshot)
+            except Exception:  # a listener's defect never stops the probes
+                log.exception("probe listener %r failed", listener)
         return snapshot
 
     def checkable(self, provider: ProviderConfig) -> bool:
