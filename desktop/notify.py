@@ -16,13 +16,17 @@ from router import (
     NOTIFICATION_KINDS,
     BudgetAlert,
     BudgetLevel,
+    ClusterProblem,
     CostAnomaly,
     Failover,
     HealthChanged,
     HealthState,
     LedgerProblem,
+    ModelWarming,
+    NodeChanged,
     Outcome,
     Role,
+    Stage,
     UsageInvalid,
     usd,
 )
@@ -38,6 +42,9 @@ class Note:
     key: str  # what it is about (a provider id): the debounce is per key
     title: str
     body: str
+    action: str = ""  # a button's label; pressed, the tray does ``act`` on ``model``
+    act: str = ""  # desktop.cluster_model.Act: warm | reload
+    model: str = ""
 
 
 @dataclass
@@ -134,9 +141,41 @@ def _ledger(event: LedgerProblem, name: Name) -> Note:
                 event.problem)
 
 
+def _warming(event: ModelWarming, name: Name) -> Note | None:
+    key = f"warm:{event.model}:{event.stage}"  # an offer, then "ready" a minute later: both shown
+    if event.stage is Stage.OFFERED:
+        return Note("warm", key, f"Load {event.name} on exo?",
+                    f"It fits ({event.detail}); the cloud answers until it is ready.",
+                    action="Load on exo", act="warm", model=event.model)
+    if event.stage is Stage.READY:
+        return Note("warm", key, f"{event.name} is ready on exo — back to free",
+                    f"Requests for {event.name} go to {name(event.provider)} again.")
+    if event.stage is Stage.FAILED:
+        return Note("warm", key, f"{event.name} cannot be loaded on exo", event.detail)
+    return None
+
+
+def _node(event: NodeChanged, name: Name) -> Note:
+    if event.joined:
+        return Note("cluster", f"node:{event.node}", f"{event.name} is back in the exo cluster",
+                    f"{name(event.provider)} can use its memory again.")
+    return Note("cluster", f"node:{event.node}", f"{event.name} dropped out of the exo cluster",
+                "exo unloads the models that used it; requests for them go elsewhere meanwhile.")
+
+
+def _problem(event: ClusterProblem, name: Name) -> Note | None:
+    problem = event.problem
+    if event.cleared:
+        return None
+    return Note("cluster", f"problem:{problem.model}", f"{problem.name} is stuck on exo",
+                f"{problem.node_name}: {problem.reason}", action="Reload on exo", act="reload",
+                model=problem.model)
+
+
 _NOTES: tuple[tuple[type[Any], Callable[[Any, Name], Note | None]], ...] = (
     (Failover, _failover), (HealthChanged, _health), (BudgetAlert, _budget),
-    (CostAnomaly, _cost_anomaly), (UsageInvalid, _usage_invalid), (LedgerProblem, _ledger))
+    (CostAnomaly, _cost_anomaly), (UsageInvalid, _usage_invalid), (LedgerProblem, _ledger),
+    (ModelWarming, _warming), (NodeChanged, _node), (ClusterProblem, _problem))
 
 
 class NativeNotifications:
@@ -182,9 +221,13 @@ class NativeNotifications:
             with contextlib.suppress(Exception):
                 await bus.wait_for_disconnect()
 
-    async def send(self, note: Note) -> None:
-        if self._notifier is None:
-            from desktop_notifier import DesktopNotifier
+    async def send(self, note: Note, on_action: Callable[[Note], None] | None = None) -> None:
+        """Show the note; one with an action gets a button that calls ``on_action``."""
+        from desktop_notifier import Button, DesktopNotifier
 
+        if self._notifier is None:
             self._notifier = DesktopNotifier(app_name=self.app_name)
-        await self._notifier.send(title=note.title, message=note.body)  # type: ignore[attr-defined]
+        buttons = [Button(note.action, on_pressed=lambda: on_action(note))] \
+            if note.action and on_action is not None else []
+        await self._notifier.send(title=note.title, message=note.body,  # type: ignore[attr-defined]
+                                  buttons=buttons)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router import crashes
+from router.cluster import Warming
 from router.config import data_dir
 from router.core import Router
 from router.crashes import Crash, CrashWatch
@@ -114,6 +115,23 @@ def crash_reported() -> None:
 async def new_endpoint_token() -> Secret:
     """A new token for the local endpoint, stored in the keychain (used from the next start)."""
     return await asyncio.to_thread(regenerate_endpoint_token)
+
+
+@dataclass(frozen=True, slots=True)
+class ExoOperations:
+    """The local cluster's actions (the tray's menu items and notification buttons): load a
+    model (the user's yes to an offer), reload a stuck one, unload one."""
+
+    router: Router
+
+    async def warm(self, model: str) -> Warming:
+        return await self.router.companion.warm(model)
+
+    async def reload(self, model: str) -> Warming:
+        return await self.router.companion.reload(model)
+
+    async def unload(self, model: str) -> None:
+        await self.router.companion.unload(model)
 
 
 @dataclass(frozen=True, slots=True)

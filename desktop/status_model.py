@@ -48,8 +48,12 @@ def provider_line(status: ProviderStatus) -> str:
 
 
 def tray_view(statuses: Sequence[ProviderStatus], *, paused: bool = False,
-              starting: bool = False, ledger_problem: str | None = None) -> TrayView:
+              starting: bool = False, ledger_problem: str | None = None,
+              warming: str | None = None) -> TrayView:
+    """``warming``: a model warming on the local cluster, in words (desktop/cluster_model.py)."""
     view = _tray_view(statuses, paused=paused, starting=starting)
+    if warming is not None and not starting:
+        view = TrayView(view.light, f"{view.tooltip} · {warming}", view.lines)
     if ledger_problem is None or starting:
         return view
     light = Light.YELLOW if view.light is Light.GREEN else view.light
