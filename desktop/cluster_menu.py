@@ -64,7 +64,7 @@ class ClusterMenu(QObject):
         """Do what a menu item or a notification's button asks, off the GUI thread's back."""
         chosen = Act(act)
         operation = {Act.WARM: self._operations.warm, Act.RELOAD: self._operations.reload,
-                     Act.UNLOAD: self._operations.unload}[chosen]
+                     Act.UNLOAD: self._operations.unload, Act.DECLINE: self._operations.decline}[chosen]
         self._bridge.run(self._reporting(f"{chosen} {model}", operation(model)))
 
     async def _reporting(self, what: str, operation: Coroutine[Any, Any, Any]) -> None:

@@ -24,6 +24,7 @@ from router import (
 
 class Act(StrEnum):
     WARM = "warm"  # load it on the cluster (the user's yes to an offer)
+    DECLINE = "decline"  # no to an offer: not offered again in this run
     RELOAD = "reload"
     UNLOAD = "unload"
 
@@ -55,7 +56,7 @@ def cluster_menu(found: tuple[ProviderConfig, Cluster] | None, warmings: Sequenc
     for warming in warmings:
         if warming.stage is Stage.OFFERED:
             offer = Item(f"Load {warming.name} on exo ({warming.detail})", Act.WARM, warming.model)
-            items.append(offer)
+            items += [offer, Item(f"Don't load {warming.name}", Act.DECLINE, warming.model)]
             main.append(offer)
         else:
             items.append(Item(warming_line(warming)))

@@ -133,6 +133,9 @@ class ExoOperations:
     async def unload(self, model: str) -> None:
         await self.router.companion.unload(model)
 
+    async def decline(self, model: str) -> None:
+        self.router.companion.decline(model)
+
 
 @dataclass(frozen=True, slots=True)
 class UsageOperations:

@@ -183,8 +183,11 @@ class Companion:
     async def _place(self, job: _Job) -> None:
         api, node = self._api_at(job.provider)
         try:
-            status, body = await send(await self._router.http(), job.provider,
-                                      api.place(node, job.model))
+            if await self._placed_elsewhere(job):  # another of our processes (tray, serve) did
+                status, body = 200, b""
+            else:
+                status, body = await send(await self._router.http(), job.provider,
+                                          api.place(node, job.model))
         except ClusterActionFailed as exc:
             self._fail(job, str(exc))
             return
@@ -194,6 +197,12 @@ class Companion:
         job.stage, job.detail, job.placed_at = Stage.PLACING, "", self._clock()
         self._emit(ModelWarming(job.provider.id, job.model, job.name, Stage.PLACING))
         self._keep_probing()
+
+    async def _placed_elsewhere(self, job: _Job) -> bool:
+        """Whether the model has an instance by now: a look just before placing, so that two
+        processes on one cluster (the tray and ``serve``) do not both place it."""
+        cluster = (await self._router.probe(job.provider)).cluster
+        return cluster is not None and cluster.instance_of(job.model) is not None
 
     def _follow(self, job: _Job, cluster: Cluster, now: float) -> None:
         """Move a placed model's warming on, from what the last probe saw."""
@@ -289,10 +298,12 @@ class Companion:
         self._watches[provider.id].forget(model_id)
         await self._router.probe(provider)
 
-    def decline(self, provider_id: str, model: str) -> None:
+    def decline(self, model: str) -> None:
         """No to an offer: not offered again in this run."""
-        self._jobs.pop((provider_id, model), None)
-        self._held.add((provider_id, model))
+        for key in [k for k, job in self._jobs.items() if job.model == model
+                    and job.stage is Stage.OFFERED]:
+            del self._jobs[key]
+            self._held.add(key)
 
     async def _delete(self, provider: ProviderConfig, instance: str, name: str) -> None:
         api, node = self._api_at(provider)

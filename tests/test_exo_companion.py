@@ -280,3 +280,26 @@ async def test_warm_names_what_the_cluster_does_not_list(running):
     await router.check_all()
     with pytest.raises(ClusterActionFailed, match="no local cluster that answered lists 'gpt-9'"):
         await router.companion.warm("gpt-9")
+
+
+async def test_two_processes_on_one_cluster_place_a_model_once(running, exo_cluster):
+    tray, seen_tray = await running()
+    serve, seen_serve = await running()
+    for router in (tray, serve):
+        await router.check_all()  # both saw the cluster without Qwen3 8B
+    await tray.chat(ask("qwen3-8b"))
+    await seen_tray.until(stage(QWEN, Stage.PLACING))
+    await serve.chat(ask("qwen3-8b"))  # its last look is older than the placement
+    await seen_serve.until(stage(QWEN, Stage.READY))
+    assert len(exo_cluster.cluster.placed) == 1
+
+
+async def test_an_offer_declined_is_not_made_again(running, exo_cluster):
+    router, seen = await running(qwen="ask")
+    await router.chat(ask("qwen3-8b"))
+    await seen.until(stage(QWEN, Stage.OFFERED))
+    router.companion.decline(QWEN)
+    assert router.companion.warmings() == []
+    await router.chat(ask("qwen3-8b"))
+    await asyncio.sleep(0.3)
+    assert len(seen.of(ModelWarming)) == 1 and exo_cluster.hits["/instance/placement"] == 1

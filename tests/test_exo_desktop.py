@@ -59,6 +59,7 @@ def test_the_cluster_submenu_and_its_actions():
     assert texts[1].startswith("MacBook Pro · ") and texts[1].endswith(" · no model")
     assert texts[2].startswith("Qwen3 8B on Mac mini: 0% · 0.0 MB/s · ")
     assert Item("Load Big on exo (4.6 GB on Mac mini)", Act.WARM, "m/big") in view.items
+    assert Item("Don't load Big", Act.DECLINE, "m/big") in view.items
     assert "⚠ Qwen3 8B on Mac mini: loading stuck at 5/36 layers for 2 min" in texts
     assert Item("Reload Qwen3 8B on exo", Act.RELOAD, QWEN) in view.items
     assert Item("Unload Qwen3 8B (free its memory)", Act.UNLOAD, QWEN) in view.items
