@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class FakeCluster:
         self.generations: dict[str, asyncio.Event] = {}  # command id -> set when cancelled
         self.cancelled: list[str] = []
         self.placed: list[dict[str, Any]] = []  # every POST /place_instance body
+        self.ready_at: dict[str, float] = {}  # model -> when its runners were all ready (monotonic)
         self.deleted: list[str] = []
         # faults
         self.silent_placement = False  # 200, then no instance, even where the model fits
@@ -263,6 +265,9 @@ class FakeCluster:
         for inst in list(self.instances.values()):
             for runner in inst.runners.values():
                 self._advance(inst, runner, dt)
+            if inst.model not in self.ready_at and all(
+                    r.tag == "RunnerReady" for r in inst.runners.values()):
+                self.ready_at[inst.model] = time.monotonic()
             if inst.failures >= MAX_RETRIES and inst.id in self.instances:
                 self._remove(inst.id)  # "exceeded 5 retries, requesting deletion"
 

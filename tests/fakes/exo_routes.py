@@ -24,10 +24,7 @@ def whole_state(fake: FakeProvider) -> dict[str, Any]:
 
 def answer(fake: FakeProvider, request: web.Request, body: Any) -> web.Response | None:
     """The answer for an exo route, or None (not one of these)."""
-    found = _answer(fake, request, body)
-    if found is not None and isinstance(found.body, bytes):
-        fake.served_bytes[request.path] = fake.served_bytes.get(request.path, 0) + len(found.body)
-    return found
+    return _answer(fake, request, body)
 
 
 def _answer(fake: FakeProvider, request: web.Request, body: Any) -> web.Response | None:

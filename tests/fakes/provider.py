@@ -87,7 +87,7 @@ class FakeProvider:
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.sent_bytes = 0  # written by the hostile answers (before compression)
-        self.served_bytes: dict[str, int] = {}  # exo: path -> body bytes of its state and control routes
+        self.served_bytes: dict[str, int] = {}  # path -> body bytes of its answers (not chat)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -160,7 +160,7 @@ class FakeProvider:
         body = await _body(request)
         self.hits[request.path] = self.hits.get(request.path, 0) + 1
         if request.path == "/_fake/stats":
-            return web.json_response({"hits": self.hits})
+            return web.json_response({"hits": self.hits, "served_bytes": self.served_bytes})
         record = Recorded(request.path, body, dict(request.headers))
         if self.record:
             self.requests.append(record)
@@ -172,12 +172,14 @@ class FakeProvider:
                 self.chat_requests.append(record)
             return await self._chat(request, body)
         answer = exo_routes.answer(self, request, body) if self.flavor == "exo" else None
-        if answer is not None:
-            return answer
-        handler = self._get_routes().get(path)
-        if handler is None or request.method != "GET":
-            return web.json_response({"detail": "Not Found"}, status=404)
-        return await handler(request)
+        if answer is None:
+            handler = self._get_routes().get(path)
+            if handler is None or request.method != "GET":
+                return web.json_response({"detail": "Not Found"}, status=404)
+            answer = await handler(request)
+        if isinstance(answer, web.Response) and isinstance(answer.body, bytes):
+            self.served_bytes[request.path] = self.served_bytes.get(request.path, 0) + len(answer.body)
+        return answer
 
     def _get_routes(self) -> dict[str, Any]:
         routes = {
