@@ -93,6 +93,7 @@ def tray_idle_cpu(url: str, seconds: float, pythonpath: str | None) -> float:
                           '\n[server]\nport = 0\n')
         env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "EXO_BRIDGE_CONFIG": str(config),
                "EXO_BRIDGE_DATA_DIR": str(Path(tmp) / "data"), "EXO_BRIDGE_TOKEN": "b" * 32,
+               "EXO_BRIDGE_STATE_DIR": str(Path(tmp) / "state"),
                "XDG_RUNTIME_DIR": tmp, "XDG_CONFIG_HOME": str(Path(tmp) / "config")}
         if pythonpath:
             env["PYTHONPATH"] = pythonpath

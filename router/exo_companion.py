@@ -63,8 +63,7 @@ class _Job:
 
 class Companion:
     def __init__(self, router: Router, *, clock: Callable[[], float] = time.monotonic,
-                 warm_probe_s: float = WARM_PROBE_S, place_wait_s: float = PLACE_WAIT_S,
-                 stuck_after_s: float | None = None):
+                 warm_probe_s: float = WARM_PROBE_S, place_wait_s: float = PLACE_WAIT_S):
         self._router = router
         self._clock = clock
         self.warm_probe_s = warm_probe_s
@@ -76,9 +75,6 @@ class Companion:
                       if p.traits.local and (api := adapter_for(p.kind).cluster_api) is not None}
         self._watches = {p.id: ClusterWatch(p, self._emit) for p in router.config.providers
                          if p.id in self._apis}
-        if stuck_after_s is not None:
-            for watch in self._watches.values():
-                watch.stuck_after_s = stuck_after_s
         self._probing: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -88,6 +84,16 @@ class Companion:
             self._router.prober.listeners.append(self.on_probe)
             self._unsubscribe = self._router.subscribe(self.on_event)
         return self
+
+    @property
+    def stuck_after_s(self) -> float:
+        """How long a runner's progress may stand still before it is called stuck."""
+        return next((w.stuck_after_s for w in self._watches.values()), 0.0)
+
+    @stuck_after_s.setter
+    def stuck_after_s(self, seconds: float) -> None:
+        for watch in self._watches.values():
+            watch.stuck_after_s = seconds
 
     # -- what to show -----------------------------------------------------------------------
     def warmings(self) -> list[Warming]:
@@ -206,9 +212,12 @@ class Companion:
 
     def _follow(self, job: _Job, cluster: Cluster, now: float) -> None:
         """Move a placed model's warming on, from what the last probe saw."""
+        instance = cluster.instance_of(job.model)
+        if job.stage is Stage.OFFERED and instance is not None:  # placed by someone else
+            del self._jobs[(job.provider.id, job.model)]
+            return
         if job.stage not in (Stage.PLACING, Stage.DOWNLOADING, Stage.LOADING, Stage.WARMING):
             return
-        instance = cluster.instance_of(job.model)
         if instance is None:
             if job.instance is not None:
                 self._fail(job, f"exo removed it after failed starts ({job.last_error})"

@@ -189,8 +189,7 @@ async def test_loading_that_stopped_moving_is_named(running, exo_cluster):
     exo_cluster.cluster.stuck_at_layer = 5
     exo_cluster.cluster.layers_per_s = 50
     router, seen = await running()
-    for watch in router.companion._watches.values():
-        watch.stuck_after_s = 0.5
+    router.companion.stuck_after_s = 0.5
     await router.chat(ask("qwen3-8b"))
     problem = (await seen.until(lambda e: isinstance(e, ClusterProblem))).problem
     assert problem.kind == "stuck" and problem.node_name == "Mac mini"
@@ -303,3 +302,12 @@ async def test_an_offer_declined_is_not_made_again(running, exo_cluster):
     await router.chat(ask("qwen3-8b"))
     await asyncio.sleep(0.3)
     assert len(seen.of(ModelWarming)) == 1 and exo_cluster.hits["/instance/placement"] == 1
+
+
+async def test_an_offer_for_a_model_placed_by_hand_goes_away(running, exo_cluster):
+    router, seen = await running(qwen="ask")
+    await router.chat(ask("qwen3-8b"))
+    await seen.until(stage(QWEN, Stage.OFFERED))
+    exo_cluster.cluster.place({"model_id": QWEN})  # from exo's dashboard
+    await router.probe(router.config.provider("exo"))
+    assert router.companion.warmings() == []
