@@ -5,6 +5,7 @@ hold it), except its operations layer (desktop/operations.py), which does the st
 the endpoint and CLI, imported where they start. Nothing here imports an HTTP library or Qt.
 """
 
+from router.account_status import AccountStatus
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
@@ -25,6 +26,7 @@ from router.errors import (
     KeychainUnavailable,
     LedgerCorrupt,
     LedgerUnavailable,
+    LimitCause,
     NoProviderAvailable,
     Outcome,
     RequestRejected,
@@ -33,9 +35,14 @@ from router.errors import (
     UnknownModel,
 )
 from router.events import (
+    AccountLimited,
+    BillDrift,
     BudgetAlert,
     BudgetLevel,
     CostAnomaly,
+    CreditAlert,
+    CreditLevel,
+    CreditWall,
     Failover,
     HealthChanged,
     LedgerProblem,
@@ -48,13 +55,17 @@ from router.ledger import Ledger
 from router.money import usd
 from router.probing import ProviderStatus
 from router.providers import HealthState, Kind, Role, Snapshot
+from router.reconcile import Reconciliation
 from router.result import Result
 from router.usage import UsageRow
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",
     "NOTIFICATION_KINDS",
+    "AccountLimited",
+    "AccountStatus",
     "Attempt",
+    "BillDrift",
     "BudgetAlert",
     "BudgetLevel",
     "ChatStream",
@@ -63,6 +74,9 @@ __all__ = [
     "CostAnomaly",
     "Crash",
     "CrashWatch",
+    "CreditAlert",
+    "CreditLevel",
+    "CreditWall",
     "EndpointError",
     "ExoBridgeError",
     "Failover",
@@ -74,11 +88,13 @@ __all__ = [
     "LedgerCorrupt",
     "LedgerProblem",
     "LedgerUnavailable",
+    "LimitCause",
     "ModelAlias",
     "NoProviderAvailable",
     "Outcome",
     "ProviderConfig",
     "ProviderStatus",
+    "Reconciliation",
     "RequestFinished",
     "RequestRejected",
     "Result",
