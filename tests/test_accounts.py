@@ -23,6 +23,7 @@ from router import (
 from router.accounts import ACCOUNT_RECHECK_S
 from router.core import Timing
 from router.retry import retry_headers
+from tests.endpoint_fixtures import TOKEN, endpoint  # noqa: F401
 from tests.fakes.account import next_reset
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
@@ -407,3 +408,26 @@ def test_limit_rests_by_cause():
     assert rest(LimitCause.CREDITS, free=True).scope is Scope.PROVIDER  # a negative balance
     assert rest(LimitCause.FREE_QUOTA, 60.0).scope is Scope.FREE_MODELS
     assert rest(LimitCause.REQUEST_COST) is None
+
+
+async def test_the_endpoint_refuses_a_free_request_the_account_cannot_serve(
+        endpoint, exo, openrouter, hf):  # noqa: F811
+    """Through the local endpoint with the openai SDK: a clear 429 naming the reason, and no
+    retry suggested while nothing would serve it for free; HF (paid) is never asked."""
+    import httpx
+    import openai
+
+    openrouter.account.balance_usd = -1.0
+    sdk = openai.AsyncOpenAI(base_url=endpoint.url, api_key=TOKEN, max_retries=2)
+    try:
+        with pytest.raises(openai.RateLimitError) as refused:
+            await sdk.chat.completions.create(model=FREE_MODEL, messages=FREE["messages"])
+    finally:
+        await sdk.close()
+    response: httpx.Response = refused.value.response
+    assert response.headers["x-should-retry"] == "false"
+    assert "openrouter:out-of-credits" in response.headers["x-exo-bridge-attempts"]
+    assert "huggingface:not-allowed" in response.headers["x-exo-bridge-attempts"]
+    assert "negative balance" in refused.value.message
+    assert len(openrouter.chat_requests) == 1  # the SDK did not retry
+    assert hf.chat_requests == []
