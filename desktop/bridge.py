@@ -14,9 +14,12 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from router import (
+    AccountLimited,
+    BillDrift,
     BudgetAlert,
     ClusterProblem,
     CostAnomaly,
+    CreditAlert,
     ExoBridgeError,
     Failover,
     HealthChanged,
@@ -40,6 +43,7 @@ class Bridge(QObject):
     usage_invalid = Signal(object)  # router.events.UsageInvalid
     ledger_problem = Signal(object)  # router.events.LedgerProblem
     cluster = Signal(object)  # router.ModelWarming, NodeChanged, ClusterProblem (the exo companion)
+    account = Signal(object)  # router.CreditAlert, AccountLimited, BillDrift
     error = Signal(str)  # a user-facing message
 
     def __init__(self, router: Router):
@@ -52,7 +56,8 @@ class Bridge(QObject):
             RequestFinished: self.request_finished, BudgetAlert: self.budget_alert,
             CostAnomaly: self.cost_anomaly, UsageInvalid: self.usage_invalid,
             LedgerProblem: self.ledger_problem, ModelWarming: self.cluster, NodeChanged: self.cluster,
-            ClusterProblem: self.cluster}
+            ClusterProblem: self.cluster, CreditAlert: self.account,
+            AccountLimited: self.account, BillDrift: self.account}
 
     def _on_event(self, event: object) -> None:
         signal = self._signals.get(type(event))

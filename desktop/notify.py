@@ -14,14 +14,20 @@ from typing import Any
 
 from router import (
     NOTIFICATION_KINDS,
+    AccountLimited,
+    BillDrift,
     BudgetAlert,
     BudgetLevel,
     ClusterProblem,
     CostAnomaly,
+    CreditAlert,
+    CreditLevel,
+    CreditWall,
     Failover,
     HealthChanged,
     HealthState,
     LedgerProblem,
+    LimitCause,
     ModelWarming,
     NodeChanged,
     Outcome,
@@ -170,12 +176,44 @@ def _problem(event: ClusterProblem, name: Name) -> Note | None:
     return Note("cluster", f"problem:{problem.model}", f"{problem.name} is stuck on exo",
                 f"{problem.node_name}: {problem.reason}", action="Reload on exo", act="reload",
                 model=problem.model)
+_WALL_TITLES = {CreditWall.KEY_LIMIT: "key limit", CreditWall.CREDIT_FLOOR: "credit floor"}
+
+
+def _credit(event: CreditAlert, name: Name) -> Note:
+    """Warnings before the wall: the key's limit or the user's floor at 80% / 95% / reached,
+    the day's free-model requests nearly gone / used up."""
+    resets = f" It resets {event.resets_at:%Y-%m-%d %H:%M} UTC." if event.resets_at else ""
+    if event.wall is CreditWall.FREE_REQUESTS:
+        gone = event.level is CreditLevel.REACHED
+        return Note("credit", f"{event.provider}:free", f"{name(event.provider)}: free-model "
+                    f"requests {'used up' if gone else 'nearly gone'} for today",
+                    f"{event.left:.0f} of {event.of:.0f} left.{resets}")
+    wall = _WALL_TITLES[event.wall]
+    title = (f"{name(event.provider)}: {wall} reached" if event.level is CreditLevel.REACHED
+             else f"{name(event.provider)}: {event.level} of the {wall} used")
+    return Note("credit", f"{event.provider}:credit", title,
+                f"{usd(event.left, cents=True)} left of {usd(event.of, cents=True)}.{resets}")
+
+
+def _limited(event: AccountLimited, name: Name) -> Note | None:
+    if event.cause is LimitCause.IN_FLIGHT:  # settles by itself in seconds: the tray shows it
+        return None
+    return Note("credit", f"{event.provider}:credit", f"{name(event.provider)}: "
+                f"{event.cause.meaning}", event.detail[:1].upper() + event.detail[1:] + ".")
+
+
+def _drift(event: BillDrift, name: Name) -> Note:
+    return Note("cost-anomaly", f"{event.provider}:bill", f"{name(event.provider)} billed "
+                f"{usd(event.billed_usd)} on {event.day}, the ledger recorded "
+                f"{usd(event.recorded_usd)}", "See the cost window or `exo-bridge usage "
+                "--reconcile`; the key may be used elsewhere too.")
 
 
 _NOTES: tuple[tuple[type[Any], Callable[[Any, Name], Note | None]], ...] = (
     (Failover, _failover), (HealthChanged, _health), (BudgetAlert, _budget),
     (CostAnomaly, _cost_anomaly), (UsageInvalid, _usage_invalid), (LedgerProblem, _ledger),
-    (ModelWarming, _warming), (NodeChanged, _node), (ClusterProblem, _problem))
+    (ModelWarming, _warming), (NodeChanged, _node), (ClusterProblem, _problem),
+    (CreditAlert, _credit), (AccountLimited, _limited), (BillDrift, _drift))
 
 
 class NativeNotifications:

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from router import crashes
+from router import crashes, reconcile
 from router.cluster import Warming
 from router.config import data_dir
 from router.core import Router
@@ -30,7 +30,9 @@ from router.keys import (
     regenerate_endpoint_token,
 )
 from router.ledger import Ledger
+from router.probing import ProviderStatus
 from router.providers import Snapshot
+from router.reconcile import Reconciliation
 from router.usage import UsageRow, summary, write_csv
 
 if TYPE_CHECKING:
@@ -69,6 +71,20 @@ class KeyOperations:
                 return str(exc)
             return None
         return await asyncio.to_thread(probe)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOperations:
+    """The cloud accounts' key calls (never a completion), on the user's word."""
+
+    router: Router
+
+    async def check_now(self) -> list[ProviderStatus]:
+        """Credit, key limits and free-model requests now; a good answer ends a credit rest
+        (the user says they added credit)."""
+        await self.router.keys_ready()
+        await self.router.account_watch.check_now()
+        return self.router.statuses()
 
 
 def open_ledger() -> Ledger:
@@ -145,6 +161,10 @@ class UsageOperations:
 
     async def summary(self, since: date, until: date, by: str) -> list[UsageRow]:
         return await asyncio.to_thread(summary, self.ledger, since, until, by)
+
+    async def reconciliations(self, since: date, until: date) -> list[Reconciliation]:
+        """The ledger-vs-bill checks of the range (the latest of each day and provider)."""
+        return await asyncio.to_thread(reconcile.load, self.ledger.directory, since, until)
 
     async def export_csv(self, rows: list[UsageRow], path: Path) -> Path:
         """The rows with the columns of `exo-bridge usage --csv`, written off the GUI thread."""

@@ -82,7 +82,7 @@ class Tray(QObject):
         self.icon.messageClicked.connect(self._on_balloon_clicked)
         for signal in (bridge.health_changed, bridge.failover, bridge.budget_alert,
                        bridge.cost_anomaly, bridge.usage_invalid, bridge.ledger_problem,
-                       bridge.cluster):
+                       bridge.cluster, bridge.account):
             signal.connect(self._on_event)
         self._soon = QTimer(self)
         self._soon.setSingleShot(True)
@@ -109,6 +109,7 @@ class Tray(QObject):
             Note("cluster", f"failed:{what}", f"Could not {what}", why)))
         self.menu.addAction("Open chat", self.chat_requested.emit)
         self.menu.addAction("Cost graph", self.costs_requested.emit)
+        self.check_accounts = self.menu.addAction("Check accounts now", self._check_accounts)
         self.menu.addAction("Settings…", self.settings_requested.emit)
         self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
         self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)
@@ -237,6 +238,13 @@ class Tray(QObject):
         self.router.local_only = paused
         self.paused_changed.emit(paused)
         self.refresh()
+
+    def _check_accounts(self) -> None:
+        """The cloud keys' credit, limits and free requests now (the user may have added
+        credit: a credit rest ends on a good answer)."""
+        from desktop.operations import AccountOperations
+
+        self.bridge.run(AccountOperations(self.router).check_now(), lambda _: self.refresh())
 
     def _copy_url(self) -> None:
         url = self._endpoint_url()

@@ -8,6 +8,7 @@ the endpoint and CLI, imported where they start. Nothing here imports an HTTP li
 from router.cluster import Cluster, Problem, Stage, Warming
 from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
 from router.cluster_view import cluster_lines, problem_line, warming_line
+from router.account_status import AccountStatus
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
@@ -29,6 +30,7 @@ from router.errors import (
     KeychainUnavailable,
     LedgerCorrupt,
     LedgerUnavailable,
+    LimitCause,
     NoProviderAvailable,
     Outcome,
     RequestRejected,
@@ -37,9 +39,14 @@ from router.errors import (
     UnknownModel,
 )
 from router.events import (
+    AccountLimited,
+    BillDrift,
     BudgetAlert,
     BudgetLevel,
     CostAnomaly,
+    CreditAlert,
+    CreditLevel,
+    CreditWall,
     Failover,
     HealthChanged,
     LedgerProblem,
@@ -52,13 +59,17 @@ from router.ledger import Ledger
 from router.money import usd
 from router.probing import ProviderStatus
 from router.providers import HealthState, Kind, Role, Snapshot
+from router.reconcile import Reconciliation
 from router.result import Result
 from router.usage import UsageRow
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",
     "NOTIFICATION_KINDS",
+    "AccountLimited",
+    "AccountStatus",
     "Attempt",
+    "BillDrift",
     "BudgetAlert",
     "BudgetLevel",
     "ChatStream",
@@ -70,6 +81,9 @@ __all__ = [
     "CostAnomaly",
     "Crash",
     "CrashWatch",
+    "CreditAlert",
+    "CreditLevel",
+    "CreditWall",
     "EndpointError",
     "ExoBridgeError",
     "Failover",
@@ -81,6 +95,7 @@ __all__ = [
     "LedgerCorrupt",
     "LedgerProblem",
     "LedgerUnavailable",
+    "LimitCause",
     "ModelAlias",
     "ModelWarming",
     "NoProviderAvailable",
@@ -89,6 +104,7 @@ __all__ = [
     "Problem",
     "ProviderConfig",
     "ProviderStatus",
+    "Reconciliation",
     "RequestFinished",
     "RequestRejected",
     "Result",

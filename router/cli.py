@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from router import cli_accounts as accounts
 from router import cli_exo, crashes
 from router import usage as usage_report
 from router.config import Config, data_dir, load_config
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     shape = usage.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true")
     shape.add_argument("--csv", action="store_true")
+    usage.add_argument("--reconcile", action="store_true", help="compare today's recorded cost "
+                       "with what the provider billed the key (its key call, no completion)")
     usage.set_defaults(func=cmd_usage)
 
     serve = sub.add_parser("serve", parents=[config], help="run the local OpenAI-compatible endpoint")
@@ -252,6 +255,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
         print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}"
               f"  [{_today_text(s)}]")
+        for line in accounts.status_lines(s):
+            print(f"{'':<14} {line}")
     for line in cli_exo.status_text(cluster):
         print(line)
     if ledger["problem"]:
@@ -287,7 +292,8 @@ def _status_json(status: ProviderStatus) -> dict[str, Any]:
     return {"id": status.id, "name": status.name, "state": status.state, "detail": status.detail,
             "latency_ms": status.latency_ms, "download_progress": status.download_progress,
             "requests_today": status.requests_today, "tokens_today": status.tokens_today,
-            "cost_today_usd": round(status.cost_today_usd, 8), "limits": status.limits}
+            "cost_today_usd": round(status.cost_today_usd, 8), "limits": status.limits,
+            "limit": accounts.limit_json(status), "account": accounts.account_json(status)}
 
 
 def _today_text(status: ProviderStatus) -> str:
@@ -366,14 +372,18 @@ async def _test_key(config: Config, provider_id: str) -> Any:
 
 # -- usage ---------------------------------------------------------------------------------
 def cmd_usage(args: argparse.Namespace) -> int:
-    _config(args)  # a broken config is reported even here
+    config = _config(args)  # a broken config is reported even here
     until = datetime.now(UTC).date()
     since = args.since or until - timedelta(days=args.days - 1)
+    complete = True
     with _ledger(required=True) as ledger:
         ledger.check_now()  # a damaged file is moved aside now, not reported as zeros
         if ledger.notice:
             print(f"exo-bridge: {ledger.notice}", file=sys.stderr)
+        if args.reconcile:
+            complete = accounts.report_checks(asyncio.run(accounts.reconcile_now(config, ledger)))
         rows = usage_report.summary(ledger, since, until, args.by)
+        checks = accounts.stored_checks(ledger, since, until)
         quarantined = ledger.quarantined()
     totals = usage_report.totals(rows)
     if quarantined:
@@ -381,12 +391,14 @@ def cmd_usage(args: argparse.Namespace) -> int:
               f"{data_dir() / 'usage.quarantine.jsonl'}", file=sys.stderr)
     if args.json:
         print(json.dumps({"rows": [r.as_dict() for r in rows], "totals": totals,
-                          "quarantined": quarantined}, allow_nan=False))
+                          "quarantined": quarantined,
+                          "reconciliation": [c.as_json() for c in checks]}, allow_nan=False))
     elif args.csv:
         usage_report.write_csv(rows, sys.stdout)
     else:
         _print_usage_table(rows, totals, since, until)
-    return EXIT_OK
+        accounts.print_checks(checks)
+    return EXIT_OK if complete else EXIT_UNANSWERED
 
 
 def _print_usage_table(rows: Sequence[usage_report.UsageRow], totals: dict[str, Any], since: date,

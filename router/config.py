@@ -61,7 +61,7 @@ huggingface = "meta-llama/Llama-3.2-3B-Instruct"
 MiB = 1024 * 1024
 
 NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly", "crash",
-                      "ledger", "warm", "cluster")
+                      "ledger", "warm", "cluster", "credit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,7 @@ class ProviderConfig:
     api_key_env: str | None = None
     prompt_price_per_mtok: float | None = None
     completion_price_per_mtok: float | None = None
+    credit_floor_usd: float | None = None  # warn as the key's credit nears this (80%, 95%)
     max_connections: int = 1024  # requests at once; more wait (within the first-token deadline)
     max_queued: int = 1024  # requests waiting for a connection; more are skipped as busy
     max_response_bytes: int = 32 * MiB  # one answer's body as received
@@ -125,6 +126,7 @@ class ModelAlias:
     ids: Mapping[str, tuple[str, ...]]  # provider id -> candidate model ids, first match wins
     allow_paid_failover: bool | None = None
     warm_on_exo: WarmConsent = WarmConsent.ASK
+    free_only: bool = False  # never sent where it would cost money
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
+from router.errors import LimitCause
 from router.health import HealthBook
 from router.keys import Secret
 from router.providers import Adapter, HealthState, Role, Snapshot
@@ -19,6 +21,7 @@ from router.providers import Adapter, HealthState, Role, Snapshot
 if TYPE_CHECKING:
     import httpx
 
+    from router.account_status import AccountStatus
     from router.budget import Budget
     from router.ledger import Ledger
 
@@ -41,6 +44,9 @@ class ProviderStatus:
     cost_today_usd: float = 0.0
     limits: dict[str, float | None] = field(default_factory=dict)
     over_budget: bool = False  # a daily limit is reached (it comes back at 00:00 UTC)
+    limit: LimitCause | None = None  # a limit of its account holds it (or some models) back
+    limit_ends: datetime | None = None  # when that ends; None with a limit: when the user acts
+    account: AccountStatus | None = None  # what its key call said of the account
 
     @property
     def can_serve(self) -> bool:
@@ -126,7 +132,10 @@ def statuses(config: Config, health: HealthBook, budget: Budget, ledger: Ledger 
         today = budget.today(p.id)
         limits = {"requests": p.daily_request_limit, "tokens": p.daily_token_limit,
                   "cost_usd": p.daily_cost_limit_usd}
+        hold = health.limit(p.id)
         result.append(ProviderStatus(p.id, p.name, p.traits.role, state, detail,
                                      round(h.last_latency_ms, 1), progress, p.paid, today.requests,
-                                     today.tokens, today.cost_usd, limits, over_budget=bool(over)))
+                                     today.tokens, today.cost_usd, limits, over_budget=bool(over),
+                                     limit=hold.cause if hold else None,
+                                     limit_ends=health.ends_at(hold) if hold else None))
     return result

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from router.config import ProviderConfig
     from router.keys import Secret
     from router.prices import PriceTable
+    from router.providers.account import AccountReport
 
 
 class Role(StrEnum):
@@ -54,10 +55,16 @@ class Kind:
     several_nodes: bool  # base_urls: any node of a cluster
     cost: CostSource
     price_list: str | None = None  # path (under base_url) of its price list, if it has one
+    reports_account: bool = False  # its key call reports credit left, the key's cap and spend
+    free_suffix: str | None = None  # a model id ending in this is a free variant (no charge)
 
     @property
     def local(self) -> bool:
         return self.role is Role.LOCAL
+
+    def is_free_variant(self, model_id: str) -> bool:
+        """Whether this kind serves ``model_id`` without charge (OpenRouter's ``:free``)."""
+        return self.free_suffix is not None and model_id.endswith(self.free_suffix)
 
 
 class HealthState(StrEnum):
@@ -83,6 +90,7 @@ class Snapshot:
     busy: Mapping[str, str] = field(default_factory=dict)  # model id -> why it is busy
     download_progress: float | None = None  # 0-100 while a model downloads
     invalid_key: bool = False
+    account: AccountReport | None = None  # what the key call said of the account, if it says
     cluster: Cluster | None = None  # a local cluster's nodes, loaded models and downloads
 
 

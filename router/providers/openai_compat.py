@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from router.config import ProviderConfig
     from router.http_client import Fetched
     from router.keys import Secret
+    from router.providers.account import AccountReport
 
 # Keys of our own that never go upstream.
 _PRIVATE_KEYS = {"model", "stream", "stream_options"}
@@ -195,10 +196,15 @@ class OpenAICompatible:
         if response.status_code >= 400:
             failure = self.classify(response.status_code, response.content, response.headers)
             return Snapshot(HealthState.DEGRADED, failure.detail, latency)
-        return Snapshot(HealthState.HEALTHY, self.describe_ok(response), latency)
+        return Snapshot(HealthState.HEALTHY, self.describe_ok(response), latency,
+                        account=self.read_account(response))
 
     def describe_ok(self, response: Fetched) -> str:
         return "key OK"
+
+    def read_account(self, response: Fetched) -> AccountReport | None:
+        """What the key call's answer says of the account (a kind whose key call tells)."""
+        return None
 
 
 def _mid_stream_message(data: dict[str, Any]) -> str:

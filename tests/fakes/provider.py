@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import exo_routes, hostile
+from tests.fakes.account import FakeAccount, account_check, bill_reported
 from tests.fakes.answers import Answer
 from tests.fakes.exo_cluster import FakeCluster
 
@@ -75,9 +76,11 @@ class FakeProvider:
     or_prices: dict[str, tuple[str, str]] = field(default_factory=lambda: {
         "meta-llama/llama-3.2-3b-instruct": ("0.0000001", "0.0000002"),
         "openai/gpt-4o": ("0.0000025", "0.00001"), "openai/gpt-4o-mini": ("0.00000015", "0.0000006"),
-        "anthropic/claude-sonnet-4": ("0.000003", "0.000015")})
+        "anthropic/claude-sonnet-4": ("0.000003", "0.000015"),
+        "meta-llama/llama-3.2-3b-instruct:free": ("0", "0")})
 
     record: bool = True  # keep every request (tests); a long soak keeps only the counts
+    account: FakeAccount = field(default_factory=FakeAccount)  # the cloud key's (tests/fakes/account.py)
 
     def __post_init__(self) -> None:
         assert self.flavor in FLAVORS, self.flavor
@@ -229,9 +232,7 @@ class FakeProvider:
     async def _or_key(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._error_response(401, "No auth credentials found")
-        return web.json_response({"data": {"label": "sk-or-v1-abc...", "limit": None,
-                                           "limit_remaining": 12.5, "usage": 1.25,
-                                           "usage_daily": 0.01, "is_free_tier": False}})
+        return web.json_response(self.account.key_data())
 
     async def _or_models(self, request: web.Request) -> web.Response:
         return web.json_response({"data": [
@@ -279,7 +280,8 @@ class FakeProvider:
                     404: "model not found", 429: "Rate limit exceeded",
                     500: "Internal server error", 502: "Bad gateway", 503: "Service unavailable"}
         headers = {"Retry-After": self.retry_after} if self.retry_after else None
-        return self._error_response(status, messages.get(status, "error"), headers=headers)
+        error_type = {402: "payment_required", 429: "rate_limit_exceeded"}.get(status)
+        return self._error_response(status, messages.get(status, "error"), error_type, headers)
 
     # -- chat ----------------------------------------------------------------------------
     async def _chat(self, request: web.Request, body: Any) -> web.StreamResponse:
@@ -291,6 +293,16 @@ class FakeProvider:
         early = await self._early_fault(request, body)
         if early is not None:
             return early
+        refused, estimate = account_check(self, body)  # the account's limits (cloud flavours)
+        if refused is not None:
+            return refused
+        self.account.in_flight_usd += estimate
+        try:
+            return await self._answer(request, body)
+        finally:
+            self.account.in_flight_usd -= estimate
+
+    async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
         model = body.get("model", "")
         if self.flavor == "exo" and model not in self.exo_ready():
             return self._error_response(404, f"No instance found for model {model}")
@@ -325,13 +337,16 @@ class FakeProvider:
             return web.Response(body=b'{"id": "x", "choices": [', content_type="application/json")
         return None
 
-    def _usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    def _usage(self, prompt_tokens: int, completion_tokens: int, model: str = "") -> dict[str, Any]:
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                  "total_tokens": prompt_tokens + completion_tokens}
         if self.flavor == "openrouter":
             usage["cost"] = (self.reported_cost if self.reported_cost is not None
+                             else 0.0 if model.endswith(":free")
                              else prompt_tokens * 1e-7 + completion_tokens * 2e-7)
         usage.update(self.usage_override)
+        if self.flavor == "openrouter":
+            bill_reported(self.account, usage)  # what it billed is what the key call shows
         return usage
 
     def _chunk(self, cid: str, model: str, delta: dict[str, Any], finish: str | None,
@@ -390,7 +405,7 @@ class FakeProvider:
             await send.data(self._chunk(cid, model, delta, None, logprobs))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-        await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(deltas)),
+        await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(deltas), model),
                                answer.finish)
 
     async def _mid_stream_fault(self, send: _Sender, fault: str, cid: str, model: str) -> None:
@@ -439,7 +454,7 @@ class FakeProvider:
         if self.system_fingerprint:
             completion["system_fingerprint"] = self.system_fingerprint
         if not self.omit_usage:
-            completion["usage"] = self._usage(prompt_tokens, len(pieces))
+            completion["usage"] = self._usage(prompt_tokens, len(pieces), model)
         if self.flavor != "exo":
             return web.json_response(completion)
         # exo: 200 and headers at once, the body only at the end
