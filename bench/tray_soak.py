@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.tray_soak [--requests 10000] [--probe-hours 24] [--quick]
 
-1. Requests: the tray app against a fake exo and a fake OpenRouter (each in its own process),
+1. Requests: the tray app against a fake exo cluster and a fake OpenRouter (each in its own process),
    ``--requests`` through its endpoint: sequential, streamed, concurrent (16 at once) and a
    failover stretch (exo killed, then back on the same port). Every request must be answered
    (exo, or OpenRouter while exo is down); the ledger must hold one answered request per answer.
@@ -226,7 +226,7 @@ class Client:
 
 
 async def request_soak(directory: Path, total: int) -> dict[str, object]:
-    exo, openrouter = Fake("exo"), Fake("openrouter", "--key", OR_KEY)
+    exo, openrouter = Fake("exo", "--cluster"), Fake("openrouter", "--key", OR_KEY)
     port = free_port()
     app = TrayApp(directory, write_config(directory, exo, openrouter, port, PROBE_INTERVAL_S))
     client = Client(port)
@@ -266,7 +266,8 @@ async def quiet_sample(app: TrayApp) -> Sample:
 
 
 async def idle_soak(directory: Path, probe_hours: float, interval_s: float) -> dict[str, object]:
-    exo, openrouter = Fake("exo"), Fake("openrouter", "--key", OR_KEY)
+    # a cluster in use: its whole /state ~450 KB (the probes read three small parts of it)
+    exo, openrouter = Fake("exo", "--cluster", "--busy-tasks", "30"), Fake("openrouter", "--key", OR_KEY)
     wanted = int(probe_hours * 3600 / PROBE_INTERVAL_S)
     app = TrayApp(directory, write_config(directory, exo, openrouter, free_port(), interval_s))
     try:

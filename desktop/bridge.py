@@ -14,12 +14,18 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from router import (
+    AccountLimited,
+    BillDrift,
     BudgetAlert,
+    ClusterProblem,
     CostAnomaly,
+    CreditAlert,
     ExoBridgeError,
     Failover,
     HealthChanged,
     LedgerProblem,
+    ModelWarming,
+    NodeChanged,
     RequestFinished,
     Router,
     UsageInvalid,
@@ -36,6 +42,8 @@ class Bridge(QObject):
     cost_anomaly = Signal(object)  # router.CostAnomaly
     usage_invalid = Signal(object)  # router.events.UsageInvalid
     ledger_problem = Signal(object)  # router.events.LedgerProblem
+    cluster = Signal(object)  # router.ModelWarming, NodeChanged, ClusterProblem (the exo companion)
+    account = Signal(object)  # router.CreditAlert, AccountLimited, BillDrift
     error = Signal(str)  # a user-facing message
 
     def __init__(self, router: Router):
@@ -47,7 +55,9 @@ class Bridge(QObject):
             HealthChanged: self.health_changed, Failover: self.failover,
             RequestFinished: self.request_finished, BudgetAlert: self.budget_alert,
             CostAnomaly: self.cost_anomaly, UsageInvalid: self.usage_invalid,
-            LedgerProblem: self.ledger_problem}
+            LedgerProblem: self.ledger_problem, ModelWarming: self.cluster, NodeChanged: self.cluster,
+            ClusterProblem: self.cluster, CreditAlert: self.account,
+            AccountLimited: self.account, BillDrift: self.account}
 
     def _on_event(self, event: object) -> None:
         signal = self._signals.get(type(event))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-COMMANDS = {"ask", "status", "keys", "usage", "serve", "token", "-h", "--help"}
+COMMANDS = {"ask", "status", "keys", "usage", "serve", "token", "exo", "-h", "--help"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

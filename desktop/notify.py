@@ -14,15 +14,25 @@ from typing import Any
 
 from router import (
     NOTIFICATION_KINDS,
+    AccountLimited,
+    BillDrift,
     BudgetAlert,
     BudgetLevel,
+    ClusterProblem,
     CostAnomaly,
+    CreditAlert,
+    CreditLevel,
+    CreditWall,
     Failover,
     HealthChanged,
     HealthState,
     LedgerProblem,
+    LimitCause,
+    ModelWarming,
+    NodeChanged,
     Outcome,
     Role,
+    Stage,
     UsageInvalid,
     usd,
 )
@@ -38,6 +48,9 @@ class Note:
     key: str  # what it is about (a provider id): the debounce is per key
     title: str
     body: str
+    action: str = ""  # a button's label; pressed, the tray does ``act`` on ``model``
+    act: str = ""  # desktop.cluster_model.Act: warm | reload
+    model: str = ""
 
 
 @dataclass
@@ -134,9 +147,73 @@ def _ledger(event: LedgerProblem, name: Name) -> Note:
                 event.problem)
 
 
+def _warming(event: ModelWarming, name: Name) -> Note | None:
+    key = f"warm:{event.model}:{event.stage}"  # an offer, then "ready" a minute later: both shown
+    if event.stage is Stage.OFFERED:
+        return Note("warm", key, f"Load {event.name} on exo?",
+                    f"It fits ({event.detail}); the cloud answers until it is ready.",
+                    action="Load on exo", act="warm", model=event.model)
+    if event.stage is Stage.READY:
+        return Note("warm", key, f"{event.name} is ready on exo — back to free",
+                    f"Requests for {event.name} go to {name(event.provider)} again.")
+    if event.stage is Stage.FAILED:
+        return Note("warm", key, f"{event.name} cannot be loaded on exo", event.detail)
+    return None
+
+
+def _node(event: NodeChanged, name: Name) -> Note:
+    if event.joined:
+        return Note("cluster", f"node:{event.node}", f"{event.name} is back in the exo cluster",
+                    f"{name(event.provider)} can use its memory again.")
+    return Note("cluster", f"node:{event.node}", f"{event.name} dropped out of the exo cluster",
+                "exo unloads the models that used it; requests for them go elsewhere meanwhile.")
+
+
+def _problem(event: ClusterProblem, name: Name) -> Note | None:
+    problem = event.problem
+    if event.cleared:
+        return None
+    return Note("cluster", f"problem:{problem.model}", f"{problem.name} is stuck on exo",
+                f"{problem.node_name}: {problem.reason}", action="Reload on exo", act="reload",
+                model=problem.model)
+_WALL_TITLES = {CreditWall.KEY_LIMIT: "key limit", CreditWall.CREDIT_FLOOR: "credit floor"}
+
+
+def _credit(event: CreditAlert, name: Name) -> Note:
+    """Warnings before the wall: the key's limit or the user's floor at 80% / 95% / reached,
+    the day's free-model requests nearly gone / used up."""
+    resets = f" It resets {event.resets_at:%Y-%m-%d %H:%M} UTC." if event.resets_at else ""
+    if event.wall is CreditWall.FREE_REQUESTS:
+        gone = event.level is CreditLevel.REACHED
+        return Note("credit", f"{event.provider}:free", f"{name(event.provider)}: free-model "
+                    f"requests {'used up' if gone else 'nearly gone'} for today",
+                    f"{event.left:.0f} of {event.of:.0f} left.{resets}")
+    wall = _WALL_TITLES[event.wall]
+    title = (f"{name(event.provider)}: {wall} reached" if event.level is CreditLevel.REACHED
+             else f"{name(event.provider)}: {event.level} of the {wall} used")
+    return Note("credit", f"{event.provider}:credit", title,
+                f"{usd(event.left, cents=True)} left of {usd(event.of, cents=True)}.{resets}")
+
+
+def _limited(event: AccountLimited, name: Name) -> Note | None:
+    if event.cause is LimitCause.IN_FLIGHT:  # settles by itself in seconds: the tray shows it
+        return None
+    return Note("credit", f"{event.provider}:credit", f"{name(event.provider)}: "
+                f"{event.cause.meaning}", event.detail[:1].upper() + event.detail[1:] + ".")
+
+
+def _drift(event: BillDrift, name: Name) -> Note:
+    return Note("cost-anomaly", f"{event.provider}:bill", f"{name(event.provider)} billed "
+                f"{usd(event.billed_usd)} on {event.day}, the ledger recorded "
+                f"{usd(event.recorded_usd)}", "See the cost window or `exo-bridge usage "
+                "--reconcile`; the key may be used elsewhere too.")
+
+
 _NOTES: tuple[tuple[type[Any], Callable[[Any, Name], Note | None]], ...] = (
     (Failover, _failover), (HealthChanged, _health), (BudgetAlert, _budget),
-    (CostAnomaly, _cost_anomaly), (UsageInvalid, _usage_invalid), (LedgerProblem, _ledger))
+    (CostAnomaly, _cost_anomaly), (UsageInvalid, _usage_invalid), (LedgerProblem, _ledger),
+    (ModelWarming, _warming), (NodeChanged, _node), (ClusterProblem, _problem),
+    (CreditAlert, _credit), (AccountLimited, _limited), (BillDrift, _drift))
 
 
 class NativeNotifications:
@@ -182,9 +259,13 @@ class NativeNotifications:
             with contextlib.suppress(Exception):
                 await bus.wait_for_disconnect()
 
-    async def send(self, note: Note) -> None:
-        if self._notifier is None:
-            from desktop_notifier import DesktopNotifier
+    async def send(self, note: Note, on_action: Callable[[Note], None] | None = None) -> None:
+        """Show the note; one with an action gets a button that calls ``on_action``."""
+        from desktop_notifier import Button, DesktopNotifier
 
+        if self._notifier is None:
             self._notifier = DesktopNotifier(app_name=self.app_name)
-        await self._notifier.send(title=note.title, message=note.body)  # type: ignore[attr-defined]
+        buttons = [Button(note.action, on_pressed=lambda: on_action(note))] \
+            if note.action and on_action is not None else []
+        await self._notifier.send(title=note.title, message=note.body,  # type: ignore[attr-defined]
+                                  buttons=buttons)

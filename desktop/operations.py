@@ -14,7 +14,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from router import crashes
+from router import crashes, reconcile
+from router.cluster import Warming
 from router.config import data_dir
 from router.core import Router
 from router.crashes import Crash, CrashWatch
@@ -29,7 +30,9 @@ from router.keys import (
     regenerate_endpoint_token,
 )
 from router.ledger import Ledger
+from router.probing import ProviderStatus
 from router.providers import Snapshot
+from router.reconcile import Reconciliation
 from router.usage import UsageRow, summary, write_csv
 
 if TYPE_CHECKING:
@@ -68,6 +71,20 @@ class KeyOperations:
                 return str(exc)
             return None
         return await asyncio.to_thread(probe)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOperations:
+    """The cloud accounts' key calls (never a completion), on the user's word."""
+
+    router: Router
+
+    async def check_now(self) -> list[ProviderStatus]:
+        """Credit, key limits and free-model requests now; a good answer ends a credit rest
+        (the user says they added credit)."""
+        await self.router.keys_ready()
+        await self.router.account_watch.check_now()
+        return self.router.statuses()
 
 
 def open_ledger() -> Ledger:
@@ -117,6 +134,26 @@ async def new_endpoint_token() -> Secret:
 
 
 @dataclass(frozen=True, slots=True)
+class ExoOperations:
+    """The local cluster's actions (the tray's menu items and notification buttons): load a
+    model (the user's yes to an offer), reload a stuck one, unload one."""
+
+    router: Router
+
+    async def warm(self, model: str) -> Warming:
+        return await self.router.companion.warm(model)
+
+    async def reload(self, model: str) -> Warming:
+        return await self.router.companion.reload(model)
+
+    async def unload(self, model: str) -> None:
+        await self.router.companion.unload(model)
+
+    async def decline(self, model: str) -> None:
+        self.router.companion.decline(model)
+
+
+@dataclass(frozen=True, slots=True)
 class UsageOperations:
     """The ledger's summaries for the cost window, and their export."""
 
@@ -124,6 +161,10 @@ class UsageOperations:
 
     async def summary(self, since: date, until: date, by: str) -> list[UsageRow]:
         return await asyncio.to_thread(summary, self.ledger, since, until, by)
+
+    async def reconciliations(self, since: date, until: date) -> list[Reconciliation]:
+        """The ledger-vs-bill checks of the range (the latest of each day and provider)."""
+        return await asyncio.to_thread(reconcile.load, self.ledger.directory, since, until)
 
     async def export_csv(self, rows: list[UsageRow], path: Path) -> Path:
         """The rows with the columns of `exo-bridge usage --csv`, written off the GUI thread."""

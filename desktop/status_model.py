@@ -44,12 +44,20 @@ def provider_line(status: ProviderStatus) -> str:
     line = f"{status.name}: {status.state} · {requests} requests · {cost} today"
     if status.download_progress is not None:
         line += f" · downloading {status.download_progress:g}%"
+    if status.limit is not None and status.state is HealthState.DEGRADED:
+        line += f" · {status.detail}"  # which limit, and when it ends
+    if status.account is not None and (account := status.account.summary()):
+        line += f" · {account}"
     return line
 
 
 def tray_view(statuses: Sequence[ProviderStatus], *, paused: bool = False,
-              starting: bool = False, ledger_problem: str | None = None) -> TrayView:
+              starting: bool = False, ledger_problem: str | None = None,
+              warming: str | None = None) -> TrayView:
+    """``warming``: a model warming on the local cluster, in words (desktop/cluster_model.py)."""
     view = _tray_view(statuses, paused=paused, starting=starting)
+    if warming is not None and not starting:
+        view = TrayView(view.light, f"{view.tooltip} · {warming}", view.lines)
     if ledger_problem is None or starting:
         return view
     light = Light.YELLOW if view.light is Light.GREEN else view.light
@@ -71,8 +79,10 @@ def _tray_view(statuses: Sequence[ProviderStatus], *, paused: bool, starting: bo
         return TrayView(Light.GREY, f"{local} · cloud failover paused · {today}", lines)
     if exo is not None and exo.can_serve:
         budget_high = any(_fraction(s) >= ALERT_FRACTION for s in statuses)
-        light = Light.YELLOW if budget_high else Light.GREEN
-        note = " · a daily budget is above 80%" if budget_high else ""
+        credit_high = any(s.account is not None and s.account.level is not None for s in statuses)
+        light = Light.YELLOW if budget_high or credit_high else Light.GREEN
+        note = " · a daily budget is above 80%" if budget_high else \
+            " · a key's credit is 80% used" if credit_high else ""
         return TrayView(light, f"{exo.name} serving · {today}{note}", lines)
     why = "Exo offline" if exo is None or exo.state is HealthState.DOWN else f"Exo {exo.state}"
     if cloud:

@@ -10,6 +10,8 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
 
 from desktop.bridge import Bridge
+from desktop.cluster_menu import ClusterMenu
+from desktop.cluster_model import cluster_menu, warming_note_line
 from desktop.icons import dot_icon, dot_pixmap, provider_colours, swatch_icon
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, TrayView, tray_view
@@ -76,8 +78,11 @@ class Tray(QObject):
         self._build_menu()
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
+        self._balloon: Note | None = None  # the last balloon shown, for its click
+        self.icon.messageClicked.connect(self._on_balloon_clicked)
         for signal in (bridge.health_changed, bridge.failover, bridge.budget_alert,
-                       bridge.cost_anomaly, bridge.usage_invalid, bridge.ledger_problem):
+                       bridge.cost_anomaly, bridge.usage_invalid, bridge.ledger_problem,
+                       bridge.cluster, bridge.account):
             signal.connect(self._on_event)
         self._soon = QTimer(self)
         self._soon.setSingleShot(True)
@@ -99,9 +104,12 @@ class Tray(QObject):
         self.ledger_line = self.menu.addAction("")  # only while the ledger cannot record
         self.ledger_line.setEnabled(False)
         self.ledger_line.setVisible(False)
-        self.menu.addSeparator()
+        self.cluster = ClusterMenu(self.menu, self.menu.addSeparator(), self.bridge)
+        self.cluster.failed.connect(lambda what, why: self.notify(
+            Note("cluster", f"failed:{what}", f"Could not {what}", why)))
         self.menu.addAction("Open chat", self.chat_requested.emit)
         self.menu.addAction("Cost graph", self.costs_requested.emit)
+        self.check_accounts = self.menu.addAction("Check accounts now", self._check_accounts)
         self.menu.addAction("Settings…", self.settings_requested.emit)
         self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
         self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)
@@ -140,9 +148,11 @@ class Tray(QObject):
         """Show the router's state now; only what changed is handed to Qt."""
         old = self.view
         ledger = self.router.ledger
+        companion = self.router.companion
         self.view = tray_view(self.router.statuses(), paused=self.router.local_only,
                               starting=self.starting,
-                              ledger_problem=ledger.problem if ledger is not None else None)
+                              ledger_problem=ledger.problem if ledger is not None else None,
+                              warming=warming_note_line(companion.warmings()))
         if self.view.light is not old.light or not self._shown:
             self.icon.setIcon(dot_icon(self.view.light))
         if self.view.tooltip != old.tooltip or not self._shown:
@@ -155,6 +165,8 @@ class Tray(QObject):
         self.ledger_line.setVisible(bool(extra))
         if extra and self.ledger_line.text() != extra[0]:
             self.ledger_line.setText(extra[0])
+        self.cluster.show_view(cluster_menu(companion.cluster(), companion.warmings(),
+                                            companion.problems()))
         self.copy_url.setEnabled(self._endpoint_url() is not None)
         self.copy_token.setEnabled(self._endpoint_token() is not None)
         if self.status_window is not None:
@@ -193,10 +205,21 @@ class Tray(QObject):
     def _notify(self, note: Note) -> None:
         self.shown_notes.append(note)
         if self.native is not None:
-            self.bridge.run(self.native.send(note))
+            self.bridge.run(self.native.send(note, on_action=self.on_note_action))
         elif self.icon.isVisible():
-            self.icon.showMessage(note.title, note.body, QSystemTrayIcon.MessageIcon.Information,
-                                  8000)
+            self._balloon = note
+            body = f"{note.body}\n(click: {note.action})" if note.action else note.body
+            self.icon.showMessage(note.title, body, QSystemTrayIcon.MessageIcon.Information, 8000)
+
+    def on_note_action(self, note: Note) -> None:
+        """A notification's button (or its balloon) was pressed: load, or reload, the model."""
+        if note.act:
+            self.cluster.act(note.act, note.model)
+
+    def _on_balloon_clicked(self) -> None:
+        if self._balloon is not None:
+            self.on_note_action(self._balloon)
+            self._balloon = None
 
     # -- actions --------------------------------------------------------------------------
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
@@ -215,6 +238,13 @@ class Tray(QObject):
         self.router.local_only = paused
         self.paused_changed.emit(paused)
         self.refresh()
+
+    def _check_accounts(self) -> None:
+        """The cloud keys' credit, limits and free requests now (the user may have added
+        credit: a credit rest ends on a good answer)."""
+        from desktop.operations import AccountOperations
+
+        self.bridge.run(AccountOperations(self.router).check_now(), lambda _: self.refresh())
 
     def _copy_url(self) -> None:
         url = self._endpoint_url()

@@ -5,6 +5,10 @@ hold it), except its operations layer (desktop/operations.py), which does the st
 the endpoint and CLI, imported where they start. Nothing here imports an HTTP library or Qt.
 """
 
+from router.cluster import Cluster, Problem, Stage, Warming
+from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
+from router.cluster_view import cluster_lines, problem_line, warming_line
+from router.account_status import AccountStatus
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
@@ -19,12 +23,14 @@ from router.core import Router, Timing
 from router.crashes import Crash, CrashWatch
 from router.errors import (
     Attempt,
+    ClusterActionFailed,
     ConfigError,
     EndpointError,
     ExoBridgeError,
     KeychainUnavailable,
     LedgerCorrupt,
     LedgerUnavailable,
+    LimitCause,
     NoProviderAvailable,
     Outcome,
     RequestRejected,
@@ -33,9 +39,14 @@ from router.errors import (
     UnknownModel,
 )
 from router.events import (
+    AccountLimited,
+    BillDrift,
     BudgetAlert,
     BudgetLevel,
     CostAnomaly,
+    CreditAlert,
+    CreditLevel,
+    CreditWall,
     Failover,
     HealthChanged,
     LedgerProblem,
@@ -48,21 +59,31 @@ from router.ledger import Ledger
 from router.money import usd
 from router.probing import ProviderStatus
 from router.providers import HealthState, Kind, Role, Snapshot
+from router.reconcile import Reconciliation
 from router.result import Result
 from router.usage import UsageRow
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",
     "NOTIFICATION_KINDS",
+    "AccountLimited",
+    "AccountStatus",
     "Attempt",
+    "BillDrift",
     "BudgetAlert",
     "BudgetLevel",
     "ChatStream",
+    "Cluster",
+    "ClusterActionFailed",
+    "ClusterProblem",
     "Config",
     "ConfigError",
     "CostAnomaly",
     "Crash",
     "CrashWatch",
+    "CreditAlert",
+    "CreditLevel",
+    "CreditWall",
     "EndpointError",
     "ExoBridgeError",
     "Failover",
@@ -74,11 +95,16 @@ __all__ = [
     "LedgerCorrupt",
     "LedgerProblem",
     "LedgerUnavailable",
+    "LimitCause",
     "ModelAlias",
+    "ModelWarming",
     "NoProviderAvailable",
+    "NodeChanged",
     "Outcome",
+    "Problem",
     "ProviderConfig",
     "ProviderStatus",
+    "Reconciliation",
     "RequestFinished",
     "RequestRejected",
     "Result",
@@ -87,13 +113,18 @@ __all__ = [
     "RoutingError",
     "Secret",
     "Snapshot",
+    "Stage",
     "StreamBroken",
     "Timing",
     "UnknownModel",
     "UsageInvalid",
     "UsageRow",
+    "Warming",
+    "cluster_lines",
     "default_config_path",
     "load_config",
     "parse_config",
+    "problem_line",
     "usd",
+    "warming_line",
 ]

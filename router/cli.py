@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from router import crashes
+from router import cli_accounts as accounts
+from router import cli_exo, crashes
 from router import usage as usage_report
 from router.config import Config, data_dir, load_config
 from router.core import Router
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     shape = usage.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true")
     shape.add_argument("--csv", action="store_true")
+    usage.add_argument("--reconcile", action="store_true", help="compare today's recorded cost "
+                       "with what the provider billed the key (its key call, no completion)")
     usage.set_defaults(func=cmd_usage)
 
     serve = sub.add_parser("serve", parents=[config], help="run the local OpenAI-compatible endpoint")
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     token = sub.add_parser("token", help="print the local endpoint's access token")
     token.set_defaults(func=cmd_token)
+    cli_exo.add_commands(sub, config)
     return parser
 
 
@@ -238,18 +242,23 @@ def _report_failure(exc: RoutingError, as_json: bool) -> None:
 # -- status --------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    statuses, keychain_error, ledger = asyncio.run(_check(config))
+    statuses, keychain_error, ledger, cluster = asyncio.run(_check(config))
     crash = crashes.detect()
     if keychain_error:
         print(f"exo-bridge: {keychain_error}", file=sys.stderr)
     if args.json:
         print(json.dumps({"providers": [_status_json(s) for s in statuses], "ledger": ledger,
-                          "last_crash": _crash_json(crash)}, ensure_ascii=False, allow_nan=False))
+                          "last_crash": _crash_json(crash), "cluster": cli_exo.status_json(cluster)},
+                         ensure_ascii=False, allow_nan=False))
         return EXIT_OK
     for s in statuses:
         progress = f" [{s.download_progress:g}%]" if s.download_progress is not None else ""
         print(f"{s.id:<14} {s.state:<9} {s.latency_ms:>7.1f} ms  {s.detail}{progress}"
               f"  [{_today_text(s)}]")
+        for line in accounts.status_lines(s):
+            print(f"{'':<14} {line}")
+    for line in cli_exo.status_text(cluster):
+        print(line)
     if ledger["problem"]:
         print(f"usage ledger: cannot record — {ledger['problem']}; paid providers are off until "
               "it can")
@@ -272,18 +281,19 @@ def _local_time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-async def _check(config: Config) -> tuple[list[ProviderStatus], str | None, dict[str, Any]]:
+async def _check(config: Config) -> tuple[list[ProviderStatus], str | None, dict[str, Any], Any]:
     with _ledger() as ledger:
         async with Router(config, ledger=ledger) as router:
             statuses = await router.check_all()
-        return statuses, router.keychain_error, ledger.state()
+        return statuses, router.keychain_error, ledger.state(), router.companion.cluster()
 
 
 def _status_json(status: ProviderStatus) -> dict[str, Any]:
     return {"id": status.id, "name": status.name, "state": status.state, "detail": status.detail,
             "latency_ms": status.latency_ms, "download_progress": status.download_progress,
             "requests_today": status.requests_today, "tokens_today": status.tokens_today,
-            "cost_today_usd": round(status.cost_today_usd, 8), "limits": status.limits}
+            "cost_today_usd": round(status.cost_today_usd, 8), "limits": status.limits,
+            "limit": accounts.limit_json(status), "account": accounts.account_json(status)}
 
 
 def _today_text(status: ProviderStatus) -> str:
@@ -362,14 +372,18 @@ async def _test_key(config: Config, provider_id: str) -> Any:
 
 # -- usage ---------------------------------------------------------------------------------
 def cmd_usage(args: argparse.Namespace) -> int:
-    _config(args)  # a broken config is reported even here
+    config = _config(args)  # a broken config is reported even here
     until = datetime.now(UTC).date()
     since = args.since or until - timedelta(days=args.days - 1)
+    complete = True
     with _ledger(required=True) as ledger:
         ledger.check_now()  # a damaged file is moved aside now, not reported as zeros
         if ledger.notice:
             print(f"exo-bridge: {ledger.notice}", file=sys.stderr)
+        if args.reconcile:
+            complete = accounts.report_checks(asyncio.run(accounts.reconcile_now(config, ledger)))
         rows = usage_report.summary(ledger, since, until, args.by)
+        checks = accounts.stored_checks(ledger, since, until)
         quarantined = ledger.quarantined()
     totals = usage_report.totals(rows)
     if quarantined:
@@ -377,12 +391,14 @@ def cmd_usage(args: argparse.Namespace) -> int:
               f"{data_dir() / 'usage.quarantine.jsonl'}", file=sys.stderr)
     if args.json:
         print(json.dumps({"rows": [r.as_dict() for r in rows], "totals": totals,
-                          "quarantined": quarantined}, allow_nan=False))
+                          "quarantined": quarantined,
+                          "reconciliation": [c.as_json() for c in checks]}, allow_nan=False))
     elif args.csv:
         usage_report.write_csv(rows, sys.stdout)
     else:
         _print_usage_table(rows, totals, since, until)
-    return EXIT_OK
+        accounts.print_checks(checks)
+    return EXIT_OK if complete else EXIT_UNANSWERED
 
 
 def _print_usage_table(rows: Sequence[usage_report.UsageRow], totals: dict[str, Any], since: date,

@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import platformdirs
@@ -60,7 +61,7 @@ huggingface = "meta-llama/Llama-3.2-3B-Instruct"
 MiB = 1024 * 1024
 
 NOTIFICATION_KINDS = ("failover", "failback", "invalid-key", "budget", "cost-anomaly", "crash",
-                      "ledger")
+                      "ledger", "warm", "cluster", "credit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class ProviderConfig:
     api_key_env: str | None = None
     prompt_price_per_mtok: float | None = None
     completion_price_per_mtok: float | None = None
+    credit_floor_usd: float | None = None  # warn as the key's credit nears this (80%, 95%)
     max_connections: int = 1024  # requests at once; more wait (within the first-token deadline)
     max_queued: int = 1024  # requests waiting for a connection; more are skipped as busy
     max_response_bytes: int = 32 * MiB  # one answer's body as received
@@ -109,11 +111,22 @@ class ProviderConfig:
             self.prompt_price_per_mtok or self.completion_price_per_mtok)
 
 
+class WarmConsent(StrEnum):
+    """``warm_on_exo``: whether a model the local cluster could run but has not loaded is
+    loaded there (while the cloud answers): after asking, always, or never."""
+
+    ASK = "ask"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelAlias:
     name: str
     ids: Mapping[str, tuple[str, ...]]  # provider id -> candidate model ids, first match wins
     allow_paid_failover: bool | None = None
+    warm_on_exo: WarmConsent = WarmConsent.ASK
+    free_only: bool = False  # never sent where it would cost money
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from router.config import (
     ModelAlias,
     ProviderConfig,
     ServerConfig,
+    WarmConsent,
 )
 from router.errors import ConfigError
 from router.providers import kind_named, kind_names
@@ -25,7 +26,7 @@ _PROVIDER_KEYS = {
     "daily_request_limit", "daily_token_limit", "daily_cost_limit_usd",
     "connect_timeout_s", "first_token_timeout_s", "idle_timeout_s", "total_timeout_s", "api_key_env",
     "prompt_price_per_mtok", "completion_price_per_mtok", "max_connections", "max_queued",
-    "max_response_bytes", "max_decompressed_bytes", "max_line_bytes",
+    "max_response_bytes", "max_decompressed_bytes", "max_line_bytes", "credit_floor_usd",
 }
 _TOP_KEYS = {"providers", "models", "allow_paid_failover", "server", "notifications", "health"}
 _HEALTH_KEYS = {"exo_probe_interval_s", "cloud_probe_interval_s"}
@@ -58,7 +59,7 @@ class Builder:
                 raise self.fail(f"unknown key {key!r}", f"remove it; known keys: "
                                 f"{', '.join(sorted(_TOP_KEYS))}", self.at.find(key))
         providers = self.providers(raw.get("providers"))
-        known = {p.id for p in providers}
+        known = {p.id: p for p in providers}
         models = self.models(raw.get("models", {}), known)
         paid = raw.get("allow_paid_failover", True)
         if not isinstance(paid, bool):
@@ -182,7 +183,18 @@ class Builder:
             api_key_env=self.text(index, table, "api_key_env"),
             prompt_price_per_mtok=self.limit(table, "prompt_price_per_mtok", where),
             completion_price_per_mtok=self.limit(table, "completion_price_per_mtok", where),
+            credit_floor_usd=self.credit_floor(table, kind, where),
             **self.deadlines(table, kind, where), **self.capacity(table, where))
+
+    def credit_floor(self, table: dict[str, Any], kind: str, where: Where) -> float | None:
+        value = self.limit(table, "credit_floor_usd", where)
+        if value is not None and not kind_named(kind).reports_account:
+            telling = [k for k in kind_names() if kind_named(k).reports_account]
+            raise self.fail(f"credit_floor_usd needs a provider whose key call reports its "
+                            f"credit; kind {kind!r} does not",
+                            f"remove credit_floor_usd here (kinds that report credit: "
+                            f"{', '.join(telling)})", where("credit_floor_usd"))
+        return None if value is None else float(value)
 
     def deadlines(self, table: dict[str, Any], kind: str, where: Where) -> dict[str, Any]:
         connect, first, idle = kind_named(kind).deadlines
@@ -239,13 +251,13 @@ class Builder:
         return tuple(u.rstrip("/") for u in urls)
 
     # -- models ----------------------------------------------------------------------------
-    def models(self, raw: Any, known: set[str]) -> dict[str, ModelAlias]:
+    def models(self, raw: Any, known: dict[str, ProviderConfig]) -> dict[str, ModelAlias]:
         if not isinstance(raw, dict):
             raise self.fail("models must be a table of aliases", 'write [models."name"]',
                             self.at.find("models"))
         return {name: self.alias(name, table, known) for name, table in raw.items()}
 
-    def alias(self, name: str, table: Any, known: set[str]) -> ModelAlias:
+    def alias(self, name: str, table: Any, known: dict[str, ProviderConfig]) -> ModelAlias:
         n = re.escape(name)
         line = self.at.first(rf"""^\s*\[\s*models\s*\.\s*(?:{n}|"{n}"|'{n}')\s*\]""") \
             or self.at.find(name)
@@ -253,14 +265,18 @@ class Builder:
             raise self.fail(f"model alias {name!r} must be a table",
                             f'write [models."{name}"] with provider = "model id" lines', line)
         ids: dict[str, tuple[str, ...]] = {}
-        paid: bool | None = None
+        flags: dict[str, bool] = {}
+        warm = WarmConsent.ASK
         for key, value in table.items():
             key_line = self.at.key(key, line - 1) or line
-            if key == "allow_paid_failover":
+            if key == "warm_on_exo":
+                warm = self.warm_consent(name, value, key_line)
+                continue
+            if key in ("allow_paid_failover", "free_only"):
                 if not isinstance(value, bool):
-                    raise self.fail("allow_paid_failover must be true or false",
-                                    "write true or false", key_line)
-                paid = value
+                    raise self.fail(f"{key} must be true or false", "write true or false",
+                                    key_line)
+                flags[key] = value
                 continue
             if key not in known:
                 raise self.fail(f"model alias {name!r} names unknown provider {key!r}",
@@ -271,7 +287,33 @@ class Builder:
                 raise self.fail(f"model id for {key!r} in alias {name!r} must be a string or a "
                                 "list of strings", f'write {key} = "model-id"', key_line)
             ids[key] = tuple(values)
-        return ModelAlias(name=name, ids=ids, allow_paid_failover=paid)
+        if flags.get("free_only"):
+            self.free_alias(name, ids, known, line)
+        return ModelAlias(name=name, ids=ids, allow_paid_failover=flags.get("allow_paid_failover"),
+                          free_only=flags.get("free_only", False), warm_on_exo=warm)
+
+    def warm_consent(self, alias: str, value: Any, line: int) -> WarmConsent:
+        """``warm_on_exo``: load the model on the local cluster when it could run it."""
+        choices = ", ".join(f'"{c}"' for c in WarmConsent)
+        if not isinstance(value, str) or value not in set(WarmConsent):
+            raise self.fail(f"warm_on_exo in alias {alias!r} must be one of {choices}, not {value!r}",
+                            'write warm_on_exo = "ask" (or "always", or "never")', line)
+        return WarmConsent(value)
+
+    def free_alias(self, name: str, ids: dict[str, tuple[str, ...]],
+                   known: dict[str, ProviderConfig], line: int) -> None:
+        """A free_only alias lists only what costs nothing: a provider that never charges, or
+        a free variant of one that does."""
+        for pid, model_ids in ids.items():
+            traits = known[pid].traits
+            charged = [m for m in model_ids if not traits.is_free_variant(m)]
+            if not known[pid].costs_money or not charged:
+                continue
+            fix = (f"use its free variant ({charged[0]}{traits.free_suffix}) or remove {pid} "
+                   "from this alias" if traits.free_suffix else
+                   f"remove {pid} from this alias: it charges for every request")
+            raise self.fail(f"model alias {name!r} is free_only, but {pid} would charge for "
+                            f"{charged[0]!r}", fix, self.at.key(pid, line - 1) or line)
 
     # -- [notifications] and [server] ------------------------------------------------------
     def notifications(self, raw: Any) -> dict[str, bool]:

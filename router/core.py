@@ -28,12 +28,13 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from router import catalog
+from router import catalog, cluster_ops
 from router.accounting import Accountant
+from router.accounts import AccountWatch
 from router.body import BodyLimits
 from router.budget import Budget, utc_now
 from router.config import Config, ProviderConfig
@@ -47,11 +48,12 @@ from router.errors import (
     describe_attempts,
 )
 from router.events import EventHub, Failover, LedgerProblem, Listener, RequestFinished
+from router.exo_companion import Companion
 from router.health import HealthBook
 from router.journey import Admitted, ChatStream, Run, Trace, usage_chunk
 from router.keys import KeyStore, Secret
 from router.ledger import Ledger
-from router.policy import Candidate, candidates, failover_reason, gate, paid_failover_allowed, reaction
+from router.policy import Candidate, candidates, failover_reason, gate, reaction
 from router.pricing import Pricer
 from router.probing import Prober, ProviderStatus, statuses
 from router.providers import CostSource, HealthState, Role, Snapshot, adapter_for
@@ -107,6 +109,8 @@ class Router:
                      Role.CLOUD: timing.cloud_probe_interval_s or config.health.cloud_probe_interval_s}
         self.prober = Prober(config, self.health, self._adapters, self.key, self.http, intervals)
         self.catalog = catalog.Catalog(self)
+        self.companion = Companion(self)  # warms models on a local cluster; watches it
+        self.account_watch = AccountWatch.of(self)  # credit warnings, limits, ledger vs bill
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Router:
@@ -298,7 +302,7 @@ class Router:
                      request: Mapping[str, Any]) -> Admitted | Attempt:
         """What to send where, or the Attempt that records why the provider is skipped."""
         provider = candidate.provider
-        skip = self._skip(provider, model)
+        skip = self._skip(candidate, model)
         if skip is not None:
             return Attempt(provider.id, skip[0], skip[1], called=False)
         if provider.traits.local and self.health.is_stale(provider.id, self.prober.readiness_age()):
@@ -315,10 +319,11 @@ class Router:
             return Attempt(provider.id, outcome, detail, called=False)
         return await self._hold(provider, admission.model_id, request)
 
-    def _skip(self, provider: ProviderConfig, model: str) -> tuple[Outcome, str] | None:
+    def _skip(self, candidate: Candidate, model: str) -> tuple[Outcome, str] | None:
         """Why the provider is passed over without a call, from what is known already."""
-        skip = gate(provider, has_key=self.has_key(provider), local_only=self.local_only,
-                    paid_allowed=paid_failover_allowed(self.config, model))
+        provider = candidate.provider
+        skip = gate(self.config, candidate, model, has_key=self.has_key(provider),
+                    local_only=self.local_only)
         if skip is None and provider.costs_money and self.ledger is not None \
                 and not self.ledger.can_record:  # closed for money, open for exo
             skip = (Outcome.NOT_ALLOWED, "paid providers are off while the usage ledger cannot "
@@ -370,7 +375,9 @@ class Router:
     def _failed(self, trace: Trace, run: Run, failure: ProviderFailure) -> None:
         """Record it (a cut one too, with its tokens); fail over unless the caller has part of
         the answer (a stream) or the request was at fault."""
+        failure = self.account_watch.informed(run.provider, failure)  # a cap's reset time
         self.health.record_failure(run.provider.id, run.model_id, failure)
+        self.account_watch.limited(run.provider, failure)
         cut = run.wire.content_started  # a bad answer stays one; any other failure cut it
         outcome = failure.outcome if not cut or failure.outcome is Outcome.BAD_RESPONSE \
             else Outcome.STREAM_CUT
@@ -388,6 +395,7 @@ class Router:
         trace.attempts.append(self.accounts.attempt(trace, run, Outcome.CANCELLED,
                                                    "the caller went away"))
         self._finish(trace, None)
+        cluster_ops.cancel_upstream(self, self._adapters[run.provider.id], run)
 
     def _succeeded(self, trace: Trace, run: Run) -> Result:
         self.health.record_success(run.provider.id, run.ms())
@@ -430,7 +438,8 @@ class Router:
         return await self.probe(provider)
 
     def statuses(self) -> list[ProviderStatus]:
-        return statuses(self.config, self.health, self.budget, self.ledger, self.has_key)
+        return [replace(s, account=self.account_watch.status(s.id)) for s in
+                statuses(self.config, self.health, self.budget, self.ledger, self.has_key)]
 
     # -- models ---------------------------------------------------------------------------
     def known_models(self) -> dict[str, str]:
@@ -446,4 +455,6 @@ class Router:
         few seconds (free liveness), the cloud rarely (a cheap authenticated call, never a
         completion); and every keyed cloud provider's model list, for the catalog."""
         self.prober.start(self.spawn, after=self.keys_ready)
+        self.companion.start()
+        self.account_watch.watching = True  # after traffic, and the ledger vs the bill daily
         self.catalog.loading = self.spawn(self._refresh_prices(paid_only=False))

@@ -12,6 +12,7 @@ Exceptions::
     ├── LedgerUnavailable          the usage ledger cannot be opened or written (path, fix)
     │   └── LedgerCorrupt          SQLite says the file is damaged (it is moved aside)
     ├── EndpointError              the local endpoint cannot start (port in use, bad address)
+    ├── ClusterActionFailed        a local cluster would not warm, reload or unload a model (why)
     ├── ProviderFailure            one attempt failed (internal: carries the outcome)
     └── RoutingError               a request that got no answer (carries the attempts)
         ├── RequestRejected        the request's own fault (400): not sent to other providers
@@ -59,6 +60,30 @@ class Outcome(StrEnum):
         """Skipped for the user's own settings (disabled, no key, not allowed): passing such a
         provider is no failover."""
         return self in (Outcome.DISABLED, Outcome.NOT_ALLOWED, Outcome.NO_KEY)
+
+
+class LimitCause(StrEnum):
+    """Why a provider's account refused a request (a 402 and its kin), as its adapter read the
+    provider's answer; router/policy.py decides what each means (how long, for which models)."""
+
+    IN_FLIGHT = "in-flight-budget"  # too much paid spending in flight at once: a short wait
+    KEY_LIMIT = "key-limit"  # the key's own spending cap: until it resets
+    CREDITS = "credits"  # the account's balance: until credit is added
+    REQUEST_COST = "request-cost"  # this request alone costs more than the balance allows
+    FREE_QUOTA = "free-quota"  # the day's free-model requests are used up: until 00:00 UTC
+
+    @property
+    def meaning(self) -> str:
+        return _LIMIT_MEANINGS[self]
+
+
+_LIMIT_MEANINGS = {
+    LimitCause.IN_FLIGHT: "too much paid spending in flight",
+    LimitCause.KEY_LIMIT: "the key's credit limit is reached",
+    LimitCause.CREDITS: "out of credits",
+    LimitCause.REQUEST_COST: "this request costs more than the balance allows",
+    LimitCause.FREE_QUOTA: "today's free-model requests are used up",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,16 +150,22 @@ class EndpointError(ExoBridgeError):
     """The endpoint cannot start (port in use, bad address)."""
 
 
+class ClusterActionFailed(ExoBridgeError):
+    """A local cluster would not warm, reload or unload a model; the message says why."""
+
+
 class ProviderFailure(ExoBridgeError):
-    """One attempt at one provider failed; ``outcome`` says why."""
+    """One attempt at one provider failed; ``outcome`` says why, and ``limit`` which of the
+    account's limits refused it (when one did)."""
 
     def __init__(self, outcome: Outcome, detail: str, *, retry_after_s: float | None = None,
-                 status: int | None = None):
+                 status: int | None = None, limit: LimitCause | None = None):
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
         self.retry_after_s = retry_after_s
         self.status = status
+        self.limit = limit
 
 
 class RoutingError(ExoBridgeError):

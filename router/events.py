@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from router.errors import Outcome
+from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
+from router.errors import LimitCause, Outcome
 from router.providers import HealthState, Role
 
 log = logging.getLogger(__name__)
@@ -89,8 +91,58 @@ class LedgerProblem:
     problem: str | None
 
 
+class CreditWall(StrEnum):
+    """What a credit warning is about."""
+
+    KEY_LIMIT = "key-limit"  # the key's spending cap
+    CREDIT_FLOOR = "credit-floor"  # the credit_floor_usd the user set
+    FREE_REQUESTS = "free-requests"  # the day's free-model requests
+
+
+class CreditLevel(StrEnum):
+    NEARLY = "80%"  # of the way to the wall (free requests: 90% used)
+    CLOSE = "95%"
+    REACHED = "reached"
+
+
+@dataclass(frozen=True, slots=True)
+class CreditAlert:
+    """The provider's key call shows it nearing (or at) a wall: ``left`` of ``of`` (dollars, or
+    requests), back at ``resets_at`` if the wall resets."""
+
+    provider: str
+    wall: CreditWall
+    level: CreditLevel
+    left: float
+    of: float
+    resets_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLimited:
+    """A limit of the provider's account started holding it back (``ends_at`` None: until the
+    user acts)."""
+
+    provider: str
+    cause: LimitCause
+    ends_at: datetime | None
+    detail: str  # for people
+
+
+@dataclass(frozen=True, slots=True)
+class BillDrift:
+    """What the ledger recorded for the provider on a UTC day and what its key call says it
+    billed differ by more than 5% and more than a cent."""
+
+    provider: str
+    day: str
+    recorded_usd: float
+    billed_usd: float
+
+
 Event = (Failover | HealthChanged | RequestFinished | BudgetAlert | CostAnomaly | UsageInvalid
-         | LedgerProblem)
+         | LedgerProblem | ModelWarming | NodeChanged | ClusterProblem | CreditAlert
+         | AccountLimited | BillDrift)
 Listener = Callable[[Event], None]
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from router.config import ProviderConfig
-from router.errors import Outcome, ProviderFailure
+from router.errors import LimitCause, Outcome, ProviderFailure
 from router.events import EventHub, HealthChanged
-from router.policy import SOFT_FAILURES_TO_OPEN, reaction
+from router.policy import SOFT_FAILURES_TO_OPEN, Rest, Scope, reaction
 from router.providers.base import HealthState, Snapshot
 
 # An open breaker of a provider that is not probed often lets one request through after this.
@@ -22,6 +24,21 @@ class Breaker(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A limit of the provider's account, until ``until`` on the health clock (inf: until the
+    user acts or the key call shows it is over)."""
+
+    cause: LimitCause
+    until: float
+    scope: Scope = Scope.PROVIDER
+
+
+_HOLD_ORDER = (Scope.PROVIDER, Scope.PAID_MODELS, Scope.FREE_MODELS)
+_UNTIL_ACTED = {LimitCause.CREDITS: "until credit is added",
+                LimitCause.KEY_LIMIT: "until the key's limit is raised"}
 
 
 @dataclass(slots=True)
@@ -37,6 +54,7 @@ class ProviderHealth:
     cooldown_reason: str = ""
     invalid_key: bool = False
     blocked_models: dict[str, float] = field(default_factory=dict)
+    holds: dict[Scope, Hold] = field(default_factory=dict)  # the account's limits
     last_latency_ms: float = 0.0
     published: HealthState = HealthState.UNKNOWN
 
@@ -74,6 +92,9 @@ class HealthBook:
             h.breaker = Breaker.HALF_OPEN
         if h.invalid_key:
             return Outcome.INVALID_KEY, f"key rejected earlier; run `exo-bridge keys set {provider_id}`"
+        hold = self._held(h, Scope.PROVIDER, now)
+        if hold is not None:
+            return _skipped_as(hold), self.describe(hold, provider_id)
         if now < h.cooldown_until:
             return Outcome.RATE_LIMITED, (f"{h.cooldown_reason}; resting "
                                           f"{h.cooldown_until - now:.0f}s more")
@@ -93,6 +114,11 @@ class HealthBook:
         if h.blocked_models.get(model_id, 0.0) > now:
             return Admission(None, (Outcome.MODEL_UNAVAILABLE,
                                     f"{model_id} was unavailable here moments ago"))
+        scope = Scope.FREE_MODELS if h.provider.traits.is_free_variant(model_id) \
+            else Scope.PAID_MODELS
+        hold = self._held(h, scope, now)
+        if hold is not None:
+            return Admission(None, (_skipped_as(hold), self.describe(hold, h.provider.id)))
         if snap is not None and model_id in snap.busy:
             return Admission(None, (Outcome.BUSY, snap.busy[model_id]))
         if snap is not None and snap.ready is not None and model_id not in snap.ready:
@@ -114,7 +140,8 @@ class HealthBook:
     def record_failure(self, provider_id: str, model_id: str | None,
                        failure: ProviderFailure) -> None:
         h = self._health[provider_id]
-        react = reaction(failure)
+        free = model_id is not None and h.provider.traits.is_free_variant(model_id)
+        react = reaction(failure, free_model=free)
         now = self._clock()
         if react.open_breaker or h.breaker is Breaker.HALF_OPEN or (
                 react.soft_failure and h.soft_failures + 1 >= SOFT_FAILURES_TO_OPEN):
@@ -128,7 +155,58 @@ class HealthBook:
             h.invalid_key = True
         if react.model_only and model_id:
             h.blocked_models[model_id] = now + MODEL_UNAVAILABLE_FOR_S
+        if react.rest is not None:
+            h.holds[react.rest.scope] = Hold(react.rest.cause, now + react.rest.seconds,
+                                             react.rest.scope)
         self._publish(h)
+
+    # -- the account's limits ----------------------------------------------------------------
+    def rest(self, provider_id: str, rest: Rest) -> None:
+        """Hold the provider (or some of its models) back for a limit its key call showed."""
+        h = self._health[provider_id]
+        h.holds[rest.scope] = Hold(rest.cause, self._clock() + rest.seconds, rest.scope)
+        self._publish(h)
+
+    def lift(self, provider_id: str, causes: Iterable[LimitCause]) -> list[LimitCause]:
+        """End the holds of these causes (the user acted, or the key call shows they are over)."""
+        h = self._health[provider_id]
+        wanted = set(causes)
+        lifted = [h.holds.pop(scope).cause for scope in list(h.holds)
+                  if h.holds[scope].cause in wanted]
+        if lifted:
+            self._publish(h)
+        return lifted
+
+    def limit(self, provider_id: str) -> Hold | None:
+        """The limit that holds the provider back now (all its models first), or None."""
+        h = self._health[provider_id]
+        now = self._clock()
+        return next((hold for scope in _HOLD_ORDER
+                     if (hold := self._held(h, scope, now)) is not None), None)
+
+    def ends_at(self, hold: Hold) -> datetime | None:
+        """When a hold ends, on the wall clock (None: when the user acts)."""
+        left = hold.until - self._clock()
+        return None if math.isinf(left) else datetime.now(UTC) + timedelta(seconds=max(0.0, left))
+
+    def describe(self, hold: Hold, provider_id: str) -> str:
+        ends = self.ends_at(hold)
+        if ends is None:
+            when = _UNTIL_ACTED.get(hold.cause, "until the key call shows it is over")
+        elif (left := hold.until - self._clock()) < 120:
+            when = f"for {max(0.0, left):.0f}s more"
+        else:
+            when = f"until {ends:%Y-%m-%d %H:%M} UTC"
+        free = hold.scope is Scope.PAID_MODELS and self._health[provider_id].provider.traits.free_suffix
+        return f"{hold.cause.meaning}, {when}" + (" (its free models still answer)" if free else "")
+
+    @staticmethod
+    def _held(h: ProviderHealth, scope: Scope, now: float) -> Hold | None:
+        hold = h.holds.get(scope)
+        if hold is not None and now >= hold.until:
+            del h.holds[scope]
+            return None
+        return hold
 
     def _open(self, h: ProviderHealth, reason: str) -> None:
         h.breaker = Breaker.OPEN
@@ -153,8 +231,10 @@ class HealthBook:
         self._publish(h)
 
     def reset_key(self, provider_id: str) -> None:
+        """A new key: whatever the old one was refused for is forgotten."""
         h = self._health[provider_id]
         h.invalid_key = False
+        h.holds.clear()
         self._publish(h)
 
     # -- what to show ----------------------------------------------------------------------
@@ -167,6 +247,9 @@ class HealthBook:
             return HealthState.DOWN, "invalid key"
         if h.breaker is Breaker.OPEN:
             return HealthState.DOWN, h.open_reason
+        hold = self.limit(h.provider.id)
+        if hold is not None:
+            return HealthState.DEGRADED, self.describe(hold, h.provider.id)
         now = self._clock()
         if now < h.cooldown_until:
             return HealthState.DEGRADED, f"{h.cooldown_reason} for {h.cooldown_until - now:.0f}s"
@@ -185,3 +268,9 @@ class HealthBook:
             HealthState.DOWN, HealthState.BUSY, HealthState.DEGRADED)
         self._events.emit(HealthChanged(h.provider.id, old, state, detail, recovered,
                                         h.provider.traits.role, h.invalid_key))
+
+
+def _skipped_as(hold: Hold) -> Outcome:
+    """The day's free requests come back at midnight like a daily budget; the other limits are
+    the account's credit."""
+    return Outcome.OVER_BUDGET if hold.cause is LimitCause.FREE_QUOTA else Outcome.OUT_OF_CREDITS

@@ -5,10 +5,12 @@ It sees providers only through their config and outcomes; it knows no wire forma
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from router.config import Config, ProviderConfig
-from router.errors import Outcome, ProviderFailure
+from router.errors import LimitCause, Outcome, ProviderFailure
 
 # How long a provider rests after a 429 that gave no Retry-After.
 DEFAULT_RATE_LIMIT_COOLDOWN_S = 30.0
@@ -17,7 +19,30 @@ DEFAULT_QUOTA_COOLDOWN_S = 3600.0
 # Failures in a row that open a breaker for the soft causes (timeouts, 5xx, bad answers).
 SOFT_FAILURES_TO_OPEN = 3
 
+# The in-flight budget refused without a Retry-After: a short wait, then tried again.
+DEFAULT_IN_FLIGHT_WAIT_S = 5.0
+# A rest that ends only when the user acts (adds credit, raises the key's cap, a new key) or the
+# key call shows it is over; never by retrying blindly.
+UNTIL_ACTED = math.inf
+
 _SOFT = {Outcome.TIMEOUT, Outcome.SERVER_ERROR, Outcome.BAD_RESPONSE, Outcome.STREAM_CUT}
+
+
+class Scope(StrEnum):
+    """Which of a provider's models a limit holds back."""
+
+    PROVIDER = "provider"  # all of them (a negative balance refuses even free models)
+    PAID_MODELS = "paid-models"  # those that cost money; its free variants still answer
+    FREE_MODELS = "free-models"  # only its free variants (the day's free requests are used up)
+
+
+@dataclass(frozen=True, slots=True)
+class Rest:
+    """A limit of the provider's account: why, for how long (UNTIL_ACTED), for which models."""
+
+    cause: LimitCause
+    seconds: float
+    scope: Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +61,7 @@ class Reaction:
     invalid_key: bool = False
     model_only: bool = False  # the provider is fine, only this model is not there
     return_to_caller: bool = False  # the request's own fault: try no other provider
+    rest: Rest | None = None  # a limit of its account holds it (or some of its models) back
 
 
 def candidates(config: Config, model: str) -> list[Candidate]:
@@ -56,14 +82,31 @@ def paid_failover_allowed(config: Config, model: str) -> bool:
     return config.allow_paid_failover
 
 
-def gate(provider: ProviderConfig, *, has_key: bool, paid_allowed: bool,
+def free_only(config: Config, model: str) -> bool:
+    """A request that must never cost money: an alias marked ``free_only``, or a name some
+    provider knows as a free variant (OpenRouter's ``:free``)."""
+    alias = config.models.get(model)
+    if alias is not None:
+        return alias.free_only
+    return any(p.traits.is_free_variant(model) for p in config.providers)
+
+
+def gate(config: Config, candidate: Candidate, model: str, *, has_key: bool,
          local_only: bool) -> tuple[Outcome, str] | None:
-    """Skip reasons that need no health information."""
+    """Skip reasons that need no health information. A free-only request goes only where it
+    costs nothing (a provider that never charges, or a free variant of one that does), and so
+    needs no consent to paid failover."""
+    provider = candidate.provider
+    free = free_only(config, model)
     if not provider.enabled:
         return Outcome.DISABLED, "disabled in the config"
     if local_only and not provider.traits.local:
         return Outcome.NOT_ALLOWED, "cloud failover is paused (local only)"
-    if provider.paid and not paid_allowed:
+    if free and provider.costs_money and not all(provider.traits.is_free_variant(m)
+                                                 for m in candidate.model_ids):
+        return Outcome.NOT_ALLOWED, (f"a free-only request: {provider.name} would charge for "
+                                     f"{candidate.model_ids[0]}")
+    if provider.paid and not free and not paid_failover_allowed(config, model):
         return Outcome.NOT_ALLOWED, "paid provider and allow_paid_failover is off"
     if provider.needs_key and not has_key:
         env = f" or set ${provider.api_key_env}" if provider.api_key_env else ""
@@ -71,8 +114,11 @@ def gate(provider: ProviderConfig, *, has_key: bool, paid_allowed: bool,
     return None
 
 
-def reaction(failure: ProviderFailure) -> Reaction:
+def reaction(failure: ProviderFailure, *, free_model: bool = False) -> Reaction:
+    """What a failure means (``free_model``: it came from a free variant of the provider)."""
     outcome = failure.outcome
+    if failure.limit is not None:
+        return Reaction(rest=limit_rest(failure.limit, failure.retry_after_s, free_model=free_model))
     if outcome is Outcome.REFUSED:
         return Reaction(open_breaker=True)
     if outcome is Outcome.RATE_LIMITED:
@@ -86,6 +132,23 @@ def reaction(failure: ProviderFailure) -> Reaction:
     if outcome is Outcome.BAD_REQUEST:
         return Reaction(return_to_caller=True)
     return Reaction(soft_failure=outcome in _SOFT)
+
+
+def limit_rest(cause: LimitCause, seconds: float | None, *, free_model: bool) -> Rest | None:
+    """How a limit of the account rests the provider. A limit met by a free variant holds all
+    its models (OpenRouter refuses even free models on a negative balance); one met by a paid
+    model only its paid ones."""
+    scope = Scope.PROVIDER if free_model else Scope.PAID_MODELS
+    if cause is LimitCause.IN_FLIGHT:  # transient: the spending in flight settles
+        return Rest(cause, seconds or DEFAULT_IN_FLIGHT_WAIT_S, scope)
+    if cause is LimitCause.KEY_LIMIT:  # until the cap resets; one that never does, until acted
+        return Rest(cause, UNTIL_ACTED if seconds is None else seconds, scope)
+    if cause is LimitCause.CREDITS:  # until credit is added: re-checked by the key call
+        return Rest(cause, UNTIL_ACTED, scope)
+    if cause is LimitCause.FREE_QUOTA:
+        return Rest(cause, DEFAULT_QUOTA_COOLDOWN_S if seconds is None else seconds,
+                    Scope.FREE_MODELS)
+    return None  # REQUEST_COST: this request only; the next, smaller one may pass
 
 
 def failover_reason(outcomes: list[tuple[str, Outcome]]) -> tuple[str, Outcome] | None:

@@ -6,11 +6,14 @@ state is as the displays show it (``ProviderStatus``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
+from router.errors import LimitCause
 from router.health import HealthBook
 from router.keys import Secret
 from router.providers import Adapter, HealthState, Role, Snapshot
@@ -18,8 +21,12 @@ from router.providers import Adapter, HealthState, Role, Snapshot
 if TYPE_CHECKING:
     import httpx
 
+    from router.account_status import AccountStatus
     from router.budget import Budget
     from router.ledger import Ledger
+
+log = logging.getLogger(__name__)
+ProbeListener = Callable[[ProviderConfig, Snapshot], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,9 @@ class ProviderStatus:
     cost_today_usd: float = 0.0
     limits: dict[str, float | None] = field(default_factory=dict)
     over_budget: bool = False  # a daily limit is reached (it comes back at 00:00 UTC)
+    limit: LimitCause | None = None  # a limit of its account holds it (or some models) back
+    limit_ends: datetime | None = None  # when that ends; None with a limit: when the user acts
+    account: AccountStatus | None = None  # what its key call said of the account
 
     @property
     def can_serve(self) -> bool:
@@ -54,6 +64,7 @@ class Prober:
     http: Callable[[], Awaitable[httpx.AsyncClient]]
     intervals: dict[Role, float]  # how often each role is probed in the background
     every: dict[str, float] = field(default_factory=dict)  # provider id -> interval, once probed
+    listeners: list[ProbeListener] = field(default_factory=list)  # told of every probe's result
     _running: dict[str, asyncio.Task[Snapshot]] = field(default_factory=dict)
 
     async def probe(self, provider: ProviderConfig) -> Snapshot:
@@ -69,6 +80,11 @@ class Prober:
         adapter = self.adapters[provider.id]
         snapshot = await adapter.probe(await self.http(), provider, self.key(provider))
         self.health.record_probe(provider.id, snapshot)
+        for listener in self.listeners:
+            try:
+                listener(provider, snapshot)
+            except Exception:  # a listener's defect never stops the probes
+                log.exception("probe listener %r failed", listener)
         return snapshot
 
     def checkable(self, provider: ProviderConfig) -> bool:
@@ -116,7 +132,10 @@ def statuses(config: Config, health: HealthBook, budget: Budget, ledger: Ledger 
         today = budget.today(p.id)
         limits = {"requests": p.daily_request_limit, "tokens": p.daily_token_limit,
                   "cost_usd": p.daily_cost_limit_usd}
+        hold = health.limit(p.id)
         result.append(ProviderStatus(p.id, p.name, p.traits.role, state, detail,
                                      round(h.last_latency_ms, 1), progress, p.paid, today.requests,
-                                     today.tokens, today.cost_usd, limits, over_budget=bool(over)))
+                                     today.tokens, today.cost_usd, limits, over_budget=bool(over),
+                                     limit=hold.cause if hold else None,
+                                     limit_ends=health.ends_at(hold) if hold else None))
     return result

@@ -3,8 +3,9 @@ answer again, for ``Retry-After`` — or none, when nothing will change by itsel
 
 A provider that is down comes back at the next probe when it is probed in the background (a
 good probe closes its breaker), else when its breaker rests out; one that is rate limited or out
-of credit when its cooldown ends; one over its daily budget at the reset (00:00 UTC). Disabled,
-keyless, rejected-key, not-allowed and model-less providers never come back by themselves.
+of credit when its cooldown or its account's limit ends (never by itself for credit that only
+the user can add); one over its daily budget at the reset (00:00 UTC). Disabled, keyless,
+rejected-key, not-allowed and model-less providers never come back by themselves.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ _COOLING = {Outcome.RATE_LIMITED, Outcome.OUT_OF_CREDITS}
 def back_in(outcome: Outcome, health: ProviderHealth, now: float, probe_every_s: float | None,
             budget_reset_s: float) -> float | None:
     """Seconds until the provider could serve again, or None if it won't by itself."""
-    if outcome in _COOLING:
-        return max(0.0, health.cooldown_until - now)
+    if outcome in _COOLING:  # a limit of its account, else a cooldown (429)
+        ends = [hold.until for hold in health.holds.values()] or [health.cooldown_until]
+        left = max(0.0, min(ends) - now)
+        return None if math.isinf(left) else left  # inf: until the user acts
     if outcome is Outcome.OVER_BUDGET:
         return budget_reset_s
     if outcome not in _DOWN:

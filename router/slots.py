@@ -19,6 +19,7 @@ class Slots:
         self.limit = limit
         self.max_queued = max_queued
         self.waiting = 0
+        self.in_use = 0  # requests holding a connection now
         self._free = asyncio.Semaphore(limit)
 
     @property
@@ -31,11 +32,13 @@ class Slots:
         time). Without a wait when one is free (the usual case)."""
         if not self._free.locked():
             await self._free.acquire()
+            self.in_use += 1
             return True
         self.waiting += 1
         try:
             async with asyncio.timeout_at(deadline):
                 await self._free.acquire()
+            self.in_use += 1
             return True
         except TimeoutError:
             return False
@@ -43,6 +46,7 @@ class Slots:
             self.waiting -= 1
 
     def release(self) -> None:
+        self.in_use -= 1
         self._free.release()
 
     async def take(self, provider: ProviderConfig, since: float) -> Attempt | None:

@@ -73,6 +73,12 @@ def _p50s(ledger: Ledger, since: date, until: date, period: str) -> dict[tuple[s
     return result
 
 
+def recorded_cost(ledger: Ledger, provider: str, day: str) -> float:
+    """What the ledger recorded as spent with ``provider`` on a UTC day (failed attempts too)."""
+    rows = ledger.query("SELECT cost_usd FROM daily WHERE day = ? AND provider = ?", (day, provider))
+    return float(rows[0][0]) if rows else 0.0
+
+
 def write_csv(rows: Iterable[UsageRow], handle: TextIO) -> None:
     """The rows as CSV with a header (`exo-bridge usage --csv`, the cost window's export)."""
     writer = csv.writer(handle, lineterminator="\n")

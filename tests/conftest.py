@@ -11,6 +11,7 @@ import keyring.backends.fail
 import pytest
 
 from router.config import Config, parse_config
+from tests.fakes.exo_cluster import LLAMA, FakeCluster
 from tests.fakes.memory_keyring import MemoryKeyring
 from tests.fakes.provider import FakeProvider
 
@@ -59,6 +60,18 @@ def _fake(flavor: str) -> Iterator[FakeProvider]:
 @pytest.fixture
 def exo() -> Iterator[FakeProvider]:
     yield from _fake("exo")
+
+
+@pytest.fixture
+def exo_cluster() -> Iterator[FakeProvider]:
+    """A fake exo with a simulated two-node cluster, Llama 3.2 3B loaded and ready."""
+    cluster = FakeCluster()
+    cluster.load_instance(LLAMA)
+    fake = FakeProvider("exo", cluster=cluster)
+    try:
+        yield fake
+    finally:
+        fake.close()
 
 
 @pytest.fixture

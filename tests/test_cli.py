@@ -111,7 +111,8 @@ def test_bad_usage_exit_2(capsys):
     assert caught.value.code == 2
 
 
-def test_status_json_shows_busy_exo_with_download(capsys, cfg, exo):
+def test_status_json_shows_busy_exo_with_download(capsys, cfg, exo, openrouter):
+    openrouter.account.key_limit_usd = 12.5
     exo.ready = set()
     exo.downloading = {"mlx-community/Llama-3.2-3B-Instruct-4bit": 43.0}
     code, out, _ = run(capsys, "status", "--json", "--config", cfg)
@@ -121,10 +122,11 @@ def test_status_json_shows_busy_exo_with_download(capsys, cfg, exo):
     assert providers["exo"]["detail"] == "downloading Llama-3.2-3B 43%"
     assert providers["exo"]["download_progress"] == 43.0
     assert providers["openrouter"]["state"] == "healthy"
-    assert "credit left" in providers["openrouter"]["detail"]
+    assert "$12.50 credit left" in providers["openrouter"]["detail"]
     assert providers["huggingface"]["state"] == "healthy"
     assert set(providers["exo"]) == {"id", "name", "state", "detail", "latency_ms", "download_progress",
-                                     "requests_today", "tokens_today", "cost_today_usd", "limits"}
+                                     "requests_today", "tokens_today", "cost_today_usd", "limits",
+                                     "limit", "account"}
 
 
 def test_status_never_sends_a_completion(capsys, cfg, exo, openrouter, hf):

@@ -109,7 +109,8 @@ def test_notification_settings():
     config = parse_config(DEFAULT_CONFIG_TOML + "\n[notifications]\nbudget = false\n", "t")
     assert config.notifications == {"failover": True, "failback": True, "invalid-key": True,
                                     "budget": False, "cost-anomaly": True, "crash": True,
-                                    "ledger": True}
+                                    "ledger": True, "warm": True, "cluster": True,
+                                    "credit": True}
     err = error_for(DEFAULT_CONFIG_TOML + "\n[notifications]\nbudgets = false\n")
     assert "budgets" in err.message and err.line is not None
 

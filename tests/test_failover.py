@@ -175,7 +175,9 @@ async def test_429_cools_provider_for_retry_after(make_config, exo: FakeProvider
     assert len(openrouter.chat_requests) == 1
 
 
-async def test_402_is_out_of_credits_until_reset(make_config, exo, openrouter, hf):
+async def test_402_is_out_of_credits_until_the_user_acts(make_config, exo, openrouter, hf):
+    """A bare 402 (no limit named) is the account's credit: not retried by itself (each cause
+    in tests/test_accounts.py)."""
     config, _ = make_config()
     exo.stop()
     openrouter.fault, openrouter.fault_status = "status", 402
@@ -183,7 +185,8 @@ async def test_402_is_out_of_credits_until_reset(make_config, exo, openrouter, h
         first = await router.chat(ASK)
         second = await router.chat(ASK)
     assert first.attempts[1].outcome == "out-of-credits"
-    assert second.attempts[1].outcome == "rate-limited" and not second.attempts[1].called
+    assert second.attempts[1].outcome == "out-of-credits" and not second.attempts[1].called
+    assert second.attempts[1].detail.startswith("out of credits, until credit is added")
     assert len(openrouter.chat_requests) == 1
 
 

@@ -34,6 +34,8 @@ _CODE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
 class Turn:
     prompt: str
     answer: str = ""
+    thinking: str = ""  # the model's reasoning (``reasoning_content``), shown collapsed
+    show_thinking: bool = False
     footer: str = ""
     error: str = ""
     attempts: str = ""
@@ -50,6 +52,17 @@ def render_markdown(text: str) -> str:
         last = match.end()
     parts.append(html.escape(text[last:]).replace("\n", "<br>"))
     return "".join(parts)
+
+
+def thinking_html(turn: Turn, index: int) -> str:
+    """The reasoning before an answer: one line to click, collapsed; the text when opened."""
+    if not turn.thinking:
+        return ""
+    words = len(turn.thinking.split())
+    if not turn.show_thinking:
+        return f"<a href='think:{index}'>▸ Thinking ({words} words)</a><br>"
+    return (f"<a href='think:{index}'>▾ Thinking</a><br><span style='color:gray'>"
+            f"{render_markdown(turn.thinking.strip())}</span><br>")
 
 
 def footer_text(result: Result, names: dict[str, str]) -> str:
@@ -173,7 +186,9 @@ class ChatWindow(QWidget):
             async with self.bridge.router.stream(request) as stream:
                 async for chunk in stream:
                     for choice in chunk["choices"]:
-                        turn.answer += choice["delta"].get("content") or ""
+                        delta = choice["delta"]
+                        turn.answer += delta.get("content") or ""
+                        turn.thinking += delta.get("reasoning_content") or delta.get("reasoning") or ""
                         self._dirty = True
             assert stream.result is not None
             turn.result = stream.result
@@ -220,11 +235,12 @@ class ChatWindow(QWidget):
                 blocks.append(f"<p style='color:#c62828'><b>No answer</b><br>"
                               f"{html.escape(turn.attempts)}<br><a href='retry:{index}'>Retry</a></p>")
                 continue
-            answer = render_markdown(turn.answer) or "…"
+            answer = render_markdown(turn.answer) or ("" if turn.thinking else "…")
             footer = html.escape(turn.footer)
             if turn.done and turn.result is not None:
                 footer += f" · <a href='copy:{index}'>Copy</a>"
-            blocks.append(f"<p>{answer}<br><small style='color:gray'>{footer}</small></p>")
+            blocks.append(f"<p>{thinking_html(turn, index)}{answer}<br>"
+                          f"<small style='color:gray'>{footer}</small></p>")
         self.transcript.setHtml("".join(blocks))
         bar = self.transcript.verticalScrollBar()
         bar.setValue(bar.maximum())
@@ -236,6 +252,9 @@ class ChatWindow(QWidget):
         turn = self.turns[int(index)]
         if action == "copy":
             QGuiApplication.clipboard().setText(turn.answer)
+        elif action == "think":
+            turn.show_thinking = not turn.show_thinking
+            self.redraw()
         elif action == "retry" and self.task is None:
             self.turns.remove(turn)
             self.ask(Turn(turn.prompt))

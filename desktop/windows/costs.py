@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from desktop.bridge import Bridge
 from desktop.icons import provider_colours
 from desktop.operations import UsageOperations
-from router import UsageRow, usd
+from router import Reconciliation, UsageRow, usd
 
 if TYPE_CHECKING:
     from desktop.windows.cost_graphs import CostGraphs
@@ -38,6 +38,19 @@ REFRESH_DELAY_MS = 1000  # live updates are gathered for a second, then drawn on
 def money(amount: float) -> str:
     """Dollars with the precision small figures need ($0.000042, not $0.0000)."""
     return usd(amount)
+
+
+def bill_text(checks: list[Reconciliation]) -> str:
+    """The range's ledger-vs-bill checks: every drift, else the newest agreement ("" if none)."""
+    drifted = [c for c in checks if c.drifted]
+    if drifted:
+        return "\n".join(f"⚠ {c.day} {c.provider}: the ledger {c.text()} — the provider billed "
+                         "the key more or less than we recorded" for c in drifted)
+    if checks:
+        newest = max(checks, key=lambda c: c.checked_at)
+        return (f"Ledger vs bill: {newest.provider} agrees on {newest.day} "
+                f"({newest.text()})")
+    return ""
 
 
 def totals_text(rows: list[UsageRow]) -> str:
@@ -66,6 +79,8 @@ class CostWindow(QWidget):
         self.metric_box.addItems(list(METRICS))
         self.export = QPushButton("Export CSV…")
         self.totals = QLabel("Adding up the range…")
+        self.bill = QLabel("")  # the ledger against the provider's bill
+        self.bill.setVisible(False)
         self.graphs: CostGraphs | None = None
         self._loading = False
         self.placeholder = QLabel("Drawing the graph…")
@@ -79,6 +94,7 @@ class CostWindow(QWidget):
         self._later.setInterval(REFRESH_DELAY_MS)
         self._later.timeout.connect(self.reload)
         bridge.request_finished.connect(lambda _event: self._later.start())
+        bridge.account.connect(lambda _event: self._later.start())  # a ledger-vs-bill check
 
     def _layout(self) -> None:
         controls = QHBoxLayout()
@@ -89,6 +105,7 @@ class CostWindow(QWidget):
         self.body = QVBoxLayout(self)
         self.body.addLayout(controls)
         self.body.addWidget(self.totals)
+        self.body.addWidget(self.bill)
         self.body.addWidget(self.placeholder, 1)
 
     # -- data -----------------------------------------------------------------------------
@@ -103,6 +120,12 @@ class CostWindow(QWidget):
     def reload(self) -> None:
         since, until, by = self.span()
         self.bridge.run(self.usage.summary(since, until, by), self.show_rows)
+        self.bridge.run(self.usage.reconciliations(since, until), self.show_bill)
+
+    def show_bill(self, checks: list[Reconciliation]) -> None:
+        text = bill_text(checks)
+        self.bill.setText(text)
+        self.bill.setVisible(bool(text))
 
     def show_rows(self, rows: list[UsageRow]) -> None:
         self.rows = rows

@@ -37,6 +37,13 @@ def optional_number(body: Mapping[str, Any], name: str) -> None:
            f"'{name}' must be a number", name)
 
 
+def optional_model(body: Mapping[str, Any]) -> None:
+    """The router's own rule for ``model`` (router/request_check.py), said in translation."""
+    value = body.get("model")
+    expect(value is None or (isinstance(value, str) and bool(value.strip())),
+           "'model' must be a non-empty string", "model")
+
+
 def parse_arguments(arguments: str) -> dict[str, Any]:
     """A tool call's JSON arguments as an object; text that is no JSON object is kept whole."""
     try:

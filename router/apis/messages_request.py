@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from router.apis.common import Unmappable, expect, optional_number
+from router.apis.common import Unmappable, expect, optional_model, optional_number
 
 _REFUSED = {
     "mcp_servers": "MCP servers are called by Anthropic's servers; not available here",
@@ -28,6 +28,7 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
            "'max_tokens' is required and must be a positive integer", "max_tokens")
     for name in ("temperature", "top_p", "top_k"):
         optional_number(body, name)
+    optional_model(body)
     chat: dict[str, Any] = {"max_tokens": limit}
     for source, target in (("model", "model"), ("temperature", "temperature"),
                            ("top_p", "top_p"), ("top_k", "top_k"), ("stop_sequences", "stop")):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from router.apis.common import Unmappable, expect, optional_number
+from router.apis.common import Unmappable, expect, optional_model, optional_number
 
 # Fields that need server-side state or execution: refused when set.
 _STATEFUL = {
@@ -31,6 +31,7 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
             raise Unmappable(f"'{name}' is not supported: {why}", name)
     for name in ("temperature", "top_p"):
         optional_number(body, name)
+    optional_model(body)
     chat: dict[str, Any] = {k: body[k] for k in _COPIED if body.get(k) is not None}
     chat["messages"] = _instructions(body.get("instructions")) + _input(body.get("input"))
     if body.get("max_output_tokens") is not None:

@@ -19,9 +19,11 @@ from router.errors import ProviderFailure
 if TYPE_CHECKING:
     import httpx
 
+    from router.cluster import Cluster
     from router.config import ProviderConfig
     from router.keys import Secret
     from router.prices import PriceTable
+    from router.providers.account import AccountReport
 
 
 class Role(StrEnum):
@@ -53,10 +55,16 @@ class Kind:
     several_nodes: bool  # base_urls: any node of a cluster
     cost: CostSource
     price_list: str | None = None  # path (under base_url) of its price list, if it has one
+    reports_account: bool = False  # its key call reports credit left, the key's cap and spend
+    free_suffix: str | None = None  # a model id ending in this is a free variant (no charge)
 
     @property
     def local(self) -> bool:
         return self.role is Role.LOCAL
+
+    def is_free_variant(self, model_id: str) -> bool:
+        """Whether this kind serves ``model_id`` without charge (OpenRouter's ``:free``)."""
+        return self.free_suffix is not None and model_id.endswith(self.free_suffix)
 
 
 class HealthState(StrEnum):
@@ -82,10 +90,52 @@ class Snapshot:
     busy: Mapping[str, str] = field(default_factory=dict)  # model id -> why it is busy
     download_progress: float | None = None  # 0-100 while a model downloads
     invalid_key: bool = False
+    account: AccountReport | None = None  # what the key call said of the account, if it says
+    cluster: Cluster | None = None  # a local cluster's nodes, loaded models and downloads
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request to a provider's own control API, as its adapter describes it."""
+
+    method: str
+    url: str
+    body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A placement's dry run: whether the model fits, on which nodes, or why not."""
+
+    fits: bool
+    detail: str
+    nodes: tuple[str, ...] = ()
+
+
+class ClusterApi(Protocol):
+    """A local cluster's control requests (declarative: which request, and what its answer
+    means); router/cluster_ops.py sends them, router/exo_companion.py decides when."""
+
+    def placement(self, node: str, model: str) -> Call:
+        """The dry run: would ``model`` fit, and where."""
+        ...
+
+    def place(self, node: str, model: str) -> Call: ...
+
+    def unload(self, node: str, instance: str) -> Call: ...
+
+    def cancel(self, node: str, completion_id: str) -> Call | None:
+        """Stop a generation in flight, by the id its answer carries (None: not possible)."""
+        ...
+
+    def verdict(self, status: int, body: bytes) -> Verdict:
+        """What the dry run's answer says."""
+        ...
 
 
 class Adapter(Protocol):
     kind: ClassVar[Kind]
+    cluster_api: ClassVar[ClusterApi | None]  # a local cluster's control requests, if it has them
 
     def chat_url(self, base_url: str) -> str: ...
 

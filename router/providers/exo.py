@@ -1,7 +1,11 @@
 """exo, the local cluster: two API generations, told apart by probing.
 
-Current exo (v1.x): liveness ``GET /node_id``; readiness and downloads from ``GET /state``
-(camelCase, union values wrapped in their class name); catalogue from ``GET /v1/models``.
+Current exo (read at b5375f8): liveness ``GET /node_id``; readiness from ``GET /state/instances``
+and ``GET /state/runners``, node memory from ``/state/nodeMemory``, ``/state/downloads`` only
+while something downloads, ``/state/nodeIdentities`` when a node is new, the catalogue
+(``/v1/models``) every ten minutes; never the whole ``/state`` (hundreds of KB, with every prompt
+in flight) nor ``/events`` — except on an exo older than v1.0.70, which has no ``/state/<part>``.
+Its control API (``ExoCluster``): placement dry run, place, unload, cancel a generation.
 Legacy exo: ``GET /healthcheck``; short model ids from ``/v1/models``; downloads from
 ``/v1/download/progress``; streams without ``[DONE]`` or usage.
 """
@@ -9,21 +13,99 @@ Legacy exo: ``GET /healthcheck``; short model ids from ``/v1/models``; downloads
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import json
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
 
+from router.cluster import Card, Cluster, Phase
 from router.errors import Outcome
-from router.providers.base import CostSource, HealthState, Kind, Role, Snapshot
-from router.providers.openai_compat import OpenAICompatible
+from router.providers.base import (
+    Call,
+    ClusterApi,
+    CostSource,
+    HealthState,
+    Kind,
+    Role,
+    Snapshot,
+    Verdict,
+)
+from router.providers.exo_state import (
+    find_model_id,
+    in_bytes,
+    parse_catalogue,
+    parse_cluster,
+    readiness,
+    unwrap,
+)
+from router.providers.openai_compat import OpenAICompatible, error_message
 
 if TYPE_CHECKING:
     import httpx
 
     from router.config import ProviderConfig
+    from router.http_client import Fetched
     from router.keys import Secret
 
-_READY = {"RunnerReady", "RunnerRunning"}
 _PROBE_S = 5.0
+CATALOGUE_EVERY_S = 600.0  # model cards change when a user adds one: not worth a probe's bytes
+_EVERY_PROBE = ("instances", "runners", "nodeMemory")
+_WAITING = (Phase.STARTING, Phase.DOWNLOADING)  # an idle runner may be waiting for its files
+
+
+class ExoCluster:
+    """exo's control requests (src/exo/api/main.py): ``GET /instance/placement`` answers the
+    instance it would create, or 400 with the reason; ``POST /place_instance`` answers 200 at
+    once and fails later, silently, when the model cannot fit (hence the dry run first);
+    ``DELETE /instance/{id}``; ``POST /v1/cancel/{id}`` with the completion's ``id``."""
+
+    def placement(self, node: str, model: str) -> Call:
+        return Call("GET", f"{node}/instance/placement?model_id={quote(model, safe='')}")
+
+    def place(self, node: str, model: str) -> Call:
+        return Call("POST", f"{node}/place_instance", {"model_id": model, "sharding": "Pipeline",
+                                                        "instance_meta": "MlxRing", "min_nodes": 1})
+
+    def unload(self, node: str, instance: str) -> Call:
+        return Call("DELETE", f"{node}/instance/{quote(instance, safe='')}")
+
+    def cancel(self, node: str, completion_id: str) -> Call | None:
+        command = completion_id.removeprefix("chatcmpl-")  # exo's id is its command's (a UUID)
+        return Call("POST", f"{node}/v1/cancel/{quote(command, safe='')}") if command else None
+
+    def verdict(self, status: int, body: bytes) -> Verdict:
+        if status == 200:
+            try:
+                _, instance = unwrap(json.loads(body))
+            except (ValueError, RecursionError):
+                return Verdict(False, "exo's placement answer is not JSON")
+            assignments = instance.get("shardAssignments")
+            nodes = assignments.get("nodeToRunner") if isinstance(assignments, dict) else None
+            return Verdict(True, "fits", tuple(str(n) for n in nodes) if isinstance(nodes, dict) else ())
+        return Verdict(False, error_message(body) or f"HTTP {status}")
+
+
+@dataclass
+class _Memo:
+    """What one node's earlier probes learnt that need not be fetched every time."""
+
+    catalogue: dict[str, Card] = field(default_factory=dict)
+    catalogue_at: float = float("-inf")
+    identities: dict[str, Any] = field(default_factory=dict)
+    parts_served: bool = True  # exo older than v1.0.70 serves only the whole /state
+    last: Cluster | None = None
+
+    def parts(self) -> list[str]:
+        wanted = list(_EVERY_PROBE)
+        last = self.last
+        if last is None or last.downloading_any or any(
+                r.phase in _WAITING for i in last.instances for r in i.runners):
+            wanted.append("downloads")
+        if last is None:
+            wanted.append("nodeIdentities")
+        return wanted
 
 
 class Exo(OpenAICompatible):
@@ -34,6 +116,10 @@ class Exo(OpenAICompatible):
         default_base_url="http://localhost:52415", deadlines=(1.0, 30.0, 30.0),
         several_nodes=True, cost=CostSource.FREE)
     done_marker_required = False  # legacy exo never sends [DONE]; a finish_reason must do
+    cluster_api: ClassVar[ClusterApi | None] = ExoCluster()
+
+    def __init__(self) -> None:
+        self._memos: dict[str, _Memo] = {}
 
     def chat_url(self, base_url: str) -> str:
         return f"{base_url}/v1/chat/completions"
@@ -52,7 +138,7 @@ class Exo(OpenAICompatible):
         details: list[str] = []
         for node in provider.base_urls:
             try:
-                snapshot = await _probe_node(http, node, provider)
+                snapshot = await self._probe_node(http, node, provider)
             except (*HTTP_OR_JSON_ERRORS, *_SHAPE_ERRORS) as exc:
                 details.append(f"{node}: {_probe_error(exc, http_error_detail)}")
                 continue
@@ -62,6 +148,83 @@ class Exo(OpenAICompatible):
         latency = (asyncio.get_running_loop().time() - start) * 1000
         short = details[0].split(": ", 1)[1] if len(details) == 1 else "; ".join(details)
         return Snapshot(HealthState.DOWN, short, latency)
+
+    async def _probe_node(self, http: httpx.AsyncClient, node: str,
+                          provider: ProviderConfig) -> Snapshot | None:
+        from router.http_client import fetch  # loaded by now
+
+        start = asyncio.get_running_loop().time()
+        live = await fetch(http, f"{node}/node_id", provider, seconds=_PROBE_S)
+        if live.status_code == 200:
+            return await self._current(http, node, provider, start)
+        return await _legacy(http, node, provider, start)
+
+    async def _current(self, http: httpx.AsyncClient, node: str, provider: ProviderConfig,
+                       start: float) -> Snapshot:
+        from router.http_client import fetch  # loaded by now
+
+        memo = self._memos.setdefault(node, _Memo())
+
+        def get(path: str) -> Coroutine[Any, Any, Fetched]:
+            return fetch(http, f"{node}{path}", provider, seconds=_PROBE_S)
+
+        now = time.monotonic()
+        listing = get("/v1/models") if now - memo.catalogue_at > CATALOGUE_EVERY_S else None
+        wanted = memo.parts() if memo.parts_served else ["state"]
+        answers = await asyncio.gather(*(get(f"/state/{p}" if p != "state" else "/state")
+                                         for p in wanted), *([listing] if listing else []))
+        if listing is not None:
+            memo.catalogue, memo.catalogue_at = parse_catalogue(answers[-1].json()), now
+        parts = _parts(wanted, answers[:len(wanted)])
+        if parts is None:  # no /state/<part> here: an exo before v1.0.70
+            memo.parts_served = False
+            parts = _object((await get("/state")).json())
+        if set(_object(parts.get("nodeMemory", {}))) - set(memo.identities) - set(parts.get(
+                "nodeIdentities", {})):  # a node new since the last look: its name now
+            answer = await get("/state/nodeIdentities")
+            parts["nodeIdentities"] = answer.json() if answer.status_code == 200 else {}
+        memo.identities.update(_object(parts.get("nodeIdentities", {})))
+        cluster = parse_cluster({**parts, "nodeIdentities": memo.identities}, memo.catalogue)
+        memo.last = cluster
+        models = frozenset(memo.catalogue) | {i.model for i in cluster.instances}
+        return _snapshot(node, "exo", models, readiness(cluster), _ms(start), cluster)
+
+
+def _parts(wanted: list[str], answers: list[Fetched]) -> dict[str, Any] | None:
+    """The parts by name; None when this exo does not serve them (404: an older exo)."""
+    if wanted == ["state"]:
+        return _object(answers[0].json()) if answers[0].status_code == 200 else {}
+    parts: dict[str, Any] = {}
+    for name, answer in zip(wanted, answers, strict=True):
+        try:
+            if answer.status_code == 200:
+                parts[name] = _object(answer.json())
+        except ValueError:
+            if name == "instances":  # not JSON: a dashboard's page, not a part of the state
+                return None
+            raise
+        if name == "instances" and answer.status_code == 404:
+            return None
+    return parts
+
+
+async def _legacy(http: httpx.AsyncClient, node: str, provider: ProviderConfig,
+                  start: float) -> Snapshot | None:
+    from router.http_client import fetch  # loaded by now
+
+    legacy = await fetch(http, f"{node}/healthcheck", provider, seconds=_PROBE_S)
+    if legacy.status_code != 200:
+        return None
+    models, downloads = await asyncio.gather(
+        fetch(http, f"{node}/v1/models", provider, seconds=_PROBE_S),
+        fetch(http, f"{node}/v1/download/progress", provider, seconds=_PROBE_S))
+    listing = _object(models.json())
+    catalogue = frozenset(parse_catalogue(listing))
+    busy, progress = legacy_downloads(downloads.json() if downloads.status_code == 200 else {})
+    not_ready = {m["id"] for m in listing.get("data", []) if isinstance(m, dict)
+                 and m.get("ready") is False}
+    ready = set(catalogue - set(busy) - not_ready)
+    return _snapshot(node, "legacy exo", catalogue, (ready, busy, progress), _ms(start))
 
 
 # An answer of an unexpected shape (a list where an object belongs, ...).
@@ -78,32 +241,6 @@ def _probe_error(exc: BaseException, detail: Callable[[BaseException], str]) -> 
     return detail(exc)
 
 
-async def _probe_node(http: httpx.AsyncClient, node: str, provider: ProviderConfig) -> Snapshot | None:
-    from router.http_client import fetch  # loaded by now
-
-    start = asyncio.get_running_loop().time()
-    live = await fetch(http, f"{node}/node_id", provider, seconds=_PROBE_S)
-    if live.status_code == 200:
-        models, state = await asyncio.gather(fetch(http, f"{node}/v1/models", provider, seconds=_PROBE_S),
-                                             fetch(http, f"{node}/state", provider, seconds=_PROBE_S))
-        catalogue = _model_ids(models.json())
-        ready, busy, progress = current_readiness(_object(state.json()) if state.status_code == 200 else {})
-        return _snapshot(node, "exo", catalogue, ready, busy, progress, _ms(start))
-    legacy = await fetch(http, f"{node}/healthcheck", provider, seconds=_PROBE_S)
-    if legacy.status_code != 200:
-        return None
-    models, downloads = await asyncio.gather(
-        fetch(http, f"{node}/v1/models", provider, seconds=_PROBE_S),
-        fetch(http, f"{node}/v1/download/progress", provider, seconds=_PROBE_S))
-    listing = _object(models.json())
-    catalogue = _model_ids(listing)
-    busy, progress = legacy_downloads(downloads.json() if downloads.status_code == 200 else {})
-    not_ready = {m["id"] for m in listing.get("data", []) if isinstance(m, dict)
-                 and m.get("ready") is False}
-    ready = set(catalogue - set(busy) - not_ready)
-    return _snapshot(node, "legacy exo", catalogue, ready, busy, progress, _ms(start))
-
-
 def _object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
@@ -114,8 +251,12 @@ def _ms(start: float) -> float:
     return (asyncio.get_running_loop().time() - start) * 1000
 
 
-def _snapshot(node: str, generation: str, catalogue: frozenset[str], ready: frozenset[str] | set[str],
-              busy: Mapping[str, str], progress: float | None, latency: float) -> Snapshot:
+Readiness = tuple[set[str], dict[str, str], float | None]  # ready, busy -> why, download %
+
+
+def _snapshot(node: str, generation: str, catalogue: frozenset[str], found: Readiness,
+              latency: float, cluster: Cluster | None = None) -> Snapshot:
+    ready, busy, progress = found
     if ready:
         state, detail = HealthState.HEALTHY, f"{generation} at {node} · {len(ready)} model(s) ready"
         if busy:
@@ -124,109 +265,25 @@ def _snapshot(node: str, generation: str, catalogue: frozenset[str], ready: froz
         state, detail = HealthState.BUSY, next(iter(busy.values()))
     else:
         state, detail = HealthState.DEGRADED, f"{generation} at {node} · no model loaded"
-    return Snapshot(state, detail, latency, node=node, models=catalogue,
-                    ready=frozenset(ready), busy=dict(busy), download_progress=progress)
+    return Snapshot(state, detail, latency, node=node, models=catalogue, ready=frozenset(ready),
+                    busy=dict(busy), download_progress=progress, cluster=cluster)
 
 
-def _model_ids(listing: Any) -> frozenset[str]:
-    data = listing.get("data", []) if isinstance(listing, dict) else listing
-    if not isinstance(data, list):
-        raise ValueError("model list is not a list")
-    return frozenset(str(m["id"]) for m in data if isinstance(m, dict) and "id" in m)
-
-
-def unwrap(value: Any) -> tuple[str, dict[str, Any]]:
-    """``{"RunnerReady": {...}}`` -> ``("RunnerReady", {...})``."""
-    if isinstance(value, dict) and len(value) == 1:
-        tag, body = next(iter(value.items()))
-        if isinstance(body, dict):
-            return str(tag), body
-    return "", value if isinstance(value, dict) else {}
-
-
-def find_model_id(value: Any) -> str | None:
-    """The first ``modelId`` / ``model_id`` anywhere inside a nested structure."""
-    if isinstance(value, dict):
-        for key in ("modelId", "model_id"):
-            if isinstance(value.get(key), str):
-                return str(value[key])
-        value = list(value.values())
-    if isinstance(value, list):
-        for item in value:
-            found = find_model_id(item)
-            if found:
-                return found
-    return None
-
-
-def _bytes(value: Any) -> float:
-    if isinstance(value, dict):
-        value = value.get("inBytes", value.get("in_bytes", 0))
-    return float(value) if isinstance(value, int | float) else 0.0
+def current_readiness(state: Mapping[str, Any]) -> Readiness:
+    """(ready model ids, busy model id -> reason, download percentage) from exo's state (the
+    whole ``GET /state``, or its parts)."""
+    return readiness(parse_cluster(state))
 
 
 def percent(progress: Mapping[str, Any]) -> float:
-    total = _bytes(progress.get("total", progress.get("totalBytes", progress.get("total_bytes"))))
-    done = _bytes(progress.get("downloaded",
-                               progress.get("downloadedBytes", progress.get("downloaded_bytes"))))
+    total = in_bytes(progress.get("total", progress.get("totalBytes", progress.get("total_bytes"))))
+    done = in_bytes(progress.get("downloaded",
+                                 progress.get("downloadedBytes", progress.get("downloaded_bytes"))))
     return round(min(100.0, 100.0 * done / total), 1) if total > 0 else 0.0
 
 
 def short_name(model_id: str) -> str:
     return model_id.rsplit("/", 1)[-1].removesuffix("-4bit").removesuffix("-Instruct")
-
-
-def current_readiness(state: Mapping[str, Any]) -> tuple[set[str], dict[str, str], float | None]:
-    """(ready model ids, busy model id -> reason, download percentage) from ``GET /state``."""
-    busy: dict[str, str] = {}
-    progress: float | None = None
-    for entries in (state.get("downloads") or {}).values():
-        for entry in entries if isinstance(entries, list) else []:
-            tag, body = unwrap(entry)
-            model = find_model_id(body.get("shardMetadata", body))
-            if tag == "DownloadOngoing" and model:
-                pct = percent(body.get("downloadProgress") or {})
-                busy[model] = f"downloading {short_name(model)} {pct:g}%"
-                progress = pct if progress is None else min(progress, pct)
-    runners = state.get("runners") or {}
-    ready: set[str] = set()
-    for wrapped in (state.get("instances") or {}).values():
-        _, instance = unwrap(wrapped)
-        assignments = instance.get("shardAssignments") or {}
-        model = assignments.get("modelId")
-        if not isinstance(model, str):
-            continue
-        statuses = [unwrap(runners.get(rid))[0] for rid in _runner_ids(assignments)]
-        if statuses and all(s in _READY for s in statuses):
-            ready.add(model)
-        elif model not in busy:
-            busy[model] = _loading_reason(model, runners, assignments)
-    for model in ready:
-        busy.pop(model, None)
-    return ready, busy, progress
-
-
-def _runner_ids(assignments: Mapping[str, Any]) -> list[str]:
-    mapping = assignments.get("runnerToShard")
-    if isinstance(mapping, dict):
-        return list(mapping)
-    ids: list[str] = []
-    for shard in assignments.get("shards") or []:
-        if isinstance(shard, dict):
-            ids.append(str(shard.get("runnerId", shard.get("runner_id"))))
-        elif isinstance(shard, list) and len(shard) > 1:
-            ids.append(str(shard[1]))
-    return ids
-
-
-def _loading_reason(model: str, runners: Mapping[str, Any], assignments: Mapping[str, Any]) -> str:
-    for rid in _runner_ids(assignments):
-        tag, body = unwrap(runners.get(rid))
-        if tag == "RunnerLoading" and body.get("totalLayers"):
-            return f"loading {short_name(model)} {body.get('layersLoaded', 0)}/{body['totalLayers']} layers"
-        if tag == "RunnerFailed":
-            return f"{short_name(model)} failed to load"
-    return f"starting {short_name(model)}"
 
 
 def legacy_downloads(progress: Any) -> tuple[dict[str, str], float | None]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from router.errors import Outcome, ProviderFailure
+from router.errors import LimitCause, Outcome, ProviderFailure
 from router.prices import Price, PriceTable, per_million, usable_price
 from router.providers.base import CostSource, Kind, Role, Snapshot
 from router.providers.openai_compat import OpenAICompatible
@@ -48,6 +48,9 @@ class HuggingFace(OpenAICompatible):
             return ProviderFailure(Outcome.MODEL_UNAVAILABLE, failure.detail, status=status)
         if status == 410:
             return ProviderFailure(Outcome.MODEL_UNAVAILABLE, failure.detail, status=status)
+        if status == 402:  # out of balance (free accounts buy credit; no monthly credit now)
+            return ProviderFailure(Outcome.OUT_OF_CREDITS, failure.detail, status=status,
+                                   limit=LimitCause.CREDITS)
         return failure
 
     async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,

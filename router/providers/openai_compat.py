@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from router.errors import Outcome, ProviderFailure
 from router.prices import PriceTable
 from router.providers import chunk_shape
-from router.providers.base import CostSource, HealthState, Kind, Role, Snapshot
+from router.providers.base import ClusterApi, CostSource, HealthState, Kind, Role, Snapshot
 from router.redact import redact
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from router.config import ProviderConfig
     from router.http_client import Fetched
     from router.keys import Secret
+    from router.providers.account import AccountReport
 
 # Keys of our own that never go upstream.
 _PRIVATE_KEYS = {"model", "stream", "stream_options"}
@@ -91,6 +92,7 @@ class OpenAICompatible:
         "openai", Role.CLOUD, takes_key=True, needs_key=False, bills=False, default_base_url=None,
         deadlines=(5.0, 30.0, 60.0), several_nodes=False, cost=CostSource.PRICE_TABLE)
     done_marker_required = True
+    cluster_api: ClassVar[ClusterApi | None] = None
 
     def parse_prices(self, listing: Any, now: float) -> PriceTable:
         """No price list: prices come from the config."""
@@ -194,10 +196,15 @@ class OpenAICompatible:
         if response.status_code >= 400:
             failure = self.classify(response.status_code, response.content, response.headers)
             return Snapshot(HealthState.DEGRADED, failure.detail, latency)
-        return Snapshot(HealthState.HEALTHY, self.describe_ok(response), latency)
+        return Snapshot(HealthState.HEALTHY, self.describe_ok(response), latency,
+                        account=self.read_account(response))
 
     def describe_ok(self, response: Fetched) -> str:
         return "key OK"
+
+    def read_account(self, response: Fetched) -> AccountReport | None:
+        """What the key call's answer says of the account (a kind whose key call tells)."""
+        return None
 
 
 def _mid_stream_message(data: dict[str, Any]) -> str:

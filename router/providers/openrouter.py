@@ -1,16 +1,24 @@
-"""OpenRouter: OpenAI-shaped, billed cost in ``usage.cost``, errors with ``metadata.error_type``."""
+"""OpenRouter: OpenAI-shaped, billed cost in ``usage.cost``, errors with ``metadata.error_type``;
+its key call and its limit errors are read in router/providers/openrouter_account.py."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.errors import Outcome, ProviderFailure
 from router.prices import Price, PriceTable, usable_price
+from router.providers.account import AccountReport
 from router.providers.base import CostSource, Kind, Role, Snapshot
 from router.providers.openai_compat import OpenAICompatible, seconds_to_utc_midnight
+from router.providers.openrouter_account import (
+    error_metadata,
+    limit_cause,
+    limit_wait,
+    read_key,
+)
 from router.usage_guard import price_per_token
 
 if TYPE_CHECKING:
@@ -27,7 +35,8 @@ class OpenRouter(OpenAICompatible):
     kind: ClassVar[Kind] = Kind(
         "openrouter", Role.CLOUD, takes_key=True, needs_key=True, bills=True,
         default_base_url="https://openrouter.ai/api/v1", deadlines=(5.0, 30.0, 60.0),
-        several_nodes=False, cost=CostSource.REPORTED, price_list="/models")
+        several_nodes=False, cost=CostSource.REPORTED, price_list="/models",
+        reports_account=True, free_suffix=":free")
 
     def parse_prices(self, listing: Any, now: float) -> PriceTable:
         return parse_openrouter_models(listing, now)
@@ -38,7 +47,13 @@ class OpenRouter(OpenAICompatible):
 
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderFailure:
         failure = super().classify(status, body, headers)
-        error_type = _error_type(body)
+        meta = error_metadata(body)
+        cause = limit_cause(status, meta, failure.detail)
+        if cause is not None:  # a limit of the account: the policy decides what it means
+            outcome = Outcome.RATE_LIMITED if status == 429 else Outcome.OUT_OF_CREDITS
+            return ProviderFailure(outcome, failure.detail, status=status, limit=cause,
+                                   retry_after_s=limit_wait(cause, headers, meta))
+        error_type = meta.get("error_type")
         if status == 403 and error_type != "unauthorized":
             # 403 is moderation: the request's own content, no other provider should see it.
             return ProviderFailure(Outcome.BAD_REQUEST, failure.detail, status=status)
@@ -53,23 +68,23 @@ class OpenRouter(OpenAICompatible):
         return await self.authenticated_get(http, provider, f"{provider.base_url}/key", key)
 
     def describe_ok(self, response: Fetched) -> str:
-        try:
-            data = response.json().get("data", {})
-            left = data.get("limit_remaining")
-            credit = "unlimited credit" if left is None else f"${float(left):.2f} credit left"
-            tier = " (free tier)" if data.get("is_free_tier") else ""
-        except (ValueError, TypeError, AttributeError):  # an answer of another shape
+        report = self.read_account(response)
+        if report is None:  # an answer of another shape
             return "key OK"
-        return f"key OK · {credit}{tier}"
+        left = report.remaining_usd
+        text = "key OK · " + ("unlimited credit" if left is None else f"${left:.2f} credit left")
+        if report.free_tier:
+            text += " (free tier)"
+        free = report.free_requests
+        if free is not None:
+            text += f" · {free.remaining}/{free.limit} free-model requests left today"
+        return text
 
-
-def _error_type(body: bytes) -> str | None:
-    try:
-        meta = json.loads(body).get("error", {}).get("metadata") or {}
-    except (ValueError, AttributeError):
-        return None
-    value = meta.get("error_type") if isinstance(meta, dict) else None
-    return str(value) if value else None
+    def read_account(self, response: Fetched) -> AccountReport | None:
+        try:
+            return read_key(response.json(), datetime.now(UTC))
+        except ValueError:
+            return None
 
 
 def _reset_seconds(headers: Mapping[str, str]) -> float:

@@ -16,6 +16,7 @@ class Answer:
     reply: str
     tool_calls: list[tuple[str, str]] | None = None  # (name, JSON arguments)
     refusal: str | None = None
+    thinking: str | None = None  # streamed first, as reasoning (exo: ``reasoning_content``)
 
     @property
     def finish(self) -> str:
@@ -26,8 +27,14 @@ class Answer:
             return self._call_deltas(flavor)
         if self.refusal:
             return [({"refusal": w + " "}, None) for w in self.refusal.split(" ")]
-        return [({"content": w + " "}, _logprobs(flavor, w + " ") if logprobs else None)
-                for w in self.reply.split(" ")]
+        return [*self._thinking_deltas(flavor),
+                *(({"content": w + " "}, _logprobs(flavor, w + " ") if logprobs else None)
+                  for w in self.reply.split(" "))]
+
+    def _thinking_deltas(self, flavor: str) -> list[Delta]:
+        key = "reasoning" if flavor == "openrouter" else "reasoning_content"
+        extra = {"role": "assistant"} if flavor == "exo" else {}  # exo: role in every delta
+        return [({**extra, key: w + " "}, None) for w in (self.thinking or "").split(" ") if w]
 
     def _call_deltas(self, flavor: str) -> list[Delta]:
         calls = [{"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
@@ -57,7 +64,9 @@ class Answer:
         elif self.refusal:
             message["refusal"] = self.refusal + " "
         else:
-            message["content"] = "".join(d["content"] for d, _ in deltas)
+            message["content"] = "".join(d.get("content", "") for d, _ in deltas)
+            if self.thinking:
+                message["reasoning_content"] = self.thinking
         tokens = [t for _, lp in deltas if lp for t in lp["content"]]
         return message, ({"content": tokens, "refusal": None} if tokens else None)
 

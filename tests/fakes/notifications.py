@@ -6,23 +6,40 @@ import os
 import subprocess
 
 from dbus_fast.aio import MessageBus
-from dbus_fast.service import ServiceInterface, method
+from dbus_fast.service import ServiceInterface, method, signal
 
 
 class FakeNotifications(ServiceInterface):
     def __init__(self):
         super().__init__("org.freedesktop.Notifications")
         self.received = []
+        self.actions = []  # each notification's actions: [key, label, key, label, ...]
 
     @method()
     def Notify(self, app_name: "s", replaces_id: "u", app_icon: "s", summary: "s", body: "s",
                actions: "as", hints: "a{sv}", expire_timeout: "i") -> "u":
         self.received.append((app_name, summary, body))
+        self.actions.append(list(actions))
         return len(self.received)
 
     @method()
     def GetCapabilities(self) -> "as":
-        return ["body"]
+        return ["body", "actions"]
+
+    @signal()
+    def ActionInvoked(self, nid: "u", action_key: "s") -> "us":
+        """The user pressed a notification's button (the daemon sends this signal)."""
+        return [nid, action_key]
+
+    def press(self, label):
+        """Press the button labelled ``label`` on the latest notification that has one."""
+        for nid in range(len(self.actions), 0, -1):
+            pairs = self.actions[nid - 1]
+            for key, text in zip(pairs[::2], pairs[1::2], strict=False):
+                if text == label:
+                    self.ActionInvoked(nid, key)
+                    return
+        raise AssertionError(f"no button {label!r} in {self.actions}")
 
     @method()
     def GetServerInformation(self) -> "ssss":

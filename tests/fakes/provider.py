@@ -24,9 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes import hostile
+from tests.fakes import exo_routes, hostile
+from tests.fakes.account import FakeAccount, account_check, bill_reported
 from tests.fakes.answers import Answer
-from tests.fakes.exo_state import exo_state
+from tests.fakes.exo_cluster import FakeCluster
 
 FLAVORS = ("exo", "exo-legacy", "openrouter", "huggingface", "openai")
 _BASE_PATH = {"exo": "", "exo-legacy": "", "openrouter": "/api/v1", "huggingface": "/v1",
@@ -57,6 +58,7 @@ class FakeProvider:
     usage_override: dict[str, Any] = field(default_factory=dict)  # absurd numbers, NaN, ...
     tool_calls: list[tuple[str, str]] | None = None  # answer with these calls (name, JSON args)
     refusal: str | None = None  # answer with this refusal
+    thinking: str | None = None  # reasoning streamed before the answer (exo: reasoning_content)
     system_fingerprint: str | None = None  # sent in every chunk (not by exo)
     hostile_bytes: int = 1 << 30  # the size of a bomb or of a huge body or line
     fault_after_tokens: int = 1  # content tokens an SSE fault sends before it strikes
@@ -67,14 +69,18 @@ class FakeProvider:
     downloading: dict[str, float] = field(default_factory=dict)  # model -> percent
     loading: dict[str, tuple[int, int]] = field(default_factory=dict)  # model -> layers done/total
     legacy_default: str = "llama-3.2-3b"
+    cluster: FakeCluster | None = None  # exo: a simulated cluster instead of the fields above
+    exo_parts: bool = True  # exo serves /state/<part> (v1.0.70 on); False: only the whole /state
     hf_prices: dict[str, list[tuple[str, float, float]]] = field(default_factory=lambda: {
         "meta-llama/Llama-3.2-3B-Instruct": [("together", 0.2, 0.6), ("novita", 0.3, 0.9)]})
     or_prices: dict[str, tuple[str, str]] = field(default_factory=lambda: {
         "meta-llama/llama-3.2-3b-instruct": ("0.0000001", "0.0000002"),
         "openai/gpt-4o": ("0.0000025", "0.00001"), "openai/gpt-4o-mini": ("0.00000015", "0.0000006"),
-        "anthropic/claude-sonnet-4": ("0.000003", "0.000015")})
+        "anthropic/claude-sonnet-4": ("0.000003", "0.000015"),
+        "meta-llama/llama-3.2-3b-instruct:free": ("0", "0")})
 
     record: bool = True  # keep every request (tests); a long soak keeps only the counts
+    account: FakeAccount = field(default_factory=FakeAccount)  # the cloud key's (tests/fakes/account.py)
 
     def __post_init__(self) -> None:
         assert self.flavor in FLAVORS, self.flavor
@@ -84,6 +90,7 @@ class FakeProvider:
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.sent_bytes = 0  # written by the hostile answers (before compression)
+        self.served_bytes: dict[str, int] = {}  # path -> body bytes of its answers (not chat)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -91,6 +98,8 @@ class FakeProvider:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._call(self._setup())
+        if self.cluster is not None:
+            self._clock = asyncio.run_coroutine_threadsafe(self.cluster.run(), self._loop)
         self.start()
 
     # -- control -------------------------------------------------------------------------
@@ -151,16 +160,10 @@ class FakeProvider:
 
     # -- routing -------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        body: Any = None
-        if request.can_read_body:
-            raw = await request.read()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
+        body = await _body(request)
         self.hits[request.path] = self.hits.get(request.path, 0) + 1
         if request.path == "/_fake/stats":
-            return web.json_response({"hits": self.hits})
+            return web.json_response({"hits": self.hits, "served_bytes": self.served_bytes})
         record = Recorded(request.path, body, dict(request.headers))
         if self.record:
             self.requests.append(record)
@@ -171,15 +174,19 @@ class FakeProvider:
             if self.record:
                 self.chat_requests.append(record)
             return await self._chat(request, body)
-        handler = self._get_routes().get(path)
-        if handler is None or request.method != "GET":
-            return web.json_response({"detail": "Not Found"}, status=404)
-        return await handler(request)
+        answer = exo_routes.answer(self, request, body) if self.flavor == "exo" else None
+        if answer is None:
+            handler = self._get_routes().get(path)
+            if handler is None or request.method != "GET":
+                return web.json_response({"detail": "Not Found"}, status=404)
+            answer = await handler(request)
+        if isinstance(answer, web.Response) and isinstance(answer.body, bytes):
+            self.served_bytes[request.path] = self.served_bytes.get(request.path, 0) + len(answer.body)
+        return answer
 
     def _get_routes(self) -> dict[str, Any]:
         routes = {
-            "exo": {"/node_id": self._node_id, "/state": self._state, "/v1/models": self._exo_models,
-                    "/models": self._exo_models},
+            "exo": {"/node_id": self._node_id, "/v1/models": self._exo_models, "/models": self._exo_models},
             "exo-legacy": {"/healthcheck": self._healthcheck, "/v1/models": self._legacy_models,
                            "/models": self._legacy_models,
                            "/v1/download/progress": self._legacy_progress},
@@ -200,11 +207,13 @@ class FakeProvider:
         return web.json_response("12D3KooWFakeNode")
 
     async def _exo_models(self, request: web.Request) -> web.Response:
+        if self.cluster is not None:
+            return web.json_response(self.cluster.catalogue())
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 0, "owned_by": "exo"} for m in self.models]})
 
-    async def _state(self, request: web.Request) -> web.Response:
-        return web.json_response(exo_state(self.ready, self.loading, self.downloading))
+    def exo_ready(self) -> set[str]:
+        return self.cluster.ready_models() if self.cluster is not None else self.ready
 
     async def _healthcheck(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -223,9 +232,7 @@ class FakeProvider:
     async def _or_key(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._error_response(401, "No auth credentials found")
-        return web.json_response({"data": {"label": "sk-or-v1-abc...", "limit": None,
-                                           "limit_remaining": 12.5, "usage": 1.25,
-                                           "usage_daily": 0.01, "is_free_tier": False}})
+        return web.json_response(self.account.key_data())
 
     async def _or_models(self, request: web.Request) -> web.Response:
         return web.json_response({"data": [
@@ -273,7 +280,8 @@ class FakeProvider:
                     404: "model not found", 429: "Rate limit exceeded",
                     500: "Internal server error", 502: "Bad gateway", 503: "Service unavailable"}
         headers = {"Retry-After": self.retry_after} if self.retry_after else None
-        return self._error_response(status, messages.get(status, "error"), headers=headers)
+        error_type = {402: "payment_required", 429: "rate_limit_exceeded"}.get(status)
+        return self._error_response(status, messages.get(status, "error"), error_type, headers)
 
     # -- chat ----------------------------------------------------------------------------
     async def _chat(self, request: web.Request, body: Any) -> web.StreamResponse:
@@ -285,14 +293,24 @@ class FakeProvider:
         early = await self._early_fault(request, body)
         if early is not None:
             return early
+        refused, estimate = account_check(self, body)  # the account's limits (cloud flavours)
+        if refused is not None:
+            return refused
+        self.account.in_flight_usd += estimate
+        try:
+            return await self._answer(request, body)
+        finally:
+            self.account.in_flight_usd -= estimate
+
+    async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
         model = body.get("model", "")
-        if self.flavor == "exo" and model not in self.ready:
+        if self.flavor == "exo" and model not in self.exo_ready():
             return self._error_response(404, f"No instance found for model {model}")
         if self.flavor == "exo-legacy" and model not in self.models:
             model = self.legacy_default  # the quirk: silently swapped
         if self.fault in hostile.FAULTS:
             return await hostile.answer(self, request, body)
-        answer = Answer(self.reply, self.tool_calls, self.refusal)
+        answer = Answer(self.reply, self.tool_calls, self.refusal, self.thinking)
         prompt_tokens = 5 + sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if body.get("stream"):
             return await self._stream(request, body, model, answer, prompt_tokens)
@@ -319,13 +337,16 @@ class FakeProvider:
             return web.Response(body=b'{"id": "x", "choices": [', content_type="application/json")
         return None
 
-    def _usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    def _usage(self, prompt_tokens: int, completion_tokens: int, model: str = "") -> dict[str, Any]:
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                  "total_tokens": prompt_tokens + completion_tokens}
         if self.flavor == "openrouter":
             usage["cost"] = (self.reported_cost if self.reported_cost is not None
+                             else 0.0 if model.endswith(":free")
                              else prompt_tokens * 1e-7 + completion_tokens * 2e-7)
         usage.update(self.usage_override)
+        if self.flavor == "openrouter":
+            bill_reported(self.account, usage)  # what it billed is what the key call shows
         return usage
 
     def _chunk(self, cid: str, model: str, delta: dict[str, Any], finish: str | None,
@@ -350,13 +371,20 @@ class FakeProvider:
         response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         send = _Sender(response)
-        cid = uuid.uuid4().hex if self.flavor == "exo" else f"chatcmpl-{uuid.uuid4().hex}"
+        cid = str(uuid.uuid4()) if self.flavor == "exo" else f"chatcmpl-{uuid.uuid4().hex}"
+        if self.cluster is not None:  # exo: its command id, which POST /v1/cancel/{id} names
+            send.cancelled = self.cluster.generations.setdefault(cid, asyncio.Event())
         try:
             await self._stream_body(send, body, model, answer, prompt_tokens, cid)
             self.completed_streams += 1
         except (ConnectionResetError, asyncio.CancelledError):
             self.cancelled_streams += 1
             raise
+        except _Cancelled:  # exo closes the generation's channel: the stream just ends
+            self.cancelled_streams += 1
+        finally:
+            if self.cluster is not None:
+                self.cluster.generations.pop(cid, None)
         return response
 
     async def _stream_body(self, send: _Sender, body: dict[str, Any], model: str, answer: Answer,
@@ -377,7 +405,7 @@ class FakeProvider:
             await send.data(self._chunk(cid, model, delta, None, logprobs))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-        await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(deltas)),
+        await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(deltas), model),
                                answer.finish)
 
     async def _mid_stream_fault(self, send: _Sender, fault: str, cid: str, model: str) -> None:
@@ -426,7 +454,7 @@ class FakeProvider:
         if self.system_fingerprint:
             completion["system_fingerprint"] = self.system_fingerprint
         if not self.omit_usage:
-            completion["usage"] = self._usage(prompt_tokens, len(pieces))
+            completion["usage"] = self._usage(prompt_tokens, len(pieces), model)
         if self.flavor != "exo":
             return web.json_response(completion)
         # exo: 200 and headers at once, the body only at the end
@@ -437,11 +465,28 @@ class FakeProvider:
         return response
 
 
+async def _body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return None
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+class _Cancelled(Exception):
+    pass
+
+
 class _Sender:
     def __init__(self, response: web.StreamResponse):
         self.response = response
+        self.cancelled: asyncio.Event | None = None
 
     async def raw(self, data: bytes) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise _Cancelled
         await self.response.write(data)
 
     async def data(self, obj: Any) -> None:

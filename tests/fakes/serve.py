@@ -1,6 +1,7 @@
 """Run one fake provider in its own process (benchmarks, the desktop end-to-end scripts).
 
     python -m tests.fakes.serve FLAVOR [--port N] [--key KEY] [--fault F ...]
+    python -m tests.fakes.serve exo --cluster [--busy-tasks N]   (a simulated exo cluster)
 
 Prints ``port N`` once listening, then serves until standard input closes or SIGTERM.
 """
@@ -12,6 +13,7 @@ import signal
 import sys
 import threading
 
+from tests.fakes.exo_cluster import LLAMA, FakeCluster
 from tests.fakes.provider import FLAVORS, FakeProvider
 
 
@@ -29,8 +31,17 @@ def main() -> None:
     parser.add_argument("--keep-alive", type=float, default=0.05, help="seconds between keep-alives")
     parser.add_argument("--no-record", action="store_true",
                         help="keep only per-path counts (GET /_fake/stats), for long soaks")
+    parser.add_argument("--cluster", action="store_true",
+                        help="exo: a simulated two-node cluster with Llama 3.2 3B loaded")
+    parser.add_argument("--busy-tasks", type=int, default=0,
+                        help="exo --cluster: requests in flight in its state (each ~9 KB of prompt)")
     args = parser.parse_args()
-    fake = FakeProvider(args.flavor, valid_keys=set(args.key) if args.key else None,
+    cluster = None
+    if args.cluster:
+        cluster = FakeCluster()
+        cluster.load_instance(LLAMA)
+        cluster.add_busy_tasks(args.busy_tasks)
+    fake = FakeProvider(args.flavor, valid_keys=set(args.key) if args.key else None, cluster=cluster,
                         fault=args.fault, fault_status=args.fault_status,
                         fault_after_tokens=args.fault_after_tokens,
                         hostile_bytes=args.hostile_mib << 20, chunk_delay_s=args.chunk_delay,
