@@ -113,6 +113,9 @@ def run_app(argv: Sequence[str]) -> int:
         print(f"exo-bridge: {BROKEN_QT_MESSAGE}", file=sys.stderr)
         return 2
     app.setApplicationName("Exo Bridge")
+    from desktop import appearance
+
+    appearance.apply(app)  # light or dark: the system's, or EXO_BRIDGE_APPEARANCE
     app.setQuitOnLastWindowClosed(False)  # closing a window must not stop the loop
     instance = SingleInstance()
     if instance.forward_to_running():

@@ -5,10 +5,10 @@ hold it), except its operations layer (desktop/operations.py), which does the st
 the endpoint and CLI, imported where they start. Nothing here imports an HTTP library or Qt.
 """
 
+from router.account_status import AccountStatus
 from router.cluster import Cluster, Problem, Stage, Warming
 from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
 from router.cluster_view import cluster_lines, problem_line, warming_line
-from router.account_status import AccountStatus
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
