@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtGui import QPalette  # noqa: E402
+from PySide6.QtGui import QPalette
 
-from desktop import appearance  # noqa: E402
-from desktop.appearance import Appearance  # noqa: E402
+from desktop import appearance
+from desktop.appearance import Appearance
 
 
 @pytest.fixture
