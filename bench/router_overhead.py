@@ -122,7 +122,7 @@ async def run_once(n: int, or_url: str) -> dict[str, list[float]]:
 
             async def breaker_open() -> None:
                 result = await failing.chat(ASK)
-                assert result.attempts[0].outcome == "circuit-open"
+                assert result.attempts[0].outcome == "circuit-open", result.attempts
 
             results = {"direct": await timed(n, direct),
                        "direct parsed": await timed(n, direct_parsed),

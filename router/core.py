@@ -176,6 +176,7 @@ class Router:
     def forget_health(self) -> None:
         """Start afresh: no breakers, cooldowns or probe results (one-shot use, benchmarks)."""
         self.health = HealthBook(self.config.providers, self.events, self.health.clock)
+        self.prober.health = self.health  # the probes write where admission reads
 
     @property
     def keychain_error(self) -> str | None:

@@ -77,6 +77,18 @@ async def test_refused_exo_fails_over_and_opens_breaker(make_config, exo: FakePr
     assert result.cost_source == "reported" and result.cost_usd > 0
 
 
+async def test_after_forget_health_the_breaker_opens_again(make_config, exo: FakeProvider,
+                                                          openrouter: FakeProvider):
+    config, _ = make_config()
+    exo.stop()
+    async with Router(config) as router:
+        await router.chat(ASK)
+        router.forget_health()  # benchmarks and one-shot use start afresh
+        first, again = await router.chat(ASK), await router.chat(ASK)
+    assert outcomes(first.attempts) == [("exo", "refused"), ("openrouter", "ok")]
+    assert outcomes(again.attempts) == [("exo", "circuit-open"), ("openrouter", "ok")]
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 @pytest.mark.parametrize(("fault", "status", "outcome"), [
     ("hang_before_headers", None, "timeout"),
