@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from desktop.windows.chat import ChatWindow
     from desktop.windows.costs import CostWindow
     from desktop.windows.settings import SettingsWindow
-    from router import Crash, CrashWatch, Ledger, Router
+    from desktop.windows.setup import SetupWindow
+    from router import Crash, CrashWatch, Ledger, ProviderStatus, Router
     from router.server import EndpointServer
 
 
@@ -184,6 +185,7 @@ class DesktopApp:
         self.native: NativeNotifications | None = None
         self.chat: ChatWindow | None = None
         self.costs: CostWindow | None = None
+        self.setup: SetupWindow | None = None
         self.restart = False
         self.config_path: Path | None = None
         self.previous_crash: Crash | None = None  # reported once
@@ -222,7 +224,8 @@ class DesktopApp:
         if self.crash_watch is not None:
             router.spawn(self.crash_watch.beat())
         router.start_probes()
-        checked = bridge.run(router.check_all(), on_done=lambda _: self._started(tray))
+        checked = bridge.run(router.check_all(),
+                             on_done=lambda found: self._started(tray, bridge, found))
         print(f"ready in {process_age_ms():.0f} ms", flush=True)
         await self._serve_endpoint(router, tray)
         self.ready.set()
@@ -246,6 +249,7 @@ class DesktopApp:
                     autostart=Autostart())
         tray.quit_requested.connect(self.quit.set)
         tray.settings_requested.connect(lambda: self._open_settings(bridge))
+        tray.setup_requested.connect(lambda: self._open_setup(bridge))
         tray.chat_requested.connect(lambda: self._open_chat(bridge))
         tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
         self.instance.activated.connect(tray.bring_forward)
@@ -258,7 +262,7 @@ class DesktopApp:
         import shiboken6
 
         tray = self.tray
-        owned: list[QObject | None] = [self.settings, self.chat, self.costs]
+        owned: list[QObject | None] = [self.settings, self.chat, self.costs, self.setup]
         if tray is not None:
             owned += [tray.status_window, tray.menu, tray.icon, tray]
         for item in owned:
@@ -280,6 +284,17 @@ class DesktopApp:
         self.settings.show()
         self.settings.raise_()
         self.settings.activateWindow()
+
+    def _open_setup(self, bridge: Bridge) -> None:
+        """The first-run assistant (Set up…); what it writes that the running router cannot
+        take on at once (exo's address) restarts the app when it closes."""
+        from desktop.settings_model import SettingsDocument
+        from desktop.windows.setup import SetupWindow
+
+        if self.setup is None:
+            self.setup = SetupWindow(bridge, SettingsDocument(self.config_path))
+            self.setup.done_setup.connect(lambda restart: self._restart(None) if restart else None)
+        self.setup.present()
 
     def _open_chat(self, bridge: Bridge) -> None:
         from desktop.windows.chat import ChatWindow
@@ -328,9 +343,15 @@ class DesktopApp:
                              f"Details in {crash.details}"))
             crash_reported()
 
-    def _started(self, tray: Tray) -> None:
+    def _started(self, tray: Tray, bridge: Bridge | None = None,
+                 statuses: Sequence[ProviderStatus] = ()) -> None:
+        from router import needs_setup
+
         tray.starting = False
         tray.refresh()
+        if bridge is not None and not self.quit_after_ready \
+                and needs_setup(not self.config.source.startswith("<"), statuses):
+            self._open_setup(bridge)  # a first run, or nothing usable and no key: help
 
     def _open_ledger(self) -> Ledger:
         from desktop.operations import open_ledger

@@ -9,17 +9,20 @@ hands it to ``Bridge.run(operation, on_done)``, which reports a failure to the u
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router import crashes, reconcile
+from router import discover as discovery
 from router.cluster import Warming
 from router.config import data_dir
 from router.core import Router
 from router.crashes import Crash, CrashWatch
-from router.errors import KeychainUnavailable
+from router.discover import Found
+from router.errors import KeychainUnavailable, NoProviderAvailable, RoutingError
 from router.keychain_helper import endpoint_token_in_helper, read_in_helper
 from router.keys import (
     KeyStore,
@@ -33,6 +36,8 @@ from router.ledger import Ledger
 from router.probing import ProviderStatus
 from router.providers import Snapshot
 from router.reconcile import Reconciliation
+from router.result import Result
+from router.setup_guide import Advice, router_guidance
 from router.usage import UsageRow, summary, write_csv
 
 if TYPE_CHECKING:
@@ -173,3 +178,40 @@ class UsageOperations:
                 write_csv(rows, handle)
             return path
         return await asyncio.to_thread(write)
+
+
+@dataclass(frozen=True, slots=True)
+class TestAnswer:
+    """The first-run assistant's test question: the answer, or what to do (per provider)."""
+
+    result: Result | None
+    advice: list[Advice] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetupOperations:
+    """The first-run assistant's look for exo, its test question and its live settings."""
+
+    router: Router
+    candidates: Sequence[str] | None = None  # where exo is looked for (None: this machine's
+    # usual addresses; tests: a fake's port)
+
+    async def discover(self) -> list[Found]:
+        """exo at every candidate address at once, on the router's own HTTP client."""
+        urls = self.candidates if self.candidates is not None else discovery.CANDIDATES
+        return await discovery.discover(urls, http=await self.router.http())
+
+    async def ask(self, question: str) -> TestAnswer:
+        """A short question through the running router (the chat window's path)."""
+        request = {"messages": [{"role": "user", "content": question}]}
+        try:
+            return TestAnswer(await self.router.chat(request))
+        except NoProviderAvailable as exc:
+            return TestAnswer(None, router_guidance(self.router, exc.attempts), str(exc))
+        except RoutingError as exc:
+            return TestAnswer(None, [], str(exc))
+
+    def allow_paid_failover(self, allowed: bool) -> None:
+        """The paid-failover choice, in this running router at once (the file has it too)."""
+        self.router.config = replace(self.router.config, allow_paid_failover=allowed)

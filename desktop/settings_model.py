@@ -101,6 +101,41 @@ class SettingsDocument:
         self.text, self.config = text, config
         return config
 
+    # -- the first-run assistant's edits (each written at once, comments kept) -------------
+    def set_paid_failover(self, allowed: bool) -> Config:
+        """``allow_paid_failover`` at the top of the file."""
+        self.doc["allow_paid_failover"] = allowed
+        return self._write()
+
+    def use_address(self, provider_id: str, url: str) -> Config:
+        """Put ``url`` first in the provider's ``base_urls`` (requests go to the first that
+        answers)."""
+        table = self._provider_tables()[provider_id]
+        old = table.get("base_urls")
+        urls = [str(u) for u in old] if old is not None else (
+            [str(table["base_url"])] if "base_url" in table else [])
+        if "base_url" in table:
+            del table["base_url"]
+        table["base_urls"] = [url] + [u for u in urls if u != url]
+        return self._write()
+
+    def ensure_written(self) -> bool:
+        """Write the file as it stands when there is none yet (the defaults, on a first run),
+        so that the next start is no first run. True if it was written now."""
+        if self.path.exists():
+            return False
+        if not self.text:
+            self.load()
+        self._write()
+        return True
+
+    def _write(self) -> Config:
+        text = tomlkit.dumps(self.doc)
+        config = parse_config(text, str(self.path))  # never write what would not load
+        _write_atomically(self.path, text)
+        self.text, self.config = text, config
+        return config
+
     def _provider_tables(self) -> dict[str, Table]:
         found = self.doc.get("providers")
         items = list(found) if isinstance(found, AoT | list) else []

@@ -52,6 +52,7 @@ class StatusWindow(QWidget):
 class Tray(QObject):
     quit_requested = Signal()
     settings_requested = Signal()
+    setup_requested = Signal()  # the first-run assistant (Set up…)
     chat_requested = Signal()
     costs_requested = Signal()
     paused_changed = Signal(bool)
@@ -111,6 +112,7 @@ class Tray(QObject):
         self.menu.addAction("Cost graph", self.costs_requested.emit)
         self.check_accounts = self.menu.addAction("Check accounts now", self._check_accounts)
         self.menu.addAction("Settings…", self.settings_requested.emit)
+        self.menu.addAction("Set up…", self.setup_requested.emit)
         self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
         self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)
         self.pause = self.menu.addAction("Pause cloud failover (local only)")

@@ -21,6 +21,7 @@ from router.config import (
 )
 from router.core import Router, Timing
 from router.crashes import Crash, CrashWatch
+from router.discover import Found, configured
 from router.errors import (
     Attempt,
     ClusterActionFailed,
@@ -61,6 +62,16 @@ from router.probing import ProviderStatus
 from router.providers import HealthState, Kind, Role, Snapshot
 from router.reconcile import Reconciliation
 from router.result import Result
+from router.setup_guide import (
+    Advice,
+    Situation,
+    config_exists,
+    exo_start_advice,
+    guidance,
+    guidance_text,
+    needs_setup,
+    router_guidance,
+)
 from router.usage import UsageRow
 
 __all__ = [
@@ -68,6 +79,7 @@ __all__ = [
     "NOTIFICATION_KINDS",
     "AccountLimited",
     "AccountStatus",
+    "Advice",
     "Attempt",
     "BillDrift",
     "BudgetAlert",
@@ -87,6 +99,7 @@ __all__ = [
     "EndpointError",
     "ExoBridgeError",
     "Failover",
+    "Found",
     "HealthChanged",
     "HealthState",
     "KeychainUnavailable",
@@ -112,6 +125,7 @@ __all__ = [
     "Router",
     "RoutingError",
     "Secret",
+    "Situation",
     "Snapshot",
     "Stage",
     "StreamBroken",
@@ -121,10 +135,17 @@ __all__ = [
     "UsageRow",
     "Warming",
     "cluster_lines",
+    "config_exists",
+    "configured",
     "default_config_path",
+    "exo_start_advice",
+    "guidance",
+    "guidance_text",
     "load_config",
+    "needs_setup",
     "parse_config",
     "problem_line",
+    "router_guidance",
     "usd",
     "warming_line",
 ]

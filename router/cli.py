@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from router import cli_accounts as accounts
-from router import cli_exo, crashes
+from router import cli_exo, crashes, setup_guide
 from router import usage as usage_report
 from router.config import Config, data_dir, load_config
 from router.core import Router
@@ -30,6 +30,7 @@ from router.errors import (
     EndpointError,
     ExoBridgeError,
     KeychainUnavailable,
+    NoProviderAvailable,
     RoutingError,
 )
 from router.keys import KeyStore, Secret, endpoint_token, keychain_delete, keychain_set
@@ -185,7 +186,9 @@ async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as
             else:
                 result = await router.chat(request)
         except RoutingError as exc:
-            _report_failure(exc, as_json)
+            advice = setup_guide.router_guidance(router, exc.attempts, str(request.get("model") or "")) \
+                if isinstance(exc, NoProviderAvailable) else []
+            _report_failure(exc, as_json, advice)
             return EXIT_UNANSWERED
     if as_json:
         print(json.dumps(result.as_json(), ensure_ascii=False, allow_nan=False))
@@ -229,13 +232,25 @@ def _report_attempts(attempts: Sequence[Attempt]) -> None:
             print(f"  {a.provider}: {a.outcome}{detail} · {a.latency_ms:.0f} ms", file=sys.stderr)
 
 
-def _report_failure(exc: RoutingError, as_json: bool) -> None:
+def _report_failure(exc: RoutingError, as_json: bool,
+                    advice: Sequence[setup_guide.Advice] = ()) -> None:
     if as_json:
-        print(json.dumps({"error": str(exc), "response": None, "provider_used": None,
-                          "model": None, "cost_usd": 0.0, "usage": {},
-                          "attempts": [a.as_dict() for a in exc.attempts]}, ensure_ascii=False))
+        body: dict[str, Any] = {"error": str(exc), "response": None, "provider_used": None,
+                                "model": None, "cost_usd": 0.0, "usage": {},
+                                "attempts": [a.as_dict() for a in exc.attempts]}
+        if advice:  # what to do, per provider (the same paragraphs as on stderr)
+            body["guidance"] = [{"provider": a.provider, "text": a.text,
+                                 "commands": list(a.commands)} for a in advice]
+        print(json.dumps(body, ensure_ascii=False))
         return
-    print(f"exo-bridge: {exc.__class__.__name__}: no answer", file=sys.stderr)
+    if not advice:
+        print(f"exo-bridge: {exc.__class__.__name__}: no answer", file=sys.stderr)
+        _report_attempts(exc.attempts)
+        return
+    print("exo-bridge: no provider could answer. To get an answer:\n", file=sys.stderr)
+    for item in advice:
+        print(f"  {item.text}\n", file=sys.stderr)
+    print("what happened:", file=sys.stderr)
     _report_attempts(exc.attempts)
 
 

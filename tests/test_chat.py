@@ -113,7 +113,11 @@ async def test_failure_shows_attempts_and_retry_works(chat, exo, openrouter, hf)
     chat.submit()
     await until(lambda: chat.task is None)
     text = chat.transcript.toPlainText()
-    assert "No answer" in text and "exo refused" in text and "Retry" in text
+    assert "No answer" in text and "Retry" in text
+    # what to do, per provider, instead of bare skip reasons (those stay in the tooltip)
+    assert "exo is not reachable" in text and "run `exo`" in text
+    assert "OpenRouter: it could not be reached" in text and "exo refused" not in text
+    assert chat.status.toolTip().startswith("exo refused")
     exo.start()
     await chat.bridge.router.probe(chat.bridge.router.config.provider("exo"))
     from PySide6.QtCore import QUrl

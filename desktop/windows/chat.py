@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge
-from router import Result, RoutingError, usd
+from router import NoProviderAvailable, Result, RoutingError, router_guidance, usd
 
 RENDER_MS = 33  # repaint a streaming answer at most ~30 times a second
 _CODE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
@@ -39,6 +39,7 @@ class Turn:
     footer: str = ""
     error: str = ""
     attempts: str = ""
+    guidance: str = ""  # what to do when nobody answered (HTML paragraphs, per provider)
     done: bool = False
     result: Result | None = field(default=None, repr=False)
 
@@ -197,6 +198,9 @@ class ChatWindow(QWidget):
         except RoutingError as exc:
             turn.error = str(exc)
             turn.attempts = attempts_text(exc.attempts)
+            if isinstance(exc, NoProviderAvailable):
+                turn.guidance = "".join(f"<br>{html.escape(a.text)}<br>" for a in router_guidance(
+                    self.bridge.router, exc.attempts, str(request.get("model") or "")))
         except asyncio.CancelledError:
             turn.footer = "stopped"
             raise
@@ -233,7 +237,8 @@ class ChatWindow(QWidget):
             blocks.append(f"<p><b>You</b><br>{render_markdown(turn.prompt)}</p>")
             if turn.error:
                 blocks.append(f"<p style='color:#c62828'><b>No answer</b><br>"
-                              f"{html.escape(turn.attempts)}<br><a href='retry:{index}'>Retry</a></p>")
+                              f"{turn.guidance or html.escape(turn.attempts)}<br>"
+                              f"<a href='retry:{index}'>Retry</a></p>")
                 continue
             answer = render_markdown(turn.answer) or ("" if turn.thinking else "…")
             footer = html.escape(turn.footer)

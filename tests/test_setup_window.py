@@ -1,0 +1,225 @@
+"""The first-run assistant (Set up…), offscreen, against the fake providers and the in-memory
+keyring: the page flow by keyboard, exo found, a key saved and tested, the paid-failover choice
+written (comments kept), the test question, and the first-run trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+pytest.importorskip("PySide6", reason="the desktop extra is not installed")
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from desktop.operations import SetupOperations
+from desktop.settings_model import SettingsDocument
+from router import Router, load_config
+from tests.conftest import OR_KEY, config_text, unused_port
+
+
+async def until(check, seconds: float = 8.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def closed() -> str:
+    return f"http://127.0.0.1:{unused_port()}"
+
+
+@pytest.fixture
+async def wizard_for(qapp, tmp_path):
+    """wizard_for(exo_urls, candidates, **config) -> the SetupWindow on a router of that config,
+    whose file starts with the user's own comment."""
+    from desktop.bridge import Bridge
+    from desktop.windows.setup import SetupWindow
+
+    made = []
+
+    async def build(exo_urls, candidates, openrouter_url, hf_url, *, write=True):
+        path = tmp_path / "config.toml"
+        if write:
+            path.write_text("# my own notes\n" + config_text(exo_urls, openrouter_url, hf_url))
+        config = load_config(path if write else None)
+        router = Router(config)
+        await router.__aenter__()
+        bridge = Bridge(router)
+        window = SetupWindow(bridge, SettingsDocument(path), SetupOperations(router, candidates))
+        made.append((window, bridge, router))
+        window.present()
+        return window, path
+
+    yield build
+    for window, bridge, router in made:
+        window.hide()
+        bridge.close()
+        await router.__aexit__(None, None, None)
+        window.deleteLater()
+        bridge.deleteLater()
+        qapp.processEvents()
+
+
+def press(widget, key=Qt.Key.Key_Return) -> None:
+    QTest.keyClick(widget, key)
+
+
+async def test_keyboard_flow_key_saved_and_tested_paid_choice_written_and_answered(
+        wizard_for, exo, openrouter, hf, keyring_store):
+    window, path = await wizard_for([exo.origin], [exo.origin], openrouter.base_url, hf.base_url)
+    page = window.exo_page
+    await until(lambda: "Found exo" in page.found_label.text())
+    assert "Your config already points there" in page.found_label.text()
+    assert not page.use.isVisible()
+    press(window)  # Enter: Next
+    assert window.currentPage() is window.keys_page
+    row = next(r for r in window.keys_page.rows if r.provider.id == "openrouter")
+    row.field.setFocus()
+    QTest.keyClicks(row.field, "sk-wrong-key-0000")
+    press(row.field)  # Enter in a typed key: save and test, stay on the page
+    await until(lambda: row.works is not None)
+    assert window.currentPage() is window.keys_page
+    assert row.works is False and "invalid key" in row.state.text()
+    QTest.keyClicks(row.field, OR_KEY)
+    press(row.field)
+    await until(lambda: row.works is True)
+    assert keyring_store.entries[("exo-bridge", "openrouter")] == OR_KEY
+    assert "works" in row.state.text() and OR_KEY not in row.state.text()
+    assert row.field.text() == ""  # never shown again
+    press(window)  # an empty field: Enter is Next
+    assert window.currentPage() is window.paid_page
+    assert window.paid_page.allowed.isChecked()  # the config's own value
+    window.paid_page.local.setChecked(True)
+    press(window)
+    assert window.currentPage() is window.test_page
+    text = path.read_text()
+    assert text.startswith("# my own notes\n") and "allow_paid_failover = false" in text
+    assert load_config(path).allow_paid_failover is False
+    assert window.bridge.router.config.allow_paid_failover is False  # live
+    press(window.test_page.question)  # Enter asks the question shown
+    await until(lambda: window.test_page.outcome is not None)
+    assert "Hello from the fake provider" in window.test_page.answer.text()
+    assert window.test_page.who.text().startswith("Answered by Exo Local")
+    assert "free" in window.test_page.who.text()
+    assert exo.chat_requests
+
+
+async def test_exo_found_elsewhere_is_offered_and_written_first(wizard_for, exo, closed):
+    window, path = await wizard_for([closed], [closed, exo.origin], closed + "/api/v1", closed + "/v1")
+    restarts = []
+    window.done_setup.connect(restarts.append)
+    page = window.exo_page
+    await until(lambda: page.offered is not None)
+    assert page.offered.url == exo.origin and page.use.isVisible()
+    assert "not in your config" in page.found_label.text()
+    page.use.click()
+    config = load_config(path)
+    assert config.provider("exo").base_urls == (exo.origin, closed)
+    assert path.read_text().startswith("# my own notes\n")
+    assert window.restart_needed and "restarts" in page.found_label.text()
+    press(window, Qt.Key.Key_Escape)  # Esc: cancel
+    assert restarts == [True]  # the app restarts on the new address
+    window.present()  # Set up… again: from the first page, on the file as it is now
+    assert window.currentPage() is window.exo_page and window.isVisible()
+    assert window.document.config.provider("exo").base_urls[0] == exo.origin
+
+
+async def test_no_exo_says_how_to_start_it(wizard_for, closed):
+    window, _ = await wizard_for([closed], [closed], closed + "/api/v1", closed + "/v1")
+    page = window.exo_page
+    await until(lambda: bool(page.found))
+    text = page.found_label.text()  # as shown
+    assert "not running" in text and "run exo" in text and "52415" in text
+    assert "<code>exo</code>" in page.found_label.source_html
+    assert page.offered is None and not page.use.isVisible()
+
+
+async def test_nobody_answers_the_test_question_shows_the_guidance(wizard_for, closed):
+    window, path = await wizard_for([closed], [closed], closed + "/api/v1", closed + "/v1")
+    for _ in range(3):
+        window.next()
+    assert window.currentPage() is window.test_page
+    window.test_page.ask_button.click()
+    await until(lambda: window.test_page.outcome is not None)
+    assert "No answer" in window.test_page.answer.text()
+    text = window.test_page.answer.source_html
+    assert "<code>exo-bridge keys set openrouter</code>" in text
+    assert "<code>exo</code>" in text and str(path) in text
+
+
+async def test_first_run_writes_the_config_when_the_assistant_closes(wizard_for, closed, tmp_path,
+                                                                      monkeypatch):
+    target = tmp_path / "config.toml"
+    monkeypatch.setenv("EXO_BRIDGE_CONFIG", str(target))
+    window, path = await wizard_for([closed], [closed], "", "", write=False)
+    assert path == target and not target.exists()
+    press(window, Qt.Key.Key_Escape)
+    assert target.exists() and load_config(target).source == str(target)
+
+
+# -- the trigger, and the menu item --------------------------------------------------------
+async def test_the_app_opens_the_assistant_on_a_first_run_only(qapp, tmp_path, monkeypatch, closed):
+    from desktop.app import DesktopApp
+    from desktop.bridge import Bridge
+    from router import HealthState, ProviderStatus, Role
+
+    monkeypatch.setattr("router.discover.CANDIDATES", (closed,))
+    up = [ProviderStatus("exo", "Exo Local", Role.LOCAL, HealthState.HEALTHY, "", 0.0, None, False)]
+
+    class FakeTray:
+        starting = True
+
+        def refresh(self) -> None:
+            pass
+
+    fresh = load_config(None)  # EXO_BRIDGE_CONFIG names no file: the defaults
+    assert fresh.source == "<defaults>"
+    async with Router(fresh) as router:
+        bridge = Bridge(router)
+        app = DesktopApp(fresh, instance=None)  # type: ignore[arg-type]
+        app._started(FakeTray(), bridge, up)  # type: ignore[arg-type]
+        assert app.setup is not None and app.setup.isVisible()
+        await until(lambda: bool(app.setup.exo_page.found))
+        assert [f.url for f in app.setup.exo_page.found] == [closed]  # discovery's candidates
+        app.setup.reject()
+        app.setup.deleteLater()
+        written = load_config(None)
+        assert written.source != "<defaults>"  # the next start is no first run
+        again = DesktopApp(written, instance=None)  # type: ignore[arg-type]
+        again._started(FakeTray(), bridge, up)  # type: ignore[arg-type]
+        assert again.setup is None
+        quiet = DesktopApp(fresh, instance=None, quit_after_ready=True)  # type: ignore[arg-type]
+        quiet._started(FakeTray(), bridge, [])  # type: ignore[arg-type]
+        assert quiet.setup is None  # the benchmark run never opens a window
+        bridge.close()
+        bridge.deleteLater()
+        qapp.processEvents()
+
+
+def test_the_tray_menu_has_set_up(qapp, tmp_path):
+    from desktop.autostart import Autostart
+    from desktop.bridge import Bridge
+    from desktop.tray import Tray
+
+    router = Router(load_config(None))
+    tray = Tray(Bridge(router), endpoint_url=lambda: None, endpoint_token=lambda: None,
+                autostart=Autostart(tmp_path))
+    try:
+        asked = []
+        tray.setup_requested.connect(lambda: asked.append(True))
+        texts = [a.text() for a in tray.menu.actions()]
+        assert texts.index("Set up…") == texts.index("Settings…") + 1
+        next(a for a in tray.menu.actions() if a.text() == "Set up…").trigger()
+        assert asked == [True]
+    finally:
+        tray.timer.stop()
+        tray.menu.deleteLater()
+        tray.deleteLater()
+        qapp.processEvents()
