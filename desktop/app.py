@@ -20,6 +20,7 @@ from router import Config, ConfigError, ExoBridgeError, load_config
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QObject
+    from PySide6.QtWidgets import QWidget
 
     from desktop.bridge import Bridge
     from desktop.gc_policy import GuiThreadCollector
@@ -250,6 +251,7 @@ class DesktopApp:
         tray.quit_requested.connect(self.quit.set)
         tray.settings_requested.connect(lambda: self._open_settings(bridge))
         tray.setup_requested.connect(lambda: self._open_setup(bridge))
+        tray.provider_requested.connect(lambda pid: self._open_settings(bridge, pid))
         tray.chat_requested.connect(lambda: self._open_chat(bridge))
         tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
         self.instance.activated.connect(tray.bring_forward)
@@ -269,9 +271,15 @@ class DesktopApp:
             if item is not None and shiboken6.isValid(item):
                 shiboken6.delete(item)
 
-    def _open_settings(self, bridge: Bridge) -> None:
-        """One settings window, brought forward if already open; saving restarts the app so
-        that the router, the endpoint and the tray all run on the new config."""
+    def _window_shortcuts(self, window: QWidget) -> None:
+        """The tray menu's Chat/Costs/Settings shortcuts, working in every window."""
+        if self.tray is not None:
+            window.addActions(self.tray.window_actions)
+
+    def _open_settings(self, bridge: Bridge, provider_id: str | None = None) -> None:
+        """One settings window, brought forward if already open (on ``provider_id``'s section
+        when a provider's row was clicked); saving restarts the app so that the router, the
+        endpoint and the tray all run on the new config."""
         from desktop.autostart import Autostart
         from desktop.settings_model import SettingsDocument
         from desktop.windows.settings import SettingsWindow
@@ -281,6 +289,9 @@ class DesktopApp:
             self.settings = SettingsWindow(bridge, document, Autostart(),
                                            endpoint_token=lambda: self.token)
             self.settings.saved.connect(self._restart)
+            self._window_shortcuts(self.settings)
+        if provider_id is not None:
+            self.settings.show_provider(provider_id)
         self.settings.show()
         self.settings.raise_()
         self.settings.activateWindow()
@@ -301,6 +312,7 @@ class DesktopApp:
 
         if self.chat is None:
             self.chat = ChatWindow(bridge)
+            self._window_shortcuts(self.chat)
         self.chat.open()
 
     def _open_costs(self, bridge: Bridge, ledger: Ledger) -> None:
@@ -308,6 +320,7 @@ class DesktopApp:
             from desktop.windows.costs import CostWindow  # imports pyqtgraph, only now
 
             self.costs = CostWindow(bridge, ledger)
+            self._window_shortcuts(self.costs)
         self.costs.open()
 
     def _restart(self, _config: object) -> None:

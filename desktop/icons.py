@@ -14,10 +14,14 @@ COLOURS = {Light.GREEN: "#2ecc40", Light.YELLOW: "#ffc107", Light.RED: "#e53935"
 PROVIDER_COLOURS = ("#2ecc40", "#7e57c2", "#ff9800", "#26a69a", "#ec407a")
 
 
-def dot_pixmap(light: Light, size: int = 64) -> QPixmap:
-    pixmap = QPixmap(size, size)
+def dot_pixmap(light: Light, size: int = 64, ratio: float = 1.0) -> QPixmap:
+    """A dot ``size`` logical pixels wide, painted at ``ratio`` device pixels per logical pixel
+    (2 on a HiDPI screen: crisp, never scaled up)."""
+    pixels = round(size * ratio)
+    pixmap = QPixmap(pixels, pixels)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
+    size = pixels  # paint in device pixels; the ratio below makes it ``size`` logical ones
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     outline = max(2.0, size / 12)
     painter.setPen(QPen(QColor("#1b1b1b"), outline))
@@ -29,6 +33,7 @@ def dot_pixmap(light: Light, size: int = 64) -> QPixmap:
     inner = inset + outline
     painter.drawEllipse(QRectF(inner, inner, size - 2 * inner, size - 2 * inner))
     painter.end()
+    pixmap.setDevicePixelRatio(ratio)
     return pixmap
 
 
@@ -45,14 +50,26 @@ def provider_colours(provider_ids: list[str]) -> dict[str, str]:
 
 
 _DOTS: dict[Light, QIcon] = {}
+_MENU_DOTS: dict[Light, QIcon] = {}
 
 
 def dot_icon(light: Light) -> QIcon:
-    """The tray's dot in every size a panel asks for; painted once per colour."""
+    """The tray's dot in every size a panel asks for (HiDPI ones too); painted once per colour."""
     icon = _DOTS.get(light)
     if icon is None:
         icon = QIcon()
-        for size in (16, 22, 32, 64):
+        for size in (16, 22, 24, 32, 44, 48, 64, 128):
             icon.addPixmap(dot_pixmap(light, size))
         _DOTS[light] = icon
+    return icon
+
+
+def menu_dot_icon(light: Light) -> QIcon:
+    """A provider row's state dot: 16 logical pixels at 1x, 2x and 3x (crisp on HiDPI)."""
+    icon = _MENU_DOTS.get(light)
+    if icon is None:
+        icon = QIcon()
+        for ratio in (1.0, 2.0, 3.0):
+            icon.addPixmap(dot_pixmap(light, 16, ratio))
+        _MENU_DOTS[light] = icon
     return icon

@@ -2,51 +2,129 @@
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSystemTrayIcon,
+    QVBoxLayout,
+    QWidget,
+)
 
+from desktop.appearance import colours
 from desktop.bridge import Bridge
 from desktop.cluster_menu import ClusterMenu
 from desktop.cluster_model import cluster_menu, warming_note_line
-from desktop.icons import dot_icon, dot_pixmap, provider_colours, swatch_icon
+from desktop.icons import dot_icon, dot_pixmap, menu_dot_icon
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
-from desktop.status_model import Light, TrayView, tray_view
+from desktop.status_model import Light, ProviderRow, TrayView, tray_view
 
+# Shown in the menu; they work app-wide while one of our windows has the focus (a tray menu's
+# own shortcuts are hints only: the windows carry the same actions, see ``window_actions``).
+SHORTCUTS = {"chat": "Ctrl+Shift+C", "costs": "Ctrl+Shift+G", "settings": "Ctrl+,"}
 REFRESH_MS = 5000  # the exo probe interval: the tray never polls faster than the probes
 AFTER_REQUEST_MS = 250  # finished requests are shown together: one refresh, however many
 
 
 class StatusWindow(QWidget):
     """Shown instead of a tray icon where the desktop has no tray, so the app is never an
-    invisible process."""
+    invisible process: the tray menu's state and actions, usable from the keyboard (Tab moves
+    through the providers and the buttons, Enter opens one)."""
+
+    provider_requested = Signal(str)
+    chat_requested = Signal()
+    costs_requested = Signal()
+    settings_requested = Signal()
+    quit_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("Exo Bridge")
         self._light: Light | None = None
+        self._view: TrayView | None = None
         self.dot = QLabel()
         self.summary = QLabel()
-        self.providers = QLabel()
+        self.summary.setWordWrap(True)
+        self.providers = QLabel()  # the note lines (a ledger that cannot record)
+        self.providers.setWordWrap(True)
+        self.rows: list[tuple[QLabel, QLabel]] = []
+        self._rows = QGridLayout()
+        self._rows.setColumnStretch(1, 1)
         top = QHBoxLayout()
         top.addWidget(self.dot)
         top.addWidget(self.summary, 1)
+        buttons = QHBoxLayout()
+        self.buttons: list[QPushButton] = []
+        for text, signal in (("&Chat…", self.chat_requested), ("C&osts…", self.costs_requested),
+                             ("&Settings…", self.settings_requested), ("&Quit", self.quit_requested)):
+            button = QPushButton(text)
+            button.clicked.connect(signal.emit)
+            buttons.addWidget(button)
+            self.buttons.append(button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(self._rows)
         layout.addWidget(self.providers)
+        layout.addLayout(buttons)
 
     def show_view(self, view: TrayView) -> None:
         if self._light is not view.light:
-            self.dot.setPixmap(dot_pixmap(view.light, 24))
+            self.dot.setPixmap(dot_pixmap(view.light, 24, self.devicePixelRatioF()))
             self._light = view.light
         if self.summary.text() != view.tooltip:
             self.summary.setText(view.tooltip)
-        lines = "\n".join(view.lines)
-        if self.providers.text() != lines:
-            self.providers.setText(lines)
+        if self._view is None or self._view.rows != view.rows:
+            self._show_rows(view.rows)
+        notes = "\n".join(view.lines[len(view.rows):])
+        if self.providers.text() != notes:
+            self.providers.setText(notes)
+        self.providers.setVisible(bool(notes))
+        self._view = view
+
+    def _show_rows(self, rows: tuple[ProviderRow, ...]) -> None:
+        while len(self.rows) < len(rows):
+            dot, text = QLabel(), QLabel()
+            text.setTextFormat(Qt.TextFormat.RichText)
+            text.setWordWrap(True)
+            text.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByKeyboard
+                                         | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+            text.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            text.linkActivated.connect(lambda link: self.provider_requested.emit(
+                link.partition(":")[2]))
+            self._rows.addWidget(dot, len(self.rows), 0, Qt.AlignmentFlag.AlignTop)
+            self._rows.addWidget(text, len(self.rows), 1)
+            self.rows.append((dot, text))
+        muted = colours(self.palette()).muted
+        ratio = self.devicePixelRatioF()
+        for (dot, text), row in zip(self.rows, rows, strict=False):
+            dot.setPixmap(dot_pixmap(row.light, 16, ratio))
+            rest = f" · {html.escape(row.usage)}"
+            if row.reason:
+                rest += f" · <span style='color:{muted}'>{html.escape(row.reason)}</span>"
+            text.setText(f"<a href='provider:{html.escape(row.id)}'>{html.escape(row.name)}</a>{rest}")
+            text.setToolTip(row.detail)
+        for dot, text in self.rows[len(rows):]:
+            dot.hide()
+            text.hide()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and self._view is not None:
+            self._show_rows(self._view.rows)  # the muted colour of the reasons
+        super().changeEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.showMinimized()  # never hidden: with no tray this window is the app
+            return
+        super().keyPressEvent(event)
 
 
 class Tray(QObject):
@@ -56,6 +134,7 @@ class Tray(QObject):
     chat_requested = Signal()
     costs_requested = Signal()
     paused_changed = Signal(bool)
+    provider_requested = Signal(str)  # a provider's row was clicked: its settings, by id
 
     def __init__(self, bridge: Bridge, *, endpoint_url: Callable[[], str | None],
                  endpoint_token: Callable[[], str | None], autostart: object | None = None,
@@ -76,6 +155,8 @@ class Tray(QObject):
         self.status_window: StatusWindow | None = None
         self._shown = False  # whether the icon and tooltip have been set once
         self._provider_actions: list[QAction] = []
+        self._shown_rows: list[ProviderRow | None] = []
+        self.window_actions: list[QAction] = []  # Chat, Costs, Settings: add them to each window
         self._build_menu()
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
@@ -97,28 +178,30 @@ class Tray(QObject):
 
     # -- building -------------------------------------------------------------------------
     def _build_menu(self) -> None:
-        colours = provider_colours([p.id for p in self.router.config.providers])
+        self.menu.setToolTipsVisible(True)  # a row's tooltip: the provider's whole state
         for provider in self.router.config.providers:
-            action = self.menu.addAction(swatch_icon(colours[provider.id]), "")
-            action.setEnabled(False)
+            action = self.menu.addAction(menu_dot_icon(Light.GREY), provider.name.replace("&", "&&"))
+            action.triggered.connect(lambda _=False, pid=provider.id: self.provider_requested.emit(pid))
             self._provider_actions.append(action)
+            self._shown_rows.append(None)
         self.ledger_line = self.menu.addAction("")  # only while the ledger cannot record
         self.ledger_line.setEnabled(False)
         self.ledger_line.setVisible(False)
         self.cluster = ClusterMenu(self.menu, self.menu.addSeparator(), self.bridge)
         self.cluster.failed.connect(lambda what, why: self.notify(
             Note("cluster", f"failed:{what}", f"Could not {what}", why)))
-        self.menu.addAction("Open chat", self.chat_requested.emit)
-        self.menu.addAction("Cost graph", self.costs_requested.emit)
-        self.check_accounts = self.menu.addAction("Check accounts now", self._check_accounts)
-        self.menu.addAction("Settings…", self.settings_requested.emit)
-        self.menu.addAction("Set up…", self.setup_requested.emit)
-        self.copy_url = self.menu.addAction("Copy endpoint URL", self._copy_url)
-        self.copy_token = self.menu.addAction("Copy endpoint token", self._copy_token)
-        self.pause = self.menu.addAction("Pause cloud failover (local only)")
+        self.open_chat = self._window_action("&Chat…", "chat", self.chat_requested.emit)
+        self.open_costs = self._window_action("C&osts…", "costs", self.costs_requested.emit)
+        self.check_accounts = self.menu.addAction("Check &accounts now", self._check_accounts)
+        self.open_settings = self._window_action("&Settings…", "settings",
+                                                 self.settings_requested.emit)
+        self.set_up = self.menu.addAction("Set &up…", self.setup_requested.emit)
+        self.copy_url = self.menu.addAction("Copy endpoint &URL", self._copy_url)
+        self.copy_token = self.menu.addAction("Copy endpoint &token", self._copy_token)
+        self.pause = self.menu.addAction("&Pause cloud failover (local only)")
         self.pause.setCheckable(True)
         self.pause.toggled.connect(self._on_pause)
-        self.login = self.menu.addAction("Start at login")
+        self.login = self.menu.addAction("Start at &login")
         self.login.setCheckable(True)
         if self._autostart is not None:
             self.login.setChecked(self._autostart.enabled())  # type: ignore[attr-defined]
@@ -126,7 +209,27 @@ class Tray(QObject):
         else:
             self.login.setEnabled(False)
         self.menu.addSeparator()
-        self.menu.addAction("Quit", self.quit_requested.emit)
+        self.menu.addAction("&Quit", self.quit_requested.emit)
+
+    def _window_action(self, text: str, window: str, slot: Callable[[], None]) -> QAction:
+        action = self.menu.addAction(text, slot)
+        action.setShortcut(QKeySequence(SHORTCUTS[window]))
+        action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.window_actions.append(action)
+        return action
+
+    def _status_window(self) -> StatusWindow:
+        if self.status_window is None:
+            window = StatusWindow()
+            window.addActions(self.window_actions)
+            for ours, theirs in ((window.chat_requested, self.chat_requested),
+                                 (window.costs_requested, self.costs_requested),
+                                 (window.settings_requested, self.settings_requested),
+                                 (window.quit_requested, self.quit_requested)):
+                ours.connect(theirs.emit)
+            window.provider_requested.connect(self.provider_requested.emit)
+            self.status_window = window
+        return self.status_window
 
     def show(self) -> None:
         self.refresh()
@@ -140,10 +243,9 @@ class Tray(QObject):
             if self.status_window is not None:
                 self.status_window.hide()
         else:
-            if self.status_window is None:
-                self.status_window = StatusWindow()
-            self.status_window.show_view(self.view)
-            self.status_window.show()
+            window = self._status_window()
+            window.show_view(self.view)
+            window.show()
 
     # -- updating -------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -160,10 +262,9 @@ class Tray(QObject):
         if self.view.tooltip != old.tooltip or not self._shown:
             self.icon.setToolTip(self.view.tooltip)
         self._shown = True
-        for action, line in zip(self._provider_actions, self.view.lines, strict=False):
-            if action.text() != line:
-                action.setText(line)
-        extra = self.view.lines[len(self._provider_actions):]
+        for i, (action, row) in enumerate(zip(self._provider_actions, self.view.rows, strict=False)):
+            self._show_row(i, action, row)
+        extra = self.view.lines[len(self.view.rows):]
         self.ledger_line.setVisible(bool(extra))
         if extra and self.ledger_line.text() != extra[0]:
             self.ledger_line.setText(extra[0])
@@ -173,6 +274,19 @@ class Tray(QObject):
         self.copy_token.setEnabled(self._endpoint_token() is not None)
         if self.status_window is not None:
             self.status_window.show_view(self.view)
+
+    def _show_row(self, i: int, action: QAction, row: ProviderRow) -> None:
+        """Hand Qt only what changed (the menu is redrawn only for a changed row)."""
+        old = self._shown_rows[i]
+        if old == row:
+            return
+        if old is None or old.light is not row.light:
+            action.setIcon(menu_dot_icon(row.light))
+        if old is None or old.text != row.text:
+            action.setText(row.text.replace("&", "&&"))
+        if old is None or old.detail != row.detail:
+            action.setToolTip(row.detail)
+        self._shown_rows[i] = row
 
     def _tick(self) -> None:
         if self.status_window is not None and self.status_window.isVisible():
@@ -229,12 +343,11 @@ class Tray(QObject):
             self.chat_requested.emit()
 
     def bring_forward(self) -> None:
-        if self.status_window is None:
-            self.status_window = StatusWindow()
-        self.status_window.show_view(self.view)
-        self.status_window.show()
-        self.status_window.raise_()
-        self.status_window.activateWindow()
+        window = self._status_window()
+        window.show_view(self.view)
+        window.show()
+        window.raise_()
+        window.activateWindow()
 
     def _on_pause(self, paused: bool) -> None:
         self.router.local_only = paused

@@ -57,7 +57,9 @@ def tray_for(qapp, tmp_path):
 
 
 def openrouter_line(tray) -> str:
-    return next(a.text() for a in tray._provider_actions if a.text().startswith("OpenRouter"))
+    """The menu row and its tooltip (the row says why in a few words, the tooltip in full)."""
+    return next(f"{a.text()} {a.toolTip()}" for a in tray._provider_actions
+                if a.text().startswith("OpenRouter"))
 
 
 async def test_the_tray_says_which_limit_and_until_when_and_check_now_ends_it(

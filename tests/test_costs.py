@@ -157,16 +157,13 @@ def test_pyqtgraph_is_not_imported_by_the_tray():
     assert out.stdout.strip() == "False"
 
 
-async def test_provider_colours_match_the_tray_menu(window, tmp_path):
-    from desktop.autostart import Autostart
-    from desktop.tray import Tray
+async def test_provider_colours_are_the_same_everywhere(window):
+    """The bars use each provider's one colour (desktop.icons.provider_colours; the tray menu's
+    rows show a state dot instead, since issue 18)."""
+    from desktop.icons import provider_colours
 
     await loaded(window)
-
-    tray = Tray(window.bridge, endpoint_url=lambda: None, endpoint_token=lambda: None,
-                autostart=Autostart(tmp_path))
-    for action, provider in zip(tray._provider_actions, window.bridge.router.config.providers, strict=True):
-        swatch = action.icon().pixmap(16, 16).toImage().pixelColor(8, 8).name()
-        bar = window.graphs.bars[provider.id].opts["brush"]
-        assert swatch == bar
-    tray.deleteLater()
+    providers = window.bridge.router.config.providers
+    colours = provider_colours([p.id for p in providers])
+    for provider in providers:
+        assert window.graphs.bars[provider.id].opts["brush"] == colours[provider.id]

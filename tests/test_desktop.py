@@ -60,8 +60,8 @@ def test_budget_above_80_percent_is_yellow_and_menu_lines():
     view = tray_view([status("exo", "healthy", requests=3, progress=43.0),
                       status("openrouter", "healthy", requests=850, limit=1000, cost=1.5)])
     assert view.light is Light.YELLOW and "above 80%" in view.tooltip
-    assert view.lines == ("Exo Local: healthy · 3 requests · free today · downloading 43%",
-                          "OpenRouter: healthy · 850/1000 requests · $1.50 today")
+    assert view.lines == ("Exo Local · 3 requests · free today · downloading 43%",
+                          "OpenRouter · 850/1000 requests · $1.50 today")
 
 
 def test_paused_and_starting_are_grey():
@@ -160,7 +160,8 @@ async def test_failover_turns_yellow_with_one_notification_then_back_to_green(tr
         await router.check_all()
         tray.show()
         assert tray.view.light is Light.GREEN
-        assert tray._provider_actions[0].text().startswith("Exo Local: healthy")
+        assert tray._provider_actions[0].text().startswith("Exo Local · ")
+        assert tray._shown_rows[0].light is Light.GREEN
         exo.stop()
         for _ in range(3):
             await router.chat(ASK)
@@ -181,7 +182,7 @@ def test_no_tray_shows_the_status_window(tray_for, make_config):
     tray.show()
     assert not QSystemTrayIcon.isSystemTrayAvailable()  # offscreen has none
     assert tray.status_window is not None and tray.status_window.isVisible()
-    assert "Exo Local" in tray.status_window.providers.text()
+    assert "Exo Local" in tray.status_window.rows[0][1].text()
     tray.status_window.close()
 
 

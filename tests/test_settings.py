@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
+from PySide6.QtCore import Qt
 
 pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
@@ -153,3 +154,70 @@ async def test_notification_kinds_are_saved_and_honoured(window, config_file):
         assert not tray.debouncer.offer(Note("budget", "openrouter", "t", "b"))
         assert tray.debouncer.offer(Note("failover", "exo", "t", "b"))
         tray.deleteLater()
+
+
+async def test_a_providers_row_opens_its_section(keys_in_env, window):
+    await window.bridge.router.keys_ready()
+    window.providers.order.setCurrentRow(0)
+    window.show_provider("huggingface")
+    providers = window.providers
+    assert window.tabs.currentIndex() == 0
+    edit = providers.edits[providers.order.currentRow()]
+    assert edit.id == "huggingface" and window.focusWidget() is providers.order
+    assert providers.requests.text() == ("" if edit.daily_request_limit is None
+                                         else str(edit.daily_request_limit))
+
+
+async def test_a_provider_without_a_key_opens_on_its_key(window):
+    window.show_provider("openrouter")  # no key in the keychain or the environment
+    row = next(r for r in window.key_rows if r.provider_id == "openrouter")
+    assert window.tabs.currentWidget().isAncestorOf(row)
+    assert window.focusWidget() is row.field
+
+
+async def test_esc_is_cancel_unsaved_edits_are_forgotten(window, config_file):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    before = config_file.read_text()
+    saved = []
+    window.saved.connect(saved.append)
+    window.show()
+    window.show_provider("exo")
+    window.providers.requests.setText("7")
+    window.port.setValue(9999)
+    QTest.keyClick(window.providers.requests, Qt.Key.Key_Escape)
+    assert not window.isVisible() and saved == [] and config_file.read_text() == before
+    window.show()
+    window.show_provider("exo")
+    assert window.providers.requests.text() == "" and window.port.value() == 8741
+    window.providers.collect()
+    assert window.providers.edits[0].daily_request_limit is None
+
+
+async def test_tab_goes_through_the_fields_then_save_and_cancel(window):
+    chain, widget = [], window.tabs
+    for _ in range(200):
+        widget = widget.nextInFocusChain()
+        if widget is window.tabs:
+            break
+        if widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
+            chain.append(widget)
+    assert chain.index(window.providers.order) < chain.index(window.providers.cost) \
+        < chain.index(window.save_button) < chain.index(window.cancel_button)
+
+
+async def test_nothing_clipped_at_a_large_font(qapp, window):
+    from PySide6.QtWidgets import QAbstractButton, QLabel
+
+    font = window.font()
+    font.setPointSizeF(font.pointSizeF() * 2)
+    window.setFont(font)
+    window.show()
+    qapp.processEvents()
+    assert window.width() >= window.minimumSizeHint().width()
+    assert window.height() >= window.minimumSizeHint().height()
+    for widget in window.findChildren(QAbstractButton) + window.findChildren(QLabel):
+        if widget.isVisible() and not (isinstance(widget, QLabel) and widget.wordWrap()):
+            hint = widget.minimumSizeHint()
+            assert widget.width() >= hint.width() and widget.height() >= hint.height(), widget

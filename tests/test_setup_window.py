@@ -214,9 +214,9 @@ def test_the_tray_menu_has_set_up(qapp, tmp_path):
     try:
         asked = []
         tray.setup_requested.connect(lambda: asked.append(True))
-        texts = [a.text() for a in tray.menu.actions()]
+        texts = [a.text().replace("&", "") for a in tray.menu.actions()]
         assert texts.index("Set up…") == texts.index("Settings…") + 1
-        next(a for a in tray.menu.actions() if a.text() == "Set up…").trigger()
+        next(a for a in tray.menu.actions() if a.text() == "Set &up…").trigger()
         assert asked == [True]
     finally:
         tray.timer.stop()

@@ -1,17 +1,20 @@
-"""The quick-prompt chat window: ask, watch the answer stream in, see who answered and what it
-cost. Enter sends, Shift+Enter is a new line, Esc hides. The conversation goes on (messages are
-sent with the history) until New chat."""
+"""The quick-prompt chat window: ask, watch the answer stream in (Markdown: lists, emphasis,
+tables, code blocks with a Copy link each), see who answered and what it cost under each answer.
+Enter sends, Shift+Enter is a new line, Tab moves on, Esc stops an answer and then hides the
+window. The conversation goes on (messages are sent with the history) until New chat."""
 
 from __future__ import annotations
 
 import asyncio
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl
-from PySide6.QtGui import QGuiApplication, QKeyEvent
+from PySide6.QtGui import QFont, QGuiApplication, QKeyEvent, QStandardItemModel, QTextDocument
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -23,11 +26,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.appearance import Colours, colours
 from desktop.bridge import Bridge
-from router import NoProviderAvailable, Result, RoutingError, router_guidance, usd
+from router import Config, NoProviderAvailable, Result, RoutingError, router_guidance, usd
 
 RENDER_MS = 33  # repaint a streaming answer at most ~30 times a second
 _CODE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL)
+QT_LINK_BLUE = "color:#0000ff;"  # what QTextDocument.toHtml writes for a Markdown link
+PROMPT_LINES = 4  # the prompt box grows to this many lines of the current font
 
 
 @dataclass
@@ -45,24 +52,63 @@ class Turn:
 
 
 def render_markdown(text: str) -> str:
-    """Plain text with ``` code blocks shown monospaced (everything else escaped as is)."""
+    """Plain text (a prompt, as typed) with ``` code blocks shown monospaced on the code
+    background (everything else escaped as is)."""
     parts, last = [], 0
     for match in _CODE.finditer(text):
         parts.append(html.escape(text[last:match.start()]).replace("\n", "<br>"))
-        parts.append(f"<pre style='font-family: monospace'>{html.escape(match.group(1))}</pre>")
+        parts.append(code_html(match.group(1), None, colours()))
         last = match.end()
     parts.append(html.escape(text[last:]).replace("\n", "<br>"))
     return "".join(parts)
 
 
-def thinking_html(turn: Turn, index: int) -> str:
+def code_html(code: str, copy_index: int | None, tint: Colours) -> str:
+    """One code block: monospaced on a tinted background, with a Copy link (``code:N``)."""
+    copy = "" if copy_index is None else (
+        f"<tr><td align='right'><a href='code:{copy_index}' style='color:{tint.link}'>"
+        f"<small>Copy</small></a></td></tr>")
+    return (f"<table width='100%' cellspacing='0' cellpadding='6' bgcolor='{tint.code_background}'>"
+            f"{copy}<tr><td><pre style='font-family: monospace'>{html.escape(code)}</pre>"
+            f"</td></tr></table>")
+
+
+@lru_cache(maxsize=256)
+def _prose_html(text: str, link: str) -> str:
+    """Markdown prose (lists, emphasis, tables, links, inline code) as Qt's own Markdown reader
+    renders it (GitHub's dialect), as HTML to place in the transcript."""
+    document = QTextDocument()
+    document.setMarkdown(text, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
+    found = _BODY.search(document.toHtml())
+    body = found.group(1).strip() if found else html.escape(text)
+    return body.replace(QT_LINK_BLUE, f"color:{link};")
+
+
+def markdown_html(text: str, code: list[str], tint: Colours) -> str:
+    """An answer in Markdown as HTML; each fenced code block's text is appended to ``code``
+    and its Copy link is ``code:<its index there>``."""
+    parts, last = [], 0
+    for match in _CODE.finditer(text):
+        if prose := text[last:match.start()].strip():
+            parts.append(_prose_html(prose, tint.link))
+        block = match.group(1).removesuffix("\n")
+        parts.append(code_html(block, len(code), tint))
+        code.append(block)
+        last = match.end()
+    if prose := text[last:].strip():
+        parts.append(_prose_html(prose, tint.link))
+    return "".join(parts)
+
+
+def thinking_html(turn: Turn, index: int, tint: Colours | None = None) -> str:
     """The reasoning before an answer: one line to click, collapsed; the text when opened."""
     if not turn.thinking:
         return ""
+    muted = (tint or colours()).muted
     words = len(turn.thinking.split())
     if not turn.show_thinking:
         return f"<a href='think:{index}'>▸ Thinking ({words} words)</a><br>"
-    return (f"<a href='think:{index}'>▾ Thinking</a><br><span style='color:gray'>"
+    return (f"<a href='think:{index}'>▾ Thinking</a><br><span style='color:{muted}'>"
             f"{render_markdown(turn.thinking.strip())}</span><br>")
 
 
@@ -81,6 +127,35 @@ def attempts_text(attempts: Any) -> str:
                       for a in attempts)
 
 
+def route_text(model: str, config: Config, known: dict[str, str]) -> str:
+    """Where a request for ``model`` goes: an alias's providers in order, or who lists an id."""
+    names = {p.id: p.name for p in config.providers}
+    alias = config.models.get(model)
+    if alias is not None:
+        steps = [f"{p.name} ({alias.ids[p.id][0]})" for p in config.providers
+                 if p.enabled and alias.ids.get(p.id)]
+        return f"{model} → " + " → ".join(steps) if steps else f"{model}: no provider serves it"
+    if not model:
+        return "the default model"
+    owner = known.get(model)
+    if owner is not None:
+        return f"{model} → {names.get(owner, owner)} (as is)"
+    return f"{model} → passed as is to the providers that may list it"
+
+
+class ModelBox(QComboBox):
+    """The model picker: the aliases, recent ids, then each provider's models under its name.
+    Filled from what the router already knows (no I/O), again each time it opens."""
+
+    def __init__(self, fill: Callable[[], None]):
+        super().__init__()
+        self._fill = fill
+
+    def showPopup(self) -> None:
+        self._fill()
+        super().showPopup()
+
+
 class ChatWindow(QWidget):
     def __init__(self, bridge: Bridge):
         super().__init__()
@@ -90,22 +165,30 @@ class ChatWindow(QWidget):
         self.turns: list[Turn] = []
         self.task: asyncio.Task[Any] | None = None
         self.names = {p.id: p.name for p in bridge.router.config.providers}
-        self.model = QComboBox()
+        self.code: list[str] = []  # the code blocks shown, for their Copy links
+        self.recent: list[str] = []  # pass-through ids asked for, shown after the aliases
+        self._listed: tuple[Any, ...] | None = None
+        self.model = ModelBox(self.refresh_models)
         self.model.setEditable(True)
-        self.model.addItems(list(bridge.router.config.models))
+        self.model.setMaxVisibleItems(20)
+        self.refresh_models()
+        self.model.currentTextChanged.connect(lambda _text: self._show_route())
         self.transcript = QTextBrowser()
         self.transcript.setOpenLinks(False)
         self.transcript.anchorClicked.connect(self._on_link)
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Ask… (Enter sends, Shift+Enter for a new line)")
-        self.prompt.setMaximumHeight(90)
+        self.prompt.setTabChangesFocus(True)
         self.prompt.installEventFilter(self)
+        self._fit_prompt()
         self.send = QPushButton("Send")
         self.send.clicked.connect(self.submit)
-        self.new_chat = QPushButton("New chat")
+        self.new_chat = QPushButton("&New chat")
         self.new_chat.clicked.connect(self.clear)
-        self.status = QLabel("")
+        self.status = QLabel("")  # the chosen model's route (each answer has its own footer)
+        self.status.setWordWrap(True)
         self._layout()
+        self._show_route()
         self._dirty = False
         self._timer = QTimer(self)
         self._timer.setInterval(RENDER_MS)
@@ -113,7 +196,9 @@ class ChatWindow(QWidget):
 
     def _layout(self) -> None:
         top = QHBoxLayout()
-        top.addWidget(QLabel("Model"))
+        label = QLabel("&Model")
+        label.setBuddy(self.model)
+        top.addWidget(label)
         top.addWidget(self.model, 1)
         top.addWidget(self.new_chat)
         bottom = QHBoxLayout()
@@ -124,6 +209,72 @@ class ChatWindow(QWidget):
         layout.addWidget(self.transcript, 1)
         layout.addWidget(self.status)
         layout.addLayout(bottom)
+        # Tab from the prompt: Send, the model, New chat, the answers (their links), back.
+        for first, second in ((self.prompt, self.send), (self.send, self.model),
+                              (self.model, self.new_chat), (self.new_chat, self.transcript)):
+            QWidget.setTabOrder(first, second)
+
+    def _fit_prompt(self) -> None:
+        """Room for a few lines of the current font (a fixed pixel height would clip text at a
+        larger font or scale)."""
+        lines = self.prompt.fontMetrics().lineSpacing()
+        frame = 2 * (self.prompt.frameWidth() + round(self.prompt.document().documentMargin()))
+        self.prompt.setMinimumHeight(2 * lines + frame)
+        self.prompt.setMaximumHeight(PROMPT_LINES * lines + frame)
+
+    # -- the models -----------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        """Aliases first, recent ids, then every provider's known models under its name
+        (from the router's catalogue: what exo's probes and the cloud's lists said)."""
+        config = self.bridge.router.config
+        known = self.bridge.router.known_models()
+        aliases = list(config.models)
+        recent = [m for m in self.recent if m not in config.models]
+        groups = []
+        for provider in config.providers:
+            ids = sorted(m for m, owner in known.items() if owner == provider.id
+                         and m not in config.models and m not in recent)
+            if ids:
+                groups.append((provider.name, ids))
+        listed = (tuple(aliases), tuple(recent), tuple((n, tuple(i)) for n, i in groups))
+        if listed == self._listed:
+            return
+        self._listed = listed
+        text = self.model.currentText()
+        self.model.blockSignals(True)
+        self.model.clear()
+        for alias in aliases:
+            self._add_model(alias, route_text(alias, config, known))
+        for model in recent:
+            self._add_model(model, "asked for recently")
+        for name, ids in groups:
+            self.model.insertSeparator(self.model.count())
+            self._add_heading(name)
+            for model in ids:
+                self._add_model(model, f"served by {name}")
+        self.model.setCurrentText(text or (aliases[0] if aliases else ""))
+        self.model.blockSignals(False)
+
+    def _add_model(self, model: str, tip: str) -> None:
+        self.model.addItem(model)
+        self.model.setItemData(self.model.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+
+    def _add_heading(self, name: str) -> None:
+        """A provider's name over its models: not a choice."""
+        self.model.addItem(f"— {name} —")
+        items = self.model.model()
+        assert isinstance(items, QStandardItemModel)
+        item = items.item(self.model.count() - 1)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        font = QFont(item.font())
+        font.setBold(True)
+        item.setFont(font)
+
+    def _show_route(self) -> None:
+        text = route_text(self.model.currentText().strip(), self.bridge.router.config,
+                          self.bridge.router.known_models())
+        if self.status.text() != text:
+            self.status.setText(text)
 
     # -- keys -----------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
@@ -138,11 +289,27 @@ class ChatWindow(QWidget):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
-            self.hide()
+            self.escape()
             return
         super().keyPressEvent(event)
 
+    def escape(self) -> None:
+        """Esc: stop the answer streaming in; with none, hide the window."""
+        if self.task is not None:
+            self.stop()
+        else:
+            self.hide()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self.redraw()  # light or dark: the code background, the footers, the links
+        elif event.type() == QEvent.Type.FontChange:
+            self._fit_prompt()
+        super().changeEvent(event)
+
     def open(self) -> None:
+        self.refresh_models()
+        self._show_route()
         self.show()
         self.raise_()
         self.activateWindow()
@@ -171,8 +338,10 @@ class ChatWindow(QWidget):
 
     def _remember_model(self, model: str) -> None:
         """Recent pass-through ids join the aliases in the picker."""
-        if model and self.model.findText(model) < 0:
-            self.model.addItem(model)
+        if model and model not in self.bridge.router.config.models and model not in self.recent:
+            self.recent.insert(0, model)
+            del self.recent[10:]
+            self.refresh_models()
 
     def _messages(self) -> list[dict[str, str]]:
         messages = []
@@ -218,7 +387,7 @@ class ChatWindow(QWidget):
         self._timer.stop()
         self.redraw()
         last = self.turns[-1] if self.turns else None
-        self.status.setToolTip(last.attempts if last else "")
+        self.status.setToolTip(f"Last answer: {last.attempts}" if last and last.attempts else "")
 
     def clear(self) -> None:
         self.stop()
@@ -232,6 +401,8 @@ class ChatWindow(QWidget):
 
     def redraw(self) -> None:
         self._dirty = False
+        tint = colours(self.palette())
+        self.code = []
         blocks = []
         for index, turn in enumerate(self.turns):
             blocks.append(f"<p><b>You</b><br>{render_markdown(turn.prompt)}</p>")
@@ -240,20 +411,25 @@ class ChatWindow(QWidget):
                               f"{turn.guidance or html.escape(turn.attempts)}<br>"
                               f"<a href='retry:{index}'>Retry</a></p>")
                 continue
-            answer = render_markdown(turn.answer) or ("" if turn.thinking else "…")
+            answer = markdown_html(turn.answer, self.code, tint) or (
+                "" if turn.thinking else "<p>…</p>")
             footer = html.escape(turn.footer)
             if turn.done and turn.result is not None:
-                footer += f" · <a href='copy:{index}'>Copy</a>"
-            blocks.append(f"<p>{thinking_html(turn, index)}{answer}<br>"
-                          f"<small style='color:gray'>{footer}</small></p>")
+                footer += f" · <a href='copy:{index}' style='color:{tint.link}'>Copy answer</a>"
+            if thinking := thinking_html(turn, index, tint):
+                blocks.append(f"<p>{thinking}</p>")
+            blocks.append(answer)
+            if footer:  # one per answer: who answered, tokens, cost, time
+                blocks.append(f"<p><small style='color:{tint.muted}'>{footer}</small></p>")
         self.transcript.setHtml("".join(blocks))
         bar = self.transcript.verticalScrollBar()
         bar.setValue(bar.maximum())
-        last = self.turns[-1] if self.turns else None
-        self.status.setText(last.footer if last else "")
 
     def _on_link(self, url: QUrl) -> None:
         action, _, index = url.toString().partition(":")
+        if action == "code":
+            QGuiApplication.clipboard().setText(self.code[int(index)])
+            return
         turn = self.turns[int(index)]
         if action == "copy":
             QGuiApplication.clipboard().setText(turn.answer)

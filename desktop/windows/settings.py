@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIntValidator
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIntValidator, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -27,7 +27,7 @@ from desktop.autostart import Autostart
 from desktop.bridge import Bridge
 from desktop.operations import KeyOperations, new_endpoint_token
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
-from router import Config, ConfigError, Secret, Snapshot
+from router import Config, ConfigError, HealthState, Secret, Snapshot
 
 
 def _number(text: str) -> int | None:
@@ -64,6 +64,23 @@ class ProvidersTab(QWidget):
         self._current = -1
         self._fill_order()
         self.order.setCurrentRow(0)
+
+    def reset(self, edits: list[ProviderEdit]) -> None:
+        """Show these edits, forgetting the form's own (Cancel)."""
+        row = max(0, self.order.currentRow())
+        self.edits = edits
+        self._current = -1
+        self._fill_order()
+        self.order.setCurrentRow(min(row, len(edits) - 1))
+
+    def select(self, provider_id: str) -> bool:
+        """Show that provider's section; False if there is none."""
+        for row, edit in enumerate(self.edits):
+            if edit.id == provider_id:
+                self.order.setCurrentRow(row)
+                self.order.setFocus()
+                return True
+        return False
 
     def _layout(self) -> None:
         left = QVBoxLayout()
@@ -203,13 +220,20 @@ class SettingsWindow(QWidget):
         self.open_file = QPushButton("Open the config file")
         self.open_file.clicked.connect(self._open_file)
         self.tabs = QTabWidget()
-        self.save_button = QPushButton("Save")
+        self.save_button = QPushButton("&Save")
         self.save_button.clicked.connect(self.save)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Close without saving (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addStretch()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.error)
         layout.addWidget(self.open_file)
         layout.addWidget(self.tabs)
-        layout.addWidget(self.save_button)
+        layout.addLayout(buttons)
         self.providers: ProvidersTab | None = None
         self.key_rows: list[KeyRow] = []
         self.load()
@@ -229,6 +253,53 @@ class SettingsWindow(QWidget):
         self.tabs.addTab(self._endpoint_tab(self.document.server()), "Local endpoint")
         self.tabs.addTab(self._general_tab(), "General")
         self.save_button.setEnabled(True)
+        self._buttons_last_in_tab_order()
+
+    def _buttons_last_in_tab_order(self) -> None:
+        """Tab goes through the open tab's fields, then Save and Cancel (the tabs are built
+        after the buttons, so their fields would otherwise come last)."""
+        last, widget = None, self.tabs.nextInFocusChain()
+        while widget is not None and widget is not self and widget is not self.tabs:
+            if self.tabs.isAncestorOf(widget):
+                last = widget
+            widget = widget.nextInFocusChain()
+        if last is not None:
+            QWidget.setTabOrder(last, self.save_button)
+        QWidget.setTabOrder(self.save_button, self.cancel_button)
+
+    def show_provider(self, provider_id: str) -> None:
+        """Open on one provider: its key when it has none or the key was rejected, else its
+        limits and addresses."""
+        if self.providers is None:
+            return  # the config file is broken: the window says so
+        status = next((s for s in self.bridge.router.statuses() if s.id == provider_id), None)
+        key_row = next((r for r in self.key_rows if r.provider_id == provider_id), None)
+        if key_row is not None and status is not None and (
+                status.state is HealthState.NO_KEY or status.detail == "invalid key"):
+            self.tabs.setCurrentIndex(1)
+            key_row.field.setFocus()
+            return
+        self.tabs.setCurrentIndex(0)
+        self.providers.select(provider_id)
+
+    def cancel(self) -> None:
+        """Close, forgetting unsaved edits (the next opening shows the settings as saved)."""
+        self.hide()
+        if self.providers is None or self.document.config is None:
+            return
+        self.providers.reset(self.document.providers())
+        server = self.document.server()
+        self.endpoint_enabled.setChecked(server.enabled)
+        self.port.setValue(server.port or 8741)
+        for kind, on in self.document.notifications().items():
+            if kind in self.notify_boxes:
+                self.notify_boxes[kind].setChecked(on)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancel()
+            return
+        super().keyPressEvent(event)
 
     def _broken(self, message: str) -> None:
         self.error.setText(f"The config file has a mistake, so settings can't be edited here "

@@ -1,0 +1,200 @@
+"""The tray menu's provider rows (a state dot, use, a short reason; a click opens Settings on
+that provider), its window shortcuts, the status window, and crisp dots at HiDPI (issue 18)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+pytest.importorskip("PySide6", reason="the desktop extra is not installed")
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor
+
+from desktop.autostart import Autostart
+from desktop.icons import COLOURS, dot_pixmap, menu_dot_icon
+from desktop.status_model import Light, provider_row
+from router import HealthState, LimitCause, ProviderStatus, Role, Router
+
+NAMES = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging Face"}
+
+
+def status(pid: str, state: str, detail: str = "", *, requests: int = 0, limit: int | None = None,
+           cost: float = 0.0, cause: LimitCause | None = None,
+           ends: datetime | None = None) -> ProviderStatus:
+    return ProviderStatus(pid, NAMES[pid], Role.LOCAL if pid == "exo" else Role.CLOUD,
+                          HealthState(state), detail, 1.0, None, pid != "exo", requests, 0, cost,
+                          {"requests": limit, "tokens": None, "cost_usd": None},
+                          limit=cause, limit_ends=ends)
+
+
+def two_pm_today() -> datetime:
+    local = datetime.now().astimezone().replace(hour=14, minute=0, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
+@pytest.mark.parametrize(("given", "light", "reason", "text"), [
+    (status("exo", "healthy", "v1 at http://a · 1 model(s) ready", requests=3), Light.GREEN, None,
+     "Exo Local · 3 requests · free today"),
+    (status("exo", "down", "connection refused"), Light.RED, "not running",
+     "Exo Local · 0 requests · free today · not running"),
+    (status("exo", "degraded", "v1 at http://a · no model loaded"), Light.YELLOW,
+     "model not loaded", "Exo Local · 0 requests · free today · model not loaded"),
+    (status("openrouter", "no-key", "no API key"), Light.GREY, "no key",
+     "OpenRouter · 0 requests · $0.00 today · no key"),
+    (status("openrouter", "down", "invalid key"), Light.RED, "key invalid",
+     "OpenRouter · 0 requests · $0.00 today · key invalid"),
+    (status("openrouter", "degraded", "the key's credit limit is reached, until …", requests=7,
+            limit=100, cost=1.5, cause=LimitCause.KEY_LIMIT, ends=two_pm_today()), Light.YELLOW,
+     "credit limit until 14:00", "OpenRouter · 7/100 requests · $1.50 today · credit limit until 14:00"),
+    (status("huggingface", "unknown", "not checked yet"), Light.GREY, "not checked yet",
+     "Hugging Face · 0 requests · $0.00 today · not checked yet"),
+])
+def test_row_dot_reason_and_text(given, light, reason, text):
+    row = provider_row(given, now=datetime.now().astimezone())
+    assert (row.light, row.reason, row.text) == (light, reason, text)
+    assert row.detail.startswith(f"{given.name}: {given.state}")
+
+
+def test_a_limit_ending_another_day_names_the_day():
+    tomorrow = two_pm_today() + timedelta(days=1)
+    row = provider_row(status("openrouter", "degraded", "x", cause=LimitCause.CREDITS, ends=tomorrow))
+    assert row.reason == f"out of credit until {tomorrow.astimezone():%a} 14:00"
+
+
+def test_dot_pixmap_at_device_pixel_ratio_2_has_twice_the_pixels(qapp):
+    pixmap = dot_pixmap(Light.RED, 16, 2.0)
+    assert (pixmap.width(), pixmap.height()) == (32, 32)
+    assert pixmap.deviceIndependentSize().toSize() == QSize(16, 16)
+    icon_pixmap = menu_dot_icon(Light.GREEN).pixmap(QSize(16, 16), 2.0)
+    assert icon_pixmap.width() == 32  # painted at 2x, not a 16 px dot scaled up
+    assert icon_pixmap.toImage().pixelColor(16, 16).name() == QColor(COLOURS[Light.GREEN]).name()
+
+
+@pytest.fixture
+def tray(qapp, make_config, tmp_path):
+    from desktop.bridge import Bridge
+    from desktop.tray import Tray
+
+    config, _ = make_config()
+    router = Router(config)
+    tray = Tray(Bridge(router), endpoint_url=lambda: None, endpoint_token=lambda: None,
+                autostart=Autostart(tmp_path))
+    tray.starting = False
+    yield tray
+    tray.timer.stop()
+    if tray.status_window is not None:
+        tray.status_window.deleteLater()
+    tray.menu.deleteLater()
+    tray.deleteLater()
+    qapp.processEvents()
+
+
+def show(tray, statuses) -> None:
+    tray.router.statuses = lambda: statuses
+    tray.refresh()
+
+
+def centre(action) -> str:
+    return action.icon().pixmap(QSize(16, 16)).toImage().pixelColor(8, 8).name()
+
+
+def test_menu_rows_are_enabled_with_the_state_dot_and_reason(tray):
+    show(tray, [status("exo", "down", "connection refused"),
+                status("openrouter", "healthy", "ok", requests=4, limit=200, cost=0.25),
+                status("huggingface", "no-key", "no API key")])
+    exo, openrouter, hf = tray._provider_actions
+    assert all(a.isEnabled() for a in (exo, openrouter, hf))
+    assert [centre(a) for a in (exo, openrouter, hf)] == [
+        QColor(COLOURS[light]).name() for light in (Light.RED, Light.GREEN, Light.GREY)]
+    assert exo.text() == "Exo Local · 0 requests · free today · not running"
+    assert openrouter.text() == "OpenRouter · 4/200 requests · $0.25 today"
+    assert hf.text().endswith("· no key")
+    assert exo.toolTip() == "Exo Local: down — connection refused" and tray.menu.toolTipsVisible()
+
+
+def test_rows_are_only_touched_when_they_change(tray):
+    statuses = [status("exo", "healthy", "ok"), status("openrouter", "healthy", "ok"),
+                status("huggingface", "healthy", "ok")]
+    show(tray, statuses)
+    changed = []
+    for action in tray._provider_actions:
+        action.changed.connect(lambda a=action: changed.append(a))
+    show(tray, list(statuses))
+    assert changed == []
+    show(tray, [status("exo", "down", "connection refused"), *statuses[1:]])
+    assert set(changed) == {tray._provider_actions[0]}
+
+
+def test_an_ampersand_in_a_name_is_no_mnemonic(tray):
+    named = ProviderStatus("exo", "Tom & Jerry", Role.LOCAL, HealthState.HEALTHY, "ok", 1.0, None,
+                           False)
+    show(tray, [named, status("openrouter", "healthy"), status("huggingface", "healthy")])
+    assert tray._provider_actions[0].text().startswith("Tom && Jerry ·")
+
+
+def test_clicking_a_row_asks_for_that_providers_settings(tray):
+    asked = []
+    tray.provider_requested.connect(asked.append)
+    tray._provider_actions[2].trigger()
+    tray._provider_actions[0].trigger()
+    assert asked == ["huggingface", "exo"]
+
+
+def activate(qapp, window) -> None:
+    """Show and focus a window (offscreen, activateWindow alone does not make it active)."""
+    from PySide6.QtWidgets import QApplication
+
+    window.show()
+    window.windowHandle().requestActivate()
+    qapp.processEvents()
+    assert QApplication.activeWindow() is window
+
+
+def test_window_items_have_mnemonics_and_app_wide_shortcuts(qapp, tray, qtbot):
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QWidget
+
+    texts = {a.text(): a.shortcut().toString() for a in tray.window_actions}
+    assert texts == {"&Chat…": "Ctrl+Shift+C", "C&osts…": "Ctrl+Shift+G", "&Settings…": "Ctrl+,"}
+    assert all(a.shortcutContext() is Qt.ShortcutContext.ApplicationShortcut
+               for a in tray.window_actions)
+    from PySide6.QtWidgets import QApplication
+
+    for other in QApplication.topLevelWidgets():  # earlier tests' windows and their shortcuts
+        other.hide()
+    window = QWidget()  # any of our windows carries the actions (app.py adds them)
+    window.addActions(tray.window_actions)
+    qtbot.addWidget(window)
+    activate(qapp, window)
+    asked = []
+    tray.costs_requested.connect(lambda: asked.append("costs"))
+    tray.settings_requested.connect(lambda: asked.append("settings"))
+    QTest.keyClick(window, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    QTest.keyClick(window, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    assert asked == ["costs", "settings"]
+
+
+def test_status_window_rows_links_and_buttons(tray):
+    show(tray, [status("exo", "down", "connection refused"), status("openrouter", "healthy"),
+                status("huggingface", "no-key", "no API key")])
+    window = tray._status_window()
+    window.show_view(tray.view)
+    asked, opened = [], []
+    tray.provider_requested.connect(asked.append)
+    tray.chat_requested.connect(lambda: opened.append("chat"))
+    dot, text = window.rows[0]
+    assert "not running" in text.text() and "href='provider:exo'" in text.text()
+    assert dot.pixmap().toImage().pixelColor(8 * round(dot.pixmap().devicePixelRatio()),
+                                             8 * round(dot.pixmap().devicePixelRatio())).name() \
+        == QColor(COLOURS[Light.RED]).name()
+    text.linkActivated.emit("provider:exo")
+    window.buttons[0].click()
+    assert asked == ["exo"] and opened == ["chat"]
+    assert [b.text() for b in window.buttons] == ["&Chat…", "C&osts…", "&Settings…", "&Quit"]
+    assert all(t.focusPolicy() & Qt.FocusPolicy.TabFocus for _, t in window.rows)  # by keyboard
