@@ -93,3 +93,13 @@ def test_date_labels_never_overlap(axes, by, days, size, first):
     assert all(low <= v <= high for v in values)
     if by == "day" and days >= 2 and size >= 600 and days <= 7:
         assert len(values) == len({v // DAY_S for v in values}) >= days - 1  # every day labelled
+
+
+def test_every_label_on_a_money_axis_has_the_same_places(axes):
+    _, value = axes
+    value.setRange(0, 0.032)
+    levels = value.tickValues(0, 0.032, 300)[:value.style["maxTextLevel"] + 1]
+    assert len(levels) == 2  # major ($0.01...) and minor ($0.005...) labels
+    texts = [t for spacing, values in levels for t in value.tickStrings(values, 1.0, spacing)]
+    assert "$0.030" in texts and "$0.025" in texts
+    assert {len(t.split(".")[1]) for t in texts} == {3}

@@ -243,7 +243,8 @@ async def test_hovering_off_the_plot_area_clears_the_read_out(window, qtbot):
     assert graphs.main_panel.readout.text() == ("Sun Nov 22 2026: exo $0.00 · openrouter $0.0500 · "
                                                 "total $0.0500 · saved locally $0.00")
     qtbot.mouseMove(graphs.main.viewport(), QPoint(2, 2))  # over the axis, not a bucket
-    assert graphs.main_panel.readout.text() == "" and not graphs.main_panel.line.isVisible()
+    assert graphs.main_panel.readout.text() == "point at a bar to read its values"
+    assert graphs.failover_panel.readout.text() == "" and not graphs.main_panel.line.isVisible()
 
 
 async def test_months_read_out_the_month(window, qtbot):

@@ -24,6 +24,7 @@ class ValueAxis(pg.AxisItem):  # type: ignore[misc]
         super().__init__("left")
         self.kind = kind
         self.whole = True  # counts of things: no tick at 0.5 requests
+        self.finest = 0.0  # the finest labelled tick spacing, so all labels share their places
         self.enableAutoSIPrefix(False)  # the unit is in the label; no "x1e-06" scale
         self.setStyle(maxTextLevel=1)  # labels on major and minor ticks, not the finest
 
@@ -40,7 +41,15 @@ class ValueAxis(pg.AxisItem):  # type: ignore[misc]
         whole = [(spacing, offset) for spacing, offset in levels if spacing >= 1]
         return whole or [(1.0, 0.0)]
 
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+        levels: list[tuple[float, list[float]]] = super().tickValues(minVal, maxVal, size)
+        labelled = [spacing for spacing, _values in levels[:self.style["maxTextLevel"] + 1]]
+        self.finest = min(labelled, default=0.0)
+        return levels
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        """Every label on the axis with the same places ($0.020, $0.025, $0.030)."""
+        spacing = min(spacing, self.finest) if self.finest > 0 else spacing
         if self.kind == "money":
             return [money_tick(v * scale, spacing * scale) for v in values]
         largest = max((abs(v) for v in self.range), default=0.0)

@@ -35,6 +35,7 @@ AXIS_LABELS = {"cost": "cost (US$)", "tokens": "tokens", "requests": "requests"}
 NO_ROWS = "No requests in this range"
 NO_LATENCY = "No latency data yet"
 NO_FAILOVERS = "No failovers in this range"
+HINT = "point at a bar to read its values"
 
 
 def period_start(period: str) -> float:
@@ -65,12 +66,17 @@ def swatch(colour: str, text: str, mark: str = "■") -> str:
 class Panel(QWidget):
     """A plot under its title line (the hover read-out goes there), or a centred note."""
 
-    def __init__(self, title: str, plot: pg.PlotWidget):
+    def __init__(self, title: str, plot: pg.PlotWidget, *, lines: int = 1, hint: str = ""):
         super().__init__()
-        self.plot = plot
+        self.plot, self.hint = plot, hint
         self.title = QLabel(f"<b>{html.escape(title)}</b>")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.readout = QLabel("")
         self.readout.setWordWrap(True)
+        self.readout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # room for the read-out kept, so pointing at a bar does not shift the plots
+        self.readout.setMinimumHeight(self.readout.fontMetrics().lineSpacing() * lines)
+        self.show_readout("")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.note = QLabel("")
         self.note.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -90,6 +96,12 @@ class Panel(QWidget):
         self.line.setZValue(10)
         self.line.hide()
         plot.addItem(self.line, ignoreBounds=True)
+
+    def show_readout(self, text: str) -> None:
+        """The hovered bucket's values, or (muted) how to get them."""
+        self.readout.setText(text or self.hint)
+        self.readout.setForegroundRole(QPalette.ColorRole.WindowText if text
+                                       else QPalette.ColorRole.PlaceholderText)
 
     def show_note(self, text: str | None) -> None:
         """A note instead of the plot (None: the plot)."""
@@ -141,7 +153,7 @@ class CostGraphs(QWidget):
                                            symbolSize=6, symbolBrush=colour, symbolPen=None,
                                            name=f"{pid} p50 ms")
                     for pid, colour in colours.items()}
-        self.main_panel = Panel("Cost per day", self.main)
+        self.main_panel = Panel("Cost per day", self.main, lines=2, hint=HINT)
         self.failover_panel = Panel("Failovers", self.failovers)
         self.latency_panel = Panel("p50 latency per provider", self.latency)
         self.panels = (self.main_panel, self.failover_panel, self.latency_panel)
@@ -192,7 +204,7 @@ class CostGraphs(QWidget):
         for panel in self.panels:
             panel.plot.getAxis("bottom").set_by(by)
             panel.line.hide()
-            panel.readout.setText("")
+            panel.show_readout("")
         per = {"day": "day", "week": "week", "month": "month"}.get(by, by)
         self.main_panel.title.setText(f"<b>{html.escape(metric.capitalize())} per {per}</b>")
         self.main_axis.set_kind("money" if metric == "cost" else "count", AXIS_LABELS[metric])
@@ -281,14 +293,14 @@ class CostGraphs(QWidget):
             panel.line.show()
         rows = self.by_period.get(period, [])
         title = period_title(period, self.by)
-        self.main_panel.readout.setText(f"{title}: {self.main_readout(rows)}")
+        self.main_panel.show_readout(f"{title}: {self.main_readout(rows)}")
         requests, failed = sum(r.requests for r in rows), sum(r.failovers for r in rows)
-        self.failover_panel.readout.setText(
+        self.failover_panel.show_readout(
             f"{title}: {count_text(failed, 'failover')} in {count_text(requests, 'request')}"
             if rows else f"{title}: no requests")
         latencies = [f"{r.provider} {r.p50_latency_ms:,.0f} ms" for r in rows
                      if r.p50_latency_ms is not None]
-        self.latency_panel.readout.setText(
+        self.latency_panel.show_readout(
             f"{title}: p50 {' · '.join(latencies)}" if latencies else f"{title}: no latency data")
 
     def main_readout(self, rows: list[UsageRow]) -> str:
@@ -304,7 +316,7 @@ class CostGraphs(QWidget):
     def clear_hover(self) -> None:
         for panel in self.panels:
             panel.line.hide()
-            panel.readout.setText("")
+            panel.show_readout("")
 
     def leaveEvent(self, event: QEvent) -> None:
         self.clear_hover()
