@@ -34,7 +34,7 @@ def test_money_axis_writes_dollars_with_the_places_the_ticks_need(axes):
     _, value = axes
     assert value.tickStrings([0.000002, 0.000004], 1.0, 0.000002) == ["$0.000002", "$0.000004"]
     assert value.tickStrings([0.0, 0.05, 0.1], 1.0, 0.05) == ["$0.00", "$0.05", "$0.10"]
-    value.set_kind("count", "tokens")
+    value.set_unit("count", "tokens")
     value.setRange(0, 3_000_000)
     assert value.tickStrings([1_000_000.0, 2_500_000.0], 1.0, 500_000) == ["1.0M", "2.5M"]
     value.setRange(0, 9_000)
@@ -43,16 +43,16 @@ def test_money_axis_writes_dollars_with_the_places_the_ticks_need(axes):
 
 def test_count_axes_tick_only_whole_numbers(axes):
     _, value = axes
-    value.set_kind("count", "requests")
+    value.set_unit("count", "requests")
     levels = value.tickSpacing(0, 2.2, 200)
     assert levels and all(spacing >= 1 for spacing, _offset in levels)
-    value.set_kind("count", "p50 (ms)", whole=False)
+    value.set_unit("count", "p50 (ms)", whole=False)
     assert any(spacing < 1 for spacing, _offset in value.tickSpacing(0, 2.2, 200))
 
 
 def test_money_axis_has_no_si_scale_and_carries_the_unit(axes):
     _, value = axes
-    value.set_kind("money", "cost (US$)")
+    value.set_unit("money", "cost (US$)")
     value.setRange(0, 0.00001)
     assert "cost (US$)" in value.labelString() and "x1e" not in value.labelString()
 

@@ -20,23 +20,23 @@ MONDAY = 4  # 1970-01-05, day 4 of the epoch, was a Monday: multi-day steps star
 class ValueAxis(pg.AxisItem):  # type: ignore[misc]
     """A y axis for money (``$0.0200``) or counts (``12,500``, ``3.2M``; whole numbers only)."""
 
-    def __init__(self, kind: str = "count") -> None:
+    def __init__(self, unit: str = "count") -> None:
         super().__init__("left")
-        self.kind = kind
+        self.unit = unit
         self.whole = True  # counts of things: no tick at 0.5 requests
         self.finest = 0.0  # the finest labelled tick spacing, so all labels share their places
         self.enableAutoSIPrefix(False)  # the unit is in the label; no "x1e-06" scale
         self.setStyle(maxTextLevel=1)  # labels on major and minor ticks, not the finest
 
-    def set_kind(self, kind: str, label: str, *, whole: bool = True) -> None:
-        self.kind, self.whole = kind, whole
+    def set_unit(self, unit: str, label: str, *, whole: bool = True) -> None:
+        self.unit, self.whole = unit, whole
         self.setLabel(label, **self.labelStyle)
         self.picture = None
         self.update()
 
     def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
         levels: list[tuple[float, float]] = super().tickSpacing(minVal, maxVal, size)
-        if self.kind == "money" or not self.whole:
+        if self.unit == "money" or not self.whole:
             return levels
         whole = [(spacing, offset) for spacing, offset in levels if spacing >= 1]
         return whole or [(1.0, 0.0)]
@@ -50,7 +50,7 @@ class ValueAxis(pg.AxisItem):  # type: ignore[misc]
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         """Every label on the axis with the same places ($0.020, $0.025, $0.030)."""
         spacing = min(spacing, self.finest) if self.finest > 0 else spacing
-        if self.kind == "money":
+        if self.unit == "money":
             return [money_tick(v * scale, spacing * scale) for v in values]
         largest = max((abs(v) for v in self.range), default=0.0)
         return [count_tick(v * scale, spacing * scale, largest) for v in values]

@@ -137,8 +137,8 @@ class CostGraphs(QWidget):
         self.main = _plot(self.main_axis)
         self.failovers = _plot(self.failover_axis)
         self.latency = _plot(self.latency_axis)
-        self.failover_axis.set_kind("count", "failovers")
-        self.latency_axis.set_kind("count", "p50 (ms)", whole=False)
+        self.failover_axis.set_unit("count", "failovers")
+        self.latency_axis.set_unit("count", "p50 (ms)", whole=False)
         self.failovers.setXLink(self.main)
         self.latency.setXLink(self.main)
         self.bars = {pid: pg.BarGraphItem(x=[], height=[], width=1, brush=colour, name=pid)
@@ -207,7 +207,7 @@ class CostGraphs(QWidget):
             panel.show_readout("")
         per = {"day": "day", "week": "week", "month": "month"}.get(by, by)
         self.main_panel.title.setText(f"<b>{html.escape(metric.capitalize())} per {per}</b>")
-        self.main_axis.set_kind("money" if metric == "cost" else "count", AXIS_LABELS[metric])
+        self.main_axis.set_unit("money" if metric == "cost" else "count", AXIS_LABELS[metric])
         self.main.setXRange(period_start(since.isoformat()), period_start(until.isoformat()) + DAY_S,
                             padding=0.02)
         width = DAY_S * (0.8 if by == "day" else 24)  # a bar is centred in its day or month
@@ -254,9 +254,9 @@ class CostGraphs(QWidget):
         """One width for the three value axes (room for the widest tick), so the plots' time
         axes line up and get the same date labels."""
         samples = ["$0.00"]
-        for kind, top in tops.items():
+        for unit, top in tops.items():
             step = top / 100 if top > 0 else 1.0  # as fine as the labelled (minor) ticks get
-            if kind == "money":
+            if unit == "money":
                 samples += [money_tick(top, step), money_tick(step, step)]
             else:
                 samples.append(count_tick(top, step, top))
