@@ -13,6 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 
 OUT = Path(__file__).resolve().parent / "screenshots"
@@ -75,6 +76,10 @@ async def main() -> None:
                 while not costs.rows or costs.graphs is None:
                     await asyncio.sleep(0.05)
                     QApplication.processEvents()  # the plots are built on a Qt timer
+                graphs = costs.graphs
+                yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+                box = graphs.main.getPlotItem().getViewBox()  # the read-out of one bucket
+                graphs.hover(graphs.main, box.mapViewToScene(QPointF(graphs.centre(yesterday), 0.0)))
                 QApplication.processEvents()
                 costs.grab().save(str(OUT / "costs.png"))
                 status = StatusWindow()

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 from desktop.bridge import Bridge
 from desktop.icons import provider_colours
 from desktop.operations import UsageOperations
+from desktop.windows.cost_format import count_text, failover_text
 from router import Reconciliation, UsageRow, usd
 
 if TYPE_CHECKING:
@@ -54,13 +56,13 @@ def bill_text(checks: list[Reconciliation]) -> str:
 
 
 def totals_text(rows: list[UsageRow]) -> str:
+    """The range at a glance; failovers as a rate only over a sample that supports one."""
     requests = sum(r.requests for r in rows)
     failovers = sum(r.failovers for r in rows)
-    rate = 100.0 * failovers / requests if requests else 0.0
-    return (f"cost {money(sum(r.cost_usd for r in rows))} · "
-            f"{sum(r.prompt_tokens + r.completion_tokens for r in rows):,} tokens · "
-            f"{requests:,} requests · saved {money(sum(r.saved_usd for r in rows))} · "
-            f"failover rate {rate:.1f}%")
+    tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows)
+    return (f"cost {money(sum(r.cost_usd for r in rows))} · {count_text(tokens, 'token')} · "
+            f"{count_text(requests, 'request')} · saved {money(sum(r.saved_usd for r in rows))} · "
+            f"{failover_text(failovers, requests)}")
 
 
 class CostWindow(QWidget):
@@ -77,14 +79,17 @@ class CostWindow(QWidget):
         self.range_box.addItems(list(RANGES))
         self.metric_box = QComboBox()
         self.metric_box.addItems(list(METRICS))
-        self.export = QPushButton("Export CSV…")
+        self.export = QPushButton("&Export CSV…")  # Alt+E, or Tab to it and Space
         self.totals = QLabel("Adding up the range…")
         self.bill = QLabel("")  # the ledger against the provider's bill
         self.bill.setVisible(False)
         self.graphs: CostGraphs | None = None
         self._loading = False
-        self.placeholder = QLabel("Drawing the graph…")
+        self._module: ModuleType | None = None  # desktop.windows.cost_graphs, once imported
+        self._have_rows = False
+        self.placeholder = QLabel("Loading graphs…")  # at once; the plots replace it
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._layout()
         self.range_box.currentTextChanged.connect(lambda _: self.reload())
         self.metric_box.currentTextChanged.connect(lambda _: self.draw())
@@ -98,7 +103,10 @@ class CostWindow(QWidget):
 
     def _layout(self) -> None:
         controls = QHBoxLayout()
-        for widget in (QLabel("Range"), self.range_box, QLabel("Show"), self.metric_box):
+        range_label, metric_label = QLabel("&Range"), QLabel("&Show")  # Alt+R, Alt+S
+        range_label.setBuddy(self.range_box)
+        metric_label.setBuddy(self.metric_box)
+        for widget in (range_label, self.range_box, metric_label, self.metric_box):
             controls.addWidget(widget)
         controls.addStretch()
         controls.addWidget(self.export)
@@ -107,6 +115,18 @@ class CostWindow(QWidget):
         self.body.addWidget(self.totals)
         self.body.addWidget(self.bill)
         self.body.addWidget(self.placeholder, 1)
+        self.totals.setWordWrap(True)
+        self.bill.setWordWrap(True)
+        self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        QWidget.setTabOrder(self.range_box, self.metric_box)
+        QWidget.setTabOrder(self.metric_box, self.export)
+        self.range_box.setFocus()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+        else:
+            super().keyPressEvent(event)
 
     # -- data -----------------------------------------------------------------------------
     def span(self) -> tuple[date, date, str]:
@@ -129,16 +149,30 @@ class CostWindow(QWidget):
 
     def show_rows(self, rows: list[UsageRow]) -> None:
         self.rows = rows
+        self._have_rows = True
         self.totals.setText(totals_text(rows))
         if self.graphs is not None:
             self.draw()
-        elif not self._loading:  # pyqtgraph loads off the GUI thread; the window stays live
+        else:
+            self.load_graphs()
+
+    def load_graphs(self) -> None:
+        """Import pyqtgraph off the GUI thread (the window stays live), then build the plots
+        once both it and the range's rows are here."""
+        if self._module is not None and self._have_rows and self.graphs is None:
+            self._build_graphs(self._module)
+        elif not self._loading and self._module is None:
             self._loading = True
-            self.bridge.run(asyncio.to_thread(_graphs_module), self._build_graphs)
+            self.bridge.run(asyncio.to_thread(_graphs_module), self._graphs_loaded)
+
+    def _graphs_loaded(self, module: ModuleType) -> None:
+        self._module = module
+        self.load_graphs()
 
     def _build_graphs(self, module: ModuleType) -> None:
         self.graphs = module.CostGraphs(self.colours, self.palette())
         self.body.replaceWidget(self.placeholder, self.graphs)
+        self.placeholder.hide()
         self.placeholder.deleteLater()
         self.body.setStretchFactor(self.graphs, 1)
         self.graphs.show()
@@ -164,6 +198,7 @@ class CostWindow(QWidget):
 
     def open(self) -> None:
         self.reload()
+        self.load_graphs()  # the import runs while the ledger is summed
         self.show()
         self.raise_()
         self.activateWindow()
