@@ -198,8 +198,13 @@ class SetupOperations:
     # usual addresses; tests: a fake's port)
 
     async def discover(self) -> list[Found]:
-        """exo at every candidate address at once, on the router's own HTTP client."""
-        urls = self.candidates if self.candidates is not None else discovery.CANDIDATES
+        """exo at the configured addresses and every candidate at once, on the router's own
+        HTTP client (an exo the config already names, on another port or machine, is found
+        too)."""
+        usual = self.candidates if self.candidates is not None else discovery.CANDIDATES
+        configured = [url for p in self.router.config.providers if p.traits.local
+                      for url in p.base_urls]
+        urls = list(dict.fromkeys([*configured, *usual]))
         return await discovery.discover(urls, http=await self.router.http())
 
     async def ask(self, question: str) -> TestAnswer:

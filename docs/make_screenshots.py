@@ -1,6 +1,11 @@
-"""Render the windows offscreen into docs/screenshots/ (run: .venv/bin/python -m docs.make_screenshots).
+"""Render every window offscreen, light and dark, into docs/screenshots/NAME-APPEARANCE.png.
 
-The chat window shows a real answer from a fake provider, the cost window a synthetic month."""
+    .venv/bin/python -m docs.make_screenshots [--appearance light|dark|both]
+
+The chat window shows a real answer from a fake provider, the cost window a synthetic month; the
+tray menu, the settings window, the first-run assistant and the status window (used where there
+is no tray) are shown as a user sees them. The desktop-session check runs this after its own
+real-desktop screenshots."""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 
 OUT = Path(__file__).resolve().parent / "screenshots"
@@ -41,12 +45,107 @@ def synthetic_ledger(directory: Path):
     return ledger
 
 
-async def main() -> None:
-    from desktop.bridge import Bridge
-    from desktop.status_model import tray_view
-    from desktop.tray import StatusWindow
-    from desktop.windows.chat import ChatWindow
-    from desktop.windows.costs import CostWindow
+class Shots:
+    """Every window in one appearance, as ``NAME-APPEARANCE.png``."""
+
+    def __init__(self, appearance: str, router, ledger, config_path: Path):
+        from desktop import appearance as look
+        from desktop.bridge import Bridge
+
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        look.apply(app, look.Appearance(appearance))
+        self.appearance, self.router, self.ledger = appearance, router, ledger
+        self.config_path = config_path
+        self.bridge = Bridge(router)
+        self.written: list[Path] = []
+
+    def save(self, widget, name: str) -> None:
+        QApplication.processEvents()
+        path = OUT / f"{name}-{self.appearance}.png"
+        widget.grab().save(str(path))
+        self.written.append(path)
+
+    async def chat(self) -> None:
+        from desktop.windows.chat import ChatWindow
+
+        chat = ChatWindow(self.bridge)
+        chat.resize(720, 560)
+        chat.show()
+        chat.prompt.setPlainText("Show me a loop in Python")
+        chat.submit()
+        while chat.task is not None:
+            await asyncio.sleep(0.05)
+        chat.prompt.setPlainText("Thanks!")
+        self.save(chat, "chat")
+        chat.hide()
+
+    async def costs(self) -> None:
+        from PySide6.QtCore import QPointF
+
+        from desktop.windows.costs import CostWindow
+
+        costs = CostWindow(self.bridge, self.ledger)
+        costs.open()
+        while not costs.rows or costs.graphs is None:
+            await asyncio.sleep(0.05)
+            QApplication.processEvents()  # the plots are built on a Qt timer
+        graphs = costs.graphs
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        box = graphs.main.getPlotItem().getViewBox()  # the read-out of one bucket
+        graphs.hover(graphs.main, box.mapViewToScene(QPointF(graphs.centre(yesterday), 0.0)))
+        await asyncio.sleep(0.2)
+        self.save(costs, "costs")
+        costs.hide()
+
+    async def settings(self) -> None:
+        from desktop.autostart import Autostart
+        from desktop.settings_model import SettingsDocument
+        from desktop.windows.settings import SettingsWindow
+        from desktop.windows.setup import SetupWindow
+
+        with tempfile.TemporaryDirectory() as auto:
+            settings = SettingsWindow(self.bridge, SettingsDocument(self.config_path),
+                                      Autostart(Path(auto)), endpoint_token=lambda: None)
+            settings.show()
+            await asyncio.sleep(0.2)
+            self.save(settings, "settings")
+            settings.hide()
+        setup = SetupWindow(self.bridge, SettingsDocument(self.config_path))
+        setup.show()
+        await asyncio.sleep(1.0)  # its first page looks for exo
+        self.save(setup, "setup")
+        setup.hide()
+
+    def tray(self) -> None:
+        from PySide6.QtCore import QPoint
+
+        from desktop.status_model import tray_view
+        from desktop.tray import StatusWindow, Tray
+
+        status = StatusWindow()
+        status.show_view(tray_view(self.router.statuses()))
+        status.show()
+        self.save(status, "status-window")
+        status.hide()
+        tray = Tray(self.bridge, endpoint_url=lambda: "http://127.0.0.1:8741/v1",
+                    endpoint_token=lambda: None)
+        tray.refresh()
+        tray.menu.popup(QPoint(0, 0))
+        self.save(tray.menu, "tray-menu")
+        tray.menu.hide()
+        tray.timer.stop()
+
+    async def all(self) -> list[Path]:
+        await self.chat()
+        await self.costs()
+        await self.settings()
+        self.tray()
+        self.bridge.close()
+        return self.written
+
+
+async def main(appearances: list[str]) -> None:
     from router import Router
     from router.config import parse_config
     from tests.conftest import config_text
@@ -54,40 +153,20 @@ async def main() -> None:
 
     OUT.mkdir(exist_ok=True)
     exo, cloud, hf = FakeProvider("exo"), FakeProvider("openrouter"), FakeProvider("huggingface")
-    exo.reply = ("Here is a loop in Python:\n```python\nfor i in range(3):\n    print(i)\n```\n"
-                 "It prints 0, 1 and 2.")
-    config = parse_config(config_text([exo.origin], cloud.base_url, hf.base_url), "screens")
+    exo.reply = ("Here is a loop in Python:\n\n- it counts **three** times\n- it prints each "
+                 "number\n\n```python\nfor i in range(3):\n    print(i)\n```\n"
+                 "| i | printed |\n|---|---|\n| 0 | 0 |\n| 1 | 1 |\n| 2 | 2 |\n")
+    text = config_text([exo.origin], cloud.base_url, hf.base_url)
+    config = parse_config(text, "screens")
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            config_path = Path(tmp) / "config.toml"
+            config_path.write_text(text)
             ledger = synthetic_ledger(Path(tmp))
             async with Router(config, ledger=ledger) as router:
-                bridge = Bridge(router)
-                chat = ChatWindow(bridge)
-                chat.show()
-                chat.prompt.setPlainText("Show me a loop in Python")
-                chat.submit()
-                while chat.task is not None:
-                    await asyncio.sleep(0.05)
-                chat.prompt.setPlainText("Thanks!")
-                QApplication.processEvents()
-                chat.grab().save(str(OUT / "chat.png"))
-                costs = CostWindow(bridge, ledger)
-                costs.open()
-                while not costs.rows or costs.graphs is None:
-                    await asyncio.sleep(0.05)
-                    QApplication.processEvents()  # the plots are built on a Qt timer
-                graphs = costs.graphs
-                yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-                box = graphs.main.getPlotItem().getViewBox()  # the read-out of one bucket
-                graphs.hover(graphs.main, box.mapViewToScene(QPointF(graphs.centre(yesterday), 0.0)))
-                QApplication.processEvents()
-                costs.grab().save(str(OUT / "costs.png"))
-                status = StatusWindow()
-                status.show_view(tray_view(router.statuses()))
-                status.resize(520, 110)
-                status.show()
-                QApplication.processEvents()
-                status.grab().save(str(OUT / "status-window.png"))
+                for appearance in appearances:
+                    for path in await Shots(appearance, router, ledger, config_path).all():
+                        print("wrote", path.relative_to(OUT.parent.parent))
             ledger.close()
     finally:
         for fake in (exo, cloud, hf):
@@ -95,6 +174,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--appearance", choices=("light", "dark", "both"), default="both")
+    chosen = parser.parse_args().appearance
     app = QApplication([])
-    asyncio.run(main())
-    print("written to", OUT)
+    asyncio.run(main(["light", "dark"] if chosen == "both" else [chosen]))

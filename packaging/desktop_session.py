@@ -8,7 +8,8 @@ Checks, end to end:
 2. `exo-bridge keys set openrouter` stores the key in the real Secret Service and the app uses it;
 3. stopping exo turns the icon yellow and a notification reaches dunst;
 4. the chat window, opened with xdotool, answers through the failover provider;
-5. screenshots of the tray menu, the chat window and the cost window go to docs/screenshots/.
+5. screenshots of the tray menu, the chat window and the cost window go to docs/screenshots/;
+6. every window in light and dark (docs/make_screenshots.py) goes there too.
 """
 
 from __future__ import annotations
@@ -158,6 +159,19 @@ def check(session: Session) -> None:
     check_failover(session, exo)
     check_chat(session)
     check_costs(session)
+    check_screenshots(session)
+
+
+def check_screenshots(session: Session) -> None:
+    """Every window in light and dark (docs.make_screenshots, offscreen, fake providers)."""
+    env = {**session.env, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("EXO_BRIDGE_CONFIG", None)
+    done = subprocess.run([sys.executable, "-m", "docs.make_screenshots"], cwd=str(ROOT), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("wrote ")]
+    assert len(written) == 12 and all((ROOT / path).stat().st_size > 5000 for path in written), written
+    print("ok 6: every window in light and dark in docs/screenshots (docs.make_screenshots)")
 
 
 def rss_mib(pid: int) -> float:
@@ -254,7 +268,7 @@ def check_chat(session: Session) -> None:
 def check_costs(session: Session) -> None:
     click_icon(session, "3")
     time.sleep(1)
-    subprocess.run(["xdotool", "key", "Down", "Down", "Return"], env=session.env, check=True)
+    subprocess.run(["xdotool", "key", "o"], env=session.env, check=True)  # C&osts…, its mnemonic
     costs = window_named(session, "Exo Bridge — Costs", "the cost window did not open")
     time.sleep(2)  # pyqtgraph's first import, the query, the drawing
     subprocess.run(["import", "-window", costs, str(SHOTS / "costs-real.png")], env=session.env,

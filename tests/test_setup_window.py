@@ -131,6 +131,15 @@ async def test_exo_found_elsewhere_is_offered_and_written_first(wizard_for, exo,
     assert window.document.config.provider("exo").base_urls[0] == exo.origin
 
 
+async def test_exo_the_config_already_names_is_found_on_its_own_address(wizard_for, exo, closed):
+    window, _ = await wizard_for([exo.origin], [closed], closed + "/api/v1", closed + "/v1")
+    page = window.exo_page
+    await until(lambda: bool(page.found))
+    assert [f.url for f in page.found if f.reachable] == [exo.origin]  # not a usual address
+    assert page.offered is None and not page.use.isVisible()
+    assert "already points there" in page.found_label.text()
+
+
 async def test_no_exo_says_how_to_start_it(wizard_for, closed):
     window, _ = await wizard_for([closed], [closed], closed + "/api/v1", closed + "/v1")
     page = window.exo_page
@@ -187,7 +196,8 @@ async def test_the_app_opens_the_assistant_on_a_first_run_only(qapp, tmp_path, m
         app._started(FakeTray(), bridge, up)  # type: ignore[arg-type]
         assert app.setup is not None and app.setup.isVisible()
         await until(lambda: bool(app.setup.exo_page.found))
-        assert [f.url for f in app.setup.exo_page.found] == [closed]  # discovery's candidates
+        looked = [f.url for f in app.setup.exo_page.found]  # the config's addresses, then the usual
+        assert looked == [*fresh.provider("exo").base_urls, closed]
         app.setup.reject()
         app.setup.deleteLater()
         written = load_config(None)
