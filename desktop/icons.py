@@ -51,6 +51,16 @@ def provider_colours(provider_ids: list[str]) -> dict[str, str]:
 
 _DOTS: dict[Light, QIcon] = {}
 _MENU_DOTS: dict[Light, QIcon] = {}
+_PIXMAPS: dict[tuple[Light, int, float], QPixmap] = {}
+
+
+def cached_dot_pixmap(light: Light, size: int, ratio: float) -> QPixmap:
+    """``dot_pixmap``, painted once per colour, size and pixel ratio (windows redraw often)."""
+    key = (light, size, ratio)
+    pixmap = _PIXMAPS.get(key)
+    if pixmap is None:
+        pixmap = _PIXMAPS[key] = dot_pixmap(light, size, ratio)
+    return pixmap
 
 
 def dot_icon(light: Light) -> QIcon:

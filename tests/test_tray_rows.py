@@ -14,6 +14,7 @@ pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel
 
 from desktop.autostart import Autostart
 from desktop.icons import COLOURS, dot_pixmap, menu_dot_icon
@@ -198,3 +199,24 @@ def test_status_window_rows_links_and_buttons(tray):
     assert asked == ["exo"] and opened == ["chat"]
     assert [b.text() for b in window.buttons] == ["&Chat…", "C&osts…", "&Settings…", "&Quit"]
     assert all(t.focusPolicy() & Qt.FocusPolicy.TabFocus for _, t in window.rows)  # by keyboard
+
+
+def test_status_window_redraws_only_the_rows_that_changed(tray):
+    show(tray, [status("exo", "healthy", requests=1), status("openrouter", "healthy"),
+                status("huggingface", "no-key", "no API key")])
+    window = tray._status_window()
+    window.show_view(tray.view)
+    handed: list[str] = []
+    for index, (dot, text) in enumerate(window.rows):
+        text.setText = lambda value, i=index, label=text: (handed.append(f"text{i}"),  # type: ignore[method-assign]
+                                                            QLabel.setText(label, value))
+        dot.setPixmap = lambda value, i=index, label=dot: (handed.append(f"dot{i}"),  # type: ignore[method-assign]
+                                                           QLabel.setPixmap(label, value))
+    show(tray, [status("exo", "healthy", requests=2), status("openrouter", "healthy"),
+                status("huggingface", "no-key", "no API key")])
+    window.show_view(tray.view)
+    assert handed == ["text0"] and "2 requests" in window.rows[0][1].text()
+    show(tray, [status("exo", "down", "connection refused", requests=2),
+                status("openrouter", "healthy"), status("huggingface", "no-key", "no API key")])
+    window.show_view(tray.view)
+    assert handed == ["text0", "dot0", "text0"] and "not running" in window.rows[0][1].text()
