@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import textwrap
@@ -174,3 +175,47 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()}
     env.update(extra)
     return env
+
+
+async def until(check, seconds: float = 10.0) -> None:
+    """Wait (on the running loop) until ``check()`` is true; fail after ``seconds``."""
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+async def chat(qapp, make_config):
+    """The chat window on a router of the fake providers (``make_config``)."""
+    from desktop.bridge import Bridge
+    from desktop.windows.chat import ChatWindow
+    from router import Router
+
+    config, _ = make_config(idle_s=0.5)
+    async with Router(config) as router:
+        bridge = Bridge(router)
+        window = ChatWindow(bridge)
+        window.show()
+        yield window
+        window.stop()
+        await until(lambda: window.task is None)
+        window.close()
+        bridge.close()
+        # Qt objects die here, in the GUI thread: a garbage collection started by another
+        # thread (a fake provider's) must never be the one to destroy a widget.
+        window.deleteLater()
+        bridge.deleteLater()
+        qapp.processEvents()
+
+
+@pytest.fixture
+def restored_palette(qapp):
+    """The application's style and palette as they were, after a test that changes them."""
+    from PySide6.QtGui import QPalette
+
+    style, palette = qapp.style().name(), QPalette(qapp.palette())
+    yield qapp
+    qapp.setStyle(style)
+    qapp.setPalette(palette)

@@ -15,39 +15,10 @@ pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from desktop.windows.chat import ChatWindow, render_markdown
-from router import Router
+from desktop.windows.chat import render_markdown
+from tests.conftest import until
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
-
-
-@pytest.fixture
-async def chat(qapp, make_config):
-    from desktop.bridge import Bridge
-
-    config, _ = make_config(idle_s=0.5)
-    async with Router(config) as router:
-        bridge = Bridge(router)
-        window = ChatWindow(bridge)
-        window.show()
-        yield window
-        window.stop()
-        await until(lambda: window.task is None)
-        window.close()
-        bridge.close()
-        # Qt objects die here, in the GUI thread: a garbage collection started by another
-        # thread (a fake provider's) must never be the one to destroy a widget.
-        window.deleteLater()
-        bridge.deleteLater()
-        qapp.processEvents()
-
-
-async def until(check, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 async def test_answer_streams_in_while_the_loop_stays_responsive(chat, exo):

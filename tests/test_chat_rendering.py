@@ -18,31 +18,11 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.appearance import DARK, LIGHT
 from desktop.windows.chat import Turn
-from router import Router
-from tests.test_chat import until
+from tests.conftest import until
 from tests.test_tray_rows import activate
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
 
-
-@pytest.fixture(name="chat")
-async def chat_window(qapp, make_config):
-    from desktop.bridge import Bridge
-    from desktop.windows.chat import ChatWindow
-
-    config, _ = make_config(idle_s=0.5)
-    async with Router(config) as router:
-        bridge = Bridge(router)
-        window = ChatWindow(bridge)
-        window.show()
-        yield window
-        window.stop()
-        await until(lambda: window.task is None)
-        window.close()
-        bridge.close()
-        window.deleteLater()  # in the GUI thread (see tests/test_chat.py)
-        bridge.deleteLater()
-        qapp.processEvents()
 
 ANSWER = """Some *emphasis* and **bold**:
 

@@ -324,16 +324,6 @@ async def test_loading_placeholder_shows_at_once_and_goes_with_the_plots(qapp, l
         qapp.processEvents()
 
 
-@pytest.fixture
-def restored_palette(qapp):
-    from PySide6.QtGui import QPalette
-
-    style, palette = qapp.style().name(), QPalette(qapp.palette())
-    yield qapp
-    qapp.setStyle(style)
-    qapp.setPalette(palette)
-
-
 def plot_colours(graphs) -> set[tuple[str, str, str]]:
     out = set()
     for panel in graphs.panels:

@@ -4,7 +4,6 @@ free", and the chat window's thinking and Stop. What the tray shows is also test
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -27,7 +26,7 @@ from router import (
 )
 from router.config import ProviderConfig
 from router.providers.exo_state import parse_catalogue, parse_cluster
-from tests.conftest import config_text
+from tests.conftest import config_text, until
 from tests.fakes.exo_cluster import LLAMA, QWEN, FakeCluster
 from tests.test_desktop import session_bus, tray_for  # noqa: F401
 
@@ -103,13 +102,6 @@ async def router(exo_cluster, openrouter, hf):
         running.companion.start()
         yield running
 
-
-async def until(check, seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 async def test_the_tray_offers_a_model_and_loads_it_from_its_menu(tray_for, router, exo_cluster):  # noqa: F811

@@ -4,7 +4,6 @@ written (comments kept), the test question, and the first-run trigger."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -19,15 +18,7 @@ from PySide6.QtTest import QTest
 from desktop.operations import SetupOperations
 from desktop.settings_model import SettingsDocument
 from router import Router, load_config
-from tests.conftest import OR_KEY, config_text, unused_port
-
-
-async def until(check, seconds: float = 8.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
+from tests.conftest import OR_KEY, config_text, until, unused_port
 
 
 @pytest.fixture
