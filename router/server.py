@@ -31,6 +31,7 @@ from router.errors import (
     StreamBroken,
     UnknownModel,
 )
+from router.journey import ChatStream
 from router.keys import Secret
 from router.retry import retry_headers
 
@@ -257,18 +258,30 @@ class EndpointServer:
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         async with self.router.stream(body, checked=True) as stream:
-            batches = stream.batches()
-            try:
-                first = await anext(batches)
-            except RoutingError as exc:
-                return _routing_error(exc, self.router)
-            response = web.StreamResponse(headers={
-                "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                "x-exo-bridge-provider": stream.provider or "",
-                "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)])})
-            await response.prepare(request)
+            started = await start_stream(request, stream, self.router)
+            if isinstance(started, web.Response):
+                return started
+            response, first, batches = started
             await _relay(response, first, batches, include_usage)
         return response
+
+
+async def start_stream(request: web.Request, stream: ChatStream, router: Router) \
+        -> web.Response | tuple[web.StreamResponse, list[dict[str, Any]],
+                                AsyncIterator[list[dict[str, Any]]]]:
+    """An SSE answer begun once the first chunks are known (who answers, after which
+    attempts), with them and the rest to come; or the error answer when nobody can."""
+    batches = stream.batches()
+    try:
+        first = await anext(batches)
+    except RoutingError as exc:
+        return _routing_error(exc, router)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "x-exo-bridge-provider": stream.provider or "",
+        "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)])})
+    await response.prepare(request)
+    return response, first, batches
 
 
 async def _relay(response: web.StreamResponse, first: list[dict[str, Any]],

@@ -23,10 +23,9 @@ from router.events import RequestFinished
 from router.keys import Secret
 from router.server import EndpointError, EndpointServer
 from tests.conftest import HF_KEY, OR_KEY, subprocess_env, unused_port
+from tests.endpoint_fixtures import HELLO, TOKEN
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
-TOKEN = "test-endpoint-token-0123456789"
-HELLO = [{"role": "user", "content": "hi there"}]
 
 
 def sse_content(line: str) -> str | None:
@@ -35,26 +34,6 @@ def sse_content(line: str) -> str | None:
         return None
     choices = json.loads(line[6:]).get("choices") or [{}]
     return (choices[0].get("delta") or {}).get("content")
-
-
-@pytest.fixture
-async def endpoint(make_config):
-    config, _ = make_config(idle_s=0.5)
-    events: list = []
-    async with Router(config) as router:
-        router.subscribe(events.append)
-        server = EndpointServer(router, token=Secret(TOKEN), port=0)
-        await server.start()
-        server.events = events  # type: ignore[attr-defined]
-        yield server
-        await server.stop()
-
-
-@pytest.fixture
-async def client(endpoint):
-    sdk = openai.AsyncOpenAI(base_url=endpoint.url, api_key=TOKEN, max_retries=0)
-    yield sdk
-    await sdk.close()
 
 
 async def test_non_streaming_through_the_sdk(client, exo):

@@ -78,19 +78,13 @@ def _route(server: EndpointServer, translate: Translate,
 
 async def _stream(server: EndpointServer, request: web.Request, chat: dict[str, Any],
                   answer: Builder) -> web.StreamResponse:
-    from router.server import _ok, _routing_error, attempts_header
+    from router.server import start_stream
 
     async with server.router.stream(chat, checked=True) as stream:
-        batches = stream.batches()
-        try:
-            first = await anext(batches)
-        except RoutingError as exc:
-            return _routing_error(exc, server.router)
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            "x-exo-bridge-provider": stream.provider or "",
-            "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)])})
-        await response.prepare(request)
+        started = await start_stream(request, stream, server.router)
+        if isinstance(started, web.Response):
+            return started
+        response, first, batches = started
         await response.write(answer.feed(first))
         try:
             async for batch in batches:
