@@ -103,9 +103,8 @@ class AccountWatch:
     @classmethod
     def of(cls, router: Router) -> AccountWatch:
         """The watch of a Router: every probe's result and every finished request reach it."""
-        slots = router._slots
         watch = cls(router.config, lambda: router.health, router.events, router.probe,
-                    router.spawn, router.has_key, lambda pid: slots[pid].in_use,
+                    router.spawn, router.has_key, router.in_flight,
                     router.health.clock, router.budget.now, router.ledger)
         router.prober.listeners.append(watch.observe)
         router.events.subscribe(watch.on_event)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from router import cli_accounts as accounts
-from router import cli_exo, crashes, setup_guide
+from router import cli_exo, cli_keys, crashes, setup_guide
 from router import usage as usage_report
 from router.config import Config, data_dir, load_config
 from router.core import Router
@@ -33,7 +32,7 @@ from router.errors import (
     NoProviderAvailable,
     RoutingError,
 )
-from router.keys import KeyStore, Secret, endpoint_token, keychain_delete, keychain_set
+from router.keys import Secret, endpoint_token
 from router.ledger import Ledger, LedgerUnavailable
 from router.money import usd
 from router.probing import ProviderStatus
@@ -65,16 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    keys = sub.add_parser("keys", help="API keys in the OS keychain")
-    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    for name, func, text in (("set", cmd_keys_set, "store a key (from stdin or a prompt)"),
-                             ("delete", cmd_keys_delete, "remove a stored key"),
-                             ("test", cmd_keys_test, "check a key with a cheap authenticated call")):
-        action = keys_sub.add_parser(name, parents=[config], help=text)
-        action.add_argument("provider", metavar="ID", help="provider id")
-        action.set_defaults(func=func)
-    listing = keys_sub.add_parser("list", parents=[config], help="which providers have a key")
-    listing.set_defaults(func=cmd_keys_list)
+    cli_keys.add_commands(sub, config)
 
     usage = sub.add_parser("usage", parents=[config], help="requests, tokens, cost, failovers, savings")
     span = usage.add_mutually_exclusive_group()
@@ -318,71 +308,6 @@ def _today_text(status: ProviderStatus) -> str:
              + " tok", usd(status.cost_today_usd)
              + (f"/{usd(limits['cost_usd'] or 0, cents=True)}" if limits.get("cost_usd") else "")]
     return "today " + " · ".join(parts)
-
-
-# -- keys ----------------------------------------------------------------------------------
-def _keyed_provider(args: argparse.Namespace) -> tuple[Config, str]:
-    config = _config(args)
-    ids = [p.id for p in config.providers if p.traits.takes_key]
-    if args.provider not in ids:
-        raise ConfigError(config.source, f"no cloud provider with id {args.provider!r}",
-                          fix=f"use one of: {', '.join(ids) or '(none configured)'}")
-    return config, args.provider
-
-
-def cmd_keys_set(args: argparse.Namespace) -> int:
-    config, provider_id = _keyed_provider(args)
-    if sys.stdin.isatty():
-        value = getpass.getpass(f"API key for {provider_id} (input hidden): ")
-    else:
-        value = sys.stdin.readline()
-    value = value.strip()
-    if not value:
-        print("exo-bridge: no key given; nothing stored", file=sys.stderr)
-        return EXIT_USAGE
-    keychain_set(provider_id, value)
-    print(f"stored the key for {provider_id} in the OS keychain")
-    provider = config.provider(provider_id)
-    if KeyStore().env_key(provider) is not None:
-        print(f"note: ${provider.api_key_env} is set and takes precedence over the keychain",
-              file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_keys_delete(args: argparse.Namespace) -> int:
-    _, provider_id = _keyed_provider(args)
-    if keychain_delete(provider_id):
-        print(f"removed the key for {provider_id} from the OS keychain")
-    else:
-        print(f"no key for {provider_id} in the OS keychain")
-    return EXIT_OK
-
-
-def cmd_keys_list(args: argparse.Namespace) -> int:
-    config = _config(args)
-    store = KeyStore()
-    for provider in config.providers:
-        if not provider.traits.takes_key:
-            continue
-        try:
-            info = store.info(provider)
-            where = {"none": "no key"}.get(info.source, info.source)
-            print(f"{provider.id:<14} {where:<24} {info.masked}")
-        except KeychainUnavailable:
-            print(f"{provider.id:<14} keychain unavailable")
-    return EXIT_OK
-
-
-def cmd_keys_test(args: argparse.Namespace) -> int:
-    config, provider_id = _keyed_provider(args)
-    snapshot = asyncio.run(_test_key(config, provider_id))
-    print(f"{provider_id}: {snapshot.state} · {snapshot.detail} · {snapshot.latency_ms:.0f} ms")
-    return EXIT_OK if snapshot.state == "healthy" else EXIT_UNANSWERED
-
-
-async def _test_key(config: Config, provider_id: str) -> Any:
-    async with Router(config) as router:
-        return await router.test_key(provider_id)
 
 
 # -- usage ---------------------------------------------------------------------------------

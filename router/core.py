@@ -185,6 +185,10 @@ class Router:
     def has_key(self, provider: ProviderConfig) -> bool:
         return self._keys.get(provider.id) is not None
 
+    def in_flight(self, provider_id: str) -> int:
+        """Requests holding one of the provider's connections now."""
+        return self._slots[provider_id].in_use
+
     def key(self, provider: ProviderConfig) -> Secret | None:
         return self._keys.get(provider.id)
 
