@@ -4,6 +4,10 @@ Edits go through tomlkit, so the user's comments and layout survive; the new tex
 with the router's own loader before it is written (atomically: a temporary file, then a
 rename). A file the user broke by hand is never overwritten: ``load`` raises the ConfigError,
 which the window shows with a button to open the file.
+
+The file may change while the window is open (the first-run assistant, another window, the
+user's editor). Every write first catches up with the file on disk, and the window's save
+writes only the fields the user changed since it loaded, so nobody's change is lost.
 """
 
 from __future__ import annotations
@@ -44,20 +48,48 @@ class ServerEdit:
 NotificationEdit = dict[str, bool]  # kind -> on
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """What the window was shown: a save writes only where its edits differ from this."""
+
+    providers: dict[str, ProviderEdit]
+    order: list[str]
+    server: ServerEdit
+    notifications: NotificationEdit
+
+
 class SettingsDocument:
     def __init__(self, path: Path | None = None):
         self.path = path or default_config_path()
         self.text = ""
         self.doc: tomlkit.TOMLDocument = tomlkit.document()
         self.config: Config | None = None
+        self._loaded: _Loaded | None = None
 
     def load(self) -> Config:
         """Read the file (or the defaults when there is none). Raises ConfigError if broken."""
-        self.text = self.path.read_text(encoding="utf-8") if self.path.exists() \
-            else DEFAULT_CONFIG_TOML
-        self.config = parse_config(self.text, str(self.path))
-        self.doc = tomlkit.parse(self.text)
+        self._read(self.path.read_text(encoding="utf-8") if self.path.exists()
+                   else DEFAULT_CONFIG_TOML)
+        assert self.config is not None
+        self._loaded = self._shown()
         return self.config
+
+    def _read(self, text: str) -> None:
+        self.config = parse_config(text, str(self.path))
+        self.text, self.doc = text, tomlkit.parse(text)
+
+    def _catch_up(self) -> None:
+        """Take in what was written to the file since it was read (by the first-run assistant,
+        another window or an editor). Raises ConfigError if it is broken now."""
+        if self.path.exists():
+            on_disk = self.path.read_text(encoding="utf-8")
+            if on_disk != self.text:
+                self._read(on_disk)
+
+    def _shown(self) -> _Loaded:
+        providers = self.providers()
+        return _Loaded({p.id: p for p in providers}, [p.id for p in providers], self.server(),
+                       self.notifications())
 
     def providers(self) -> list[ProviderEdit]:
         assert self.config is not None
@@ -76,40 +108,49 @@ class SettingsDocument:
 
     def save(self, providers: list[ProviderEdit], server: ServerEdit,
              notifications: NotificationEdit | None = None) -> Config:
-        """Apply the edits (priority = the order given) and write the file atomically.
-        Raises ConfigError, writing nothing, if the result would not load."""
+        """Write the edits that differ from what was loaded (priority = the order given, if the
+        user changed the order) onto the file as it is now, atomically. Raises ConfigError,
+        writing nothing, if the file is broken now or the result would not load."""
+        shown = self._loaded or self._shown()
+        self._catch_up()
         tables = self._provider_tables()
-        ordered = {p.id: index for index, p in enumerate(providers)}
-        for edit in providers:
-            _apply(tables[edit.id], edit, ordered[edit.id])
-        section = self.doc.get("server")
+        reordered = [p.id for p in providers] != shown.order
+        for priority, edit in enumerate(providers):
+            if (table := tables.get(edit.id)) is not None:  # not removed from the file meanwhile
+                _apply(table, edit, shown.providers.get(edit.id))
+                if reordered:
+                    table["priority"] = priority
+        section = self._table("server")
+        for key in ("enabled", "port"):
+            if getattr(server, key) != getattr(shown.server, key) or key not in section:
+                section[key] = getattr(server, key)
+        if notifications is not None:
+            changed = {kind: on for kind, on in notifications.items()
+                       if shown.notifications.get(kind) != on}
+            if changed:
+                self._table("notifications").update(changed)
+        config = self._write()
+        self._loaded = self._shown()
+        return config
+
+    def _table(self, name: str) -> Table:
+        section = self.doc.get(name)
         if section is None:
             section = tomlkit.table()
-            self.doc["server"] = section
-        section["enabled"] = server.enabled
-        section["port"] = server.port
-        if notifications is not None:
-            kinds = self.doc.get("notifications")
-            if kinds is None:
-                kinds = tomlkit.table()
-                self.doc["notifications"] = kinds
-            for kind, on in notifications.items():
-                kinds[kind] = on
-        text = tomlkit.dumps(self.doc)
-        config = parse_config(text, str(self.path))  # never write what would not load
-        _write_atomically(self.path, text)
-        self.text, self.config = text, config
-        return config
+            self.doc[name] = section
+        return section
 
     # -- the first-run assistant's edits (each written at once, comments kept) -------------
     def set_paid_failover(self, allowed: bool) -> Config:
         """``allow_paid_failover`` at the top of the file."""
+        self._catch_up()
         self.doc["allow_paid_failover"] = allowed
         return self._write()
 
     def use_address(self, provider_id: str, url: str) -> Config:
         """Put ``url`` first in the provider's ``base_urls`` (requests go to the first that
         answers)."""
+        self._catch_up()
         table = self._provider_tables()[provider_id]
         old = table.get("base_urls")
         urls = [str(u) for u in old] if old is not None else (
@@ -150,19 +191,24 @@ def _set(table: Table, key: str, value: Any) -> None:
         table[key] = value
 
 
-def _apply(table: Table, edit: ProviderEdit, priority: int) -> None:
-    table["enabled"] = edit.enabled
-    table["paid"] = edit.paid
-    table["priority"] = priority
-    if edit.several_nodes or "base_urls" in table:
-        if "base_url" in table:
-            del table["base_url"]
-        table["base_urls"] = list(edit.base_urls)
-    else:
-        table["base_url"] = edit.base_urls[0]
-    _set(table, "daily_request_limit", edit.daily_request_limit)
-    _set(table, "daily_token_limit", edit.daily_token_limit)
-    _set(table, "daily_cost_limit_usd", edit.daily_cost_limit_usd)
+def _apply(table: Table, edit: ProviderEdit, shown: ProviderEdit | None) -> None:
+    """The provider's fields the user changed (all of them for one the window did not show)."""
+    def changed(name: str) -> bool:
+        return shown is None or getattr(edit, name) != getattr(shown, name)
+
+    for name in ("enabled", "paid"):
+        if changed(name):
+            table[name] = getattr(edit, name)
+    if changed("base_urls"):
+        if edit.several_nodes or "base_urls" in table:
+            if "base_url" in table:
+                del table["base_url"]
+            table["base_urls"] = list(edit.base_urls)
+        else:
+            table["base_url"] = edit.base_urls[0]
+    for name in ("daily_request_limit", "daily_token_limit", "daily_cost_limit_usd"):
+        if changed(name):
+            _set(table, name, getattr(edit, name))
 
 
 def _write_atomically(path: Path, text: str) -> None:

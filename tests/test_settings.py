@@ -221,3 +221,63 @@ async def test_nothing_clipped_at_a_large_font(qapp, window):
         if widget.isVisible() and not (isinstance(widget, QLabel) and widget.wordWrap()):
             hint = widget.minimumSizeHint()
             assert widget.width() >= hint.width() and widget.height() >= hint.height(), widget
+
+
+# -- the file changes while the window is open ---------------------------------------------
+
+def _edits(document: SettingsDocument):
+    return document.providers(), document.server(), document.notifications()
+
+
+def test_a_save_keeps_what_the_first_run_assistant_wrote_meanwhile(config_file):
+    window = SettingsDocument(config_file)
+    window.load()
+    assistant = SettingsDocument(config_file)
+    assistant.load()
+    assistant.set_paid_failover(False)
+    assistant.use_address("exo", "http://studio.local:52415")
+    providers, server, notifications = _edits(window)
+    next(p for p in providers if p.id == "openrouter").daily_request_limit = 250
+    window.save(providers, server, notifications)
+    config = load_config(config_file)
+    assert config.allow_paid_failover is False  # the assistant's answer survives
+    assert config.provider("exo").base_urls[0] == "http://studio.local:52415"
+    assert config.provider("openrouter").daily_request_limit == 250  # and so does the edit
+    assert "# the mac minis" in config_file.read_text()
+
+
+def test_fields_the_user_left_alone_keep_what_is_on_disk_now(config_file):
+    window = SettingsDocument(config_file)
+    window.load()
+    providers, server, notifications = _edits(window)
+    config_file.write_text(config_file.read_text().replace(
+        "daily_request_limit = 1000", "daily_request_limit = 99"))  # by hand, meanwhile
+    next(p for p in providers if p.id == "huggingface").enabled = False
+    server.port = 9200
+    window.save(providers, server, notifications)
+    config = load_config(config_file)
+    assert config.provider("openrouter").daily_request_limit == 99
+    assert not config.provider("huggingface").enabled
+    assert config.server.port == 9200
+    # a second save compares with what the first one wrote, not with the first load
+    providers, server, notifications = _edits(window)
+    next(p for p in providers if p.id == "huggingface").enabled = True
+    window.save(providers, server, notifications)
+    config = load_config(config_file)
+    assert config.provider("huggingface").enabled and config.server.port == 9200
+    assert config.provider("openrouter").daily_request_limit == 99
+
+
+def test_a_file_broken_meanwhile_is_not_overwritten(config_file):
+    from router import ConfigError
+
+    window = SettingsDocument(config_file)
+    window.load()
+    providers, server, notifications = _edits(window)
+    broken = config_file.read_text().replace('kind = "exo"', "kind = exo")
+    config_file.write_text(broken)
+    server.port = 9300
+    with pytest.raises(ConfigError) as caught:
+        window.save(providers, server, notifications)
+    assert str(config_file) in str(caught.value)
+    assert config_file.read_text() == broken
