@@ -6,8 +6,8 @@ tray app, each in turn against the shared harness's fake upstream and load gener
 
 Each round starts, for each target in turn, a fresh fake upstream (`fake_upstream.py`, 32
 content chunks per streamed answer) and the target, warms it up with the harness's
-`loadgen.py`, then sends `--requests` sequential non-streamed requests and reads the target's
-CPU time from /proc before and after. Targets:
+`loadgen.py`, then sends `--requests` sequential non-streamed requests, then as many again 16 at
+a time, and reads the target's CPU time from /proc around each phase. Targets:
 
 - direct: the fake upstream itself (the baseline for "added" latency; no CPU figure)
 - floor: the harness's `floor_proxy.py`, a bare aiohttp pass-through (one upstream body)
@@ -18,6 +18,9 @@ CPU time from /proc before and after. Targets:
 
 Interleaving the targets round by round keeps a slow spell of the machine from landing on one
 target only. Prints medians (and each round) plus the ratios issue 19 sets targets for.
+
+To measure a change, name another source tree after `@`: `--targets tray,tray@/tmp/change`
+runs the tray from this tree and from /tmp/change (on PYTHONPATH) in turn, round by round.
 """
 
 from __future__ import annotations
@@ -67,9 +70,17 @@ fallback = "fake-model"
 
 @dataclass
 class Figures:
-    cpu_ms: list[float] = field(default_factory=list)  # per request
-    p50_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)  # per request, sequential
+    cpu_c16_ms: list[float] = field(default_factory=list)  # per request, 16 at a time
+    p50_ms: list[float] = field(default_factory=list)  # sequential
     added_ms: list[float] = field(default_factory=list)  # p50 over direct's, same round
+
+
+@dataclass
+class Measured:
+    p50_ms: float
+    cpu_ms: float | None = None  # None: direct (the fake upstream is not measured)
+    cpu_c16_ms: float | None = None
 
 
 def cpu_s(pid: int) -> float:
@@ -104,10 +115,11 @@ class Run:
         self.args, self.tmp = args, tmp
         self.harness = Path(args.harness)
 
-    def loadgen(self, base_url: str, model: str, n: int) -> dict[str, object]:
+    def loadgen(self, base_url: str, model: str, n: int, mode: str = "sequential") -> dict[str, object]:
         done = subprocess.run(
             [sys.executable, str(self.harness / "loadgen.py"), "--base-url", base_url, "--model",
-             model, "--api-key", TOKEN, "--mode", "sequential", "--n", str(n), "--warmup", "0"],
+             model, "--api-key", TOKEN, "--mode", mode, "--concurrency", "16", "--n", str(n),
+             "--warmup", "0"],
             capture_output=True, text=True, check=True)
         result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
         if result["ok"] != n:
@@ -124,7 +136,8 @@ class Run:
         wait_ready(f"{url}/health", proc)
         return proc, f"{url}/v1"
 
-    def target(self, name: str, upstream: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    def target(self, target: str, upstream: str) -> tuple[subprocess.Popen[bytes], str, str]:
+        name, _, tree = target.partition("@")
         port = dead_port()
         home = self.tmp / f"{name}-{time.monotonic_ns()}"
         home.mkdir()
@@ -135,6 +148,8 @@ class Run:
                "HOME": str(home), "EXO_BRIDGE_DATA_DIR": str(home / "data"),
                "XDG_RUNTIME_DIR": str(home), "QT_QPA_PLATFORM": "offscreen",
                "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+        if tree:
+            env["PYTHONPATH"] = tree
         commands = {
             "floor": [sys.executable, str(self.harness / "floor_proxy.py"), "--port", str(port),
                       "--upstream", upstream],
@@ -150,19 +165,24 @@ class Run:
         model = "bench-model" if name in ("serve", "tray") else UPSTREAM_MODEL
         return proc, url, model
 
-    def measure(self, name: str) -> tuple[float | None, float]:
-        """(CPU ms per request or None for direct, latency p50 ms) of one target."""
+    def measure(self, name: str) -> Measured:
         upstream, upstream_url = self.upstream()
         try:
             if name == "direct":
                 self.loadgen(upstream_url, UPSTREAM_MODEL, self.args.warmup)
-                return None, self.p50(self.loadgen(upstream_url, UPSTREAM_MODEL, self.args.requests))
+                return Measured(self.p50(self.loadgen(upstream_url, UPSTREAM_MODEL,
+                                                      self.args.requests)))
             proc, url, model = self.target(name, upstream_url)
             try:
                 self.loadgen(url, model, self.args.warmup)
                 before = cpu_s(proc.pid)
                 result = self.loadgen(url, model, self.args.requests)
-                return (cpu_s(proc.pid) - before) * 1000 / self.args.requests, self.p50(result)
+                middle = cpu_s(proc.pid)
+                self.loadgen(url, model, self.args.requests, "concurrent")
+                after = cpu_s(proc.pid)
+                per_request = 1000 / self.args.requests
+                return Measured(self.p50(result), (middle - before) * per_request,
+                                (after - middle) * per_request)
             finally:
                 stop(proc)
         finally:
@@ -181,22 +201,29 @@ def ratio(top: list[float], bottom: list[float]) -> str:
     return f"{statistics.median(top) / statistics.median(bottom):.2f}x"
 
 
+def median_of(values: list[float], sign: str = "") -> str:
+    """The median, then each round's figure."""
+    if not values:
+        return "—"
+    return (f"{statistics.median(values):{sign}.2f} "
+            f"({', '.join(f'{v:{sign}.2f}' for v in values)})")
+
+
 def report(figures: dict[str, Figures]) -> None:
-    print("\n| median (rounds) | CPU per request, ms | p50, ms | added p50 over direct, ms |")
-    print("|---|---|---|---|")
+    print("\n| median (rounds) | CPU per request, ms: sequential | concurrency 16 | p50, ms | "
+          "added p50 over direct, ms |\n|---|---|---|---|---|")
     for name, f in figures.items():
-        cpu = (f"{statistics.median(f.cpu_ms):.2f} ({', '.join(f'{v:.2f}' for v in f.cpu_ms)})"
-               if f.cpu_ms else "—")
-        added = (f"{statistics.median(f.added_ms):+.2f} ({', '.join(f'{v:+.2f}' for v in f.added_ms)})"
-                 if f.added_ms else "—")
-        print(f"| {name} | {cpu} | {statistics.median(f.p50_ms):.2f} | {added} |")
+        print(f"| {name} | {median_of(f.cpu_ms)} | {median_of(f.cpu_c16_ms)} | "
+              f"{statistics.median(f.p50_ms):.2f} | {median_of(f.added_ms, '+')} |")
     pairs = [("serve", "floor"), ("serve", "stream-floor"), ("stream-floor", "floor"),
              ("tray", "serve")]
-    print("\n| ratio of medians | CPU per request | added p50 |\n|---|---|---|")
+    print("\n| ratio of medians | CPU, sequential | CPU, concurrency 16 | added p50 |\n"
+          "|---|---|---|---|")
     for top, bottom in pairs:
         if top in figures and bottom in figures:
-            print(f"| {top} / {bottom} | {ratio(figures[top].cpu_ms, figures[bottom].cpu_ms)} | "
-                  f"{ratio(figures[top].added_ms, figures[bottom].added_ms)} |")
+            high, low = figures[top], figures[bottom]
+            print(f"| {top} / {bottom} | {ratio(high.cpu_ms, low.cpu_ms)} | "
+                  f"{ratio(high.cpu_c16_ms, low.cpu_c16_ms)} | {ratio(high.added_ms, low.added_ms)} |")
 
 
 def main() -> None:
@@ -208,7 +235,7 @@ def main() -> None:
     parser.add_argument("--targets", default=",".join(TARGETS))
     args = parser.parse_args()
     names = [name for name in args.targets.split(",") if name]
-    if unknown := set(names) - set(TARGETS):
+    if unknown := {name.partition("@")[0] for name in names} - set(TARGETS):
         raise SystemExit(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
     if not (Path(args.harness) / "loadgen.py").is_file():
         raise SystemExit(f"{args.harness} has no loadgen.py: pass --harness (the shared bench)")
@@ -220,16 +247,20 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             direct_p50 = None
             for name in names:
-                cpu, p50 = run.measure(name)
-                figures[name].p50_ms.append(p50)
-                if cpu is not None:
-                    figures[name].cpu_ms.append(cpu)
+                got, kept = run.measure(name), figures[name]
+                kept.p50_ms.append(got.p50_ms)
+                if got.cpu_ms is not None and got.cpu_c16_ms is not None:
+                    kept.cpu_ms.append(got.cpu_ms)
+                    kept.cpu_c16_ms.append(got.cpu_c16_ms)
+                    print(f"round {round_no} {name}: p50 {got.p50_ms:.2f} ms, CPU per request "
+                          f"{got.cpu_ms:.3f} ms sequential, {got.cpu_c16_ms:.3f} ms at 16",
+                          flush=True)
+                else:
+                    print(f"round {round_no} {name}: p50 {got.p50_ms:.2f} ms", flush=True)
                 if name == "direct":
-                    direct_p50 = p50
+                    direct_p50 = got.p50_ms
                 elif direct_p50 is not None:
-                    figures[name].added_ms.append(p50 - direct_p50)
-                print(f"round {round_no} {name}: p50 {p50:.2f} ms"
-                      + (f", CPU {cpu:.3f} ms per request" if cpu is not None else ""), flush=True)
+                    kept.added_ms.append(got.p50_ms - direct_p50)
         report(figures)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
