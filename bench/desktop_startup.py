@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import compile_sources
-from bench.endpoint_bench import TICKS, start_fake
+from bench import compile_sources, cpu_seconds
+from bench.endpoint_bench import start_fake
 
 EXE = str(Path(sys.executable).with_name("exo-bridge"))
 
@@ -73,8 +73,7 @@ def proc_figures(pid: int) -> tuple[float, float]:
     """(RSS MiB, CPU seconds so far)."""
     rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                if line.startswith("VmRSS:")) / 1024
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return rss, (int(fields[11]) + int(fields[12])) / TICKS
+    return rss, cpu_seconds(pid)
 
 
 def idle_cpu(env: dict[str, str], seconds: float) -> float:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import compile_sources
+from bench import compile_sources, cpu_seconds
 from bench.nginx_upstream import NginxUpstream
 from bench.router_overhead import KEY, dead_port
 
@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-endpoint-token-000000000000"
 MODEL = "meta-llama/llama-3.2-3b-instruct"
 ASK = {"model": MODEL, "messages": [{"role": "user", "content": "say hello"}]}
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def start_fake(*extra: str) -> tuple[subprocess.Popen[str], str]:
@@ -80,8 +79,7 @@ class Endpoint:
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return cpu_seconds(self.proc.pid)
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

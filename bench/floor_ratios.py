@@ -39,8 +39,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import ROOT, compile_sources
-from bench.endpoint_bench import TICKS
+from bench import ROOT, compile_sources, cpu_seconds
 from bench.router_overhead import dead_port
 
 TOKEN = "bench-token-not-secret"
@@ -81,11 +80,6 @@ class Measured:
     p50_ms: float
     cpu_ms: float | None = None  # None: direct (the fake upstream is not measured)
     cpu_c16_ms: float | None = None
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
@@ -175,11 +169,11 @@ class Run:
             proc, url, model = self.target(name, upstream_url)
             try:
                 self.loadgen(url, model, self.args.warmup)
-                before = cpu_s(proc.pid)
+                before = cpu_seconds(proc.pid)
                 result = self.loadgen(url, model, self.args.requests)
-                middle = cpu_s(proc.pid)
+                middle = cpu_seconds(proc.pid)
                 self.loadgen(url, model, self.args.requests, "concurrent")
-                after = cpu_s(proc.pid)
+                after = cpu_seconds(proc.pid)
                 per_request = 1000 / self.args.requests
                 return Measured(self.p50(result), (middle - before) * per_request,
                                 (after - middle) * per_request)

@@ -68,15 +68,15 @@ class SettingsDocument:
 
     def load(self) -> Config:
         """Read the file (or the defaults when there is none). Raises ConfigError if broken."""
-        self._read(self.path.read_text(encoding="utf-8") if self.path.exists()
-                   else DEFAULT_CONFIG_TOML)
-        assert self.config is not None
+        config = self._read(self.path.read_text(encoding="utf-8") if self.path.exists()
+                            else DEFAULT_CONFIG_TOML)
         self._loaded = self._shown()
-        return self.config
+        return config
 
-    def _read(self, text: str) -> None:
+    def _read(self, text: str) -> Config:
         self.config = parse_config(text, str(self.path))
         self.text, self.doc = text, tomlkit.parse(text)
+        return self.config
 
     def _catch_up(self) -> None:
         """Take in what was written to the file since it was read (by the first-run assistant,
