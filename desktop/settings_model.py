@@ -20,7 +20,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import AoT, Table
 
-from router import DEFAULT_CONFIG_TOML, Config, default_config_path, parse_config
+from router import DEFAULT_CONFIG_TOML, Config, ConfigError, default_config_path, parse_config
 
 
 @dataclass
@@ -173,7 +173,12 @@ class SettingsDocument:
     def _write(self) -> Config:
         text = tomlkit.dumps(self.doc)
         config = parse_config(text, str(self.path))  # never write what would not load
-        _write_atomically(self.path, text)
+        try:
+            _write_atomically(self.path, text)
+        except OSError as exc:  # a full or read-only disk: said, like a broken file
+            raise ConfigError(str(self.path), f"cannot be written ({exc.strerror or exc})",
+                              fix="free some disk space or make its folder writable, then "
+                                  "save again") from None
         self.text, self.config = text, config
         return config
 
@@ -212,10 +217,15 @@ def _apply(table: Table, edit: ProviderEdit, shown: ProviderEdit | None) -> None
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    """The file whole or as it was, never half written; no partial file is left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise

@@ -281,3 +281,33 @@ def test_a_file_broken_meanwhile_is_not_overwritten(config_file):
         window.save(providers, server, notifications)
     assert str(config_file) in str(caught.value)
     assert config_file.read_text() == broken
+
+
+def test_a_full_disk_is_said_and_the_file_stays_as_it_was(config_file, monkeypatch):
+    import errno
+
+    import desktop.settings_model as model
+    from router import ConfigError
+
+    window = SettingsDocument(config_file)
+    window.load()
+    providers, server, notifications = _edits(window)
+    before = config_file.read_text()
+    real_fsync = model.os.fsync
+
+    def disk_full(fd: int) -> None:
+        real_fsync(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model.os, "fsync", disk_full)
+    server.port = 9400
+    with pytest.raises(ConfigError) as caught:
+        window.save(providers, server, notifications)
+    assert "No space left on device" in str(caught.value) and str(config_file) in str(caught.value)
+    with pytest.raises(ConfigError):
+        window.set_paid_failover(False)  # the assistant's edits say it the same way
+    assert config_file.read_text() == before
+    assert list(config_file.parent.glob("*.partial")) == []
+    monkeypatch.setattr(model.os, "fsync", real_fsync)
+    window.save(providers, server, notifications)  # room again: the same save goes through
+    assert load_config(config_file).server.port == 9400
