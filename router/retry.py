@@ -54,6 +54,18 @@ def soonest(attempts: Iterable[Attempt], health: HealthBook, probe_every_s: Mapp
     return max(1.0, min(known)) if known else None
 
 
+# Errors the same request meets again however often it is retried: the request's own fault
+# (400), a wrong token (401), a refused host or origin (403), an unknown model or path (404), a
+# body over the limit (413). The SDKs (and the agents built on them) retry some of these with
+# back-off unless told not to.
+NEVER_RETRIED = frozenset({400, 401, 403, 404, 413})
+
+
+def no_retry_header(status: int) -> dict[str, str]:
+    """``x-should-retry: false`` for an error no retry can fix, else nothing."""
+    return {"x-should-retry": "false"} if status in NEVER_RETRIED else {}
+
+
 def retry_headers(after_s: float | None) -> dict[str, str]:
     """``Retry-After`` when a provider can be back, and the SDKs' ``x-should-retry: false``
     when no retry within their horizon can help (they then show the error at once)."""

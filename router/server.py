@@ -13,7 +13,7 @@ import hmac
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +33,7 @@ from router.errors import (
 )
 from router.journey import ChatStream
 from router.keys import Secret
-from router.retry import retry_headers
+from router.retry import no_retry_header, retry_headers
 
 log = logging.getLogger(__name__)
 LINGER_S = 1.0  # how long an unread request body is drained before the connection closes
@@ -147,9 +147,13 @@ class EndpointServer:
         assert connections is not None  # requests come only once started
         connections.request_started(request.protocol)  # its head is in: no header timeout
         try:
-            return await self._checked(request, handler)
+            response = await self._checked(request, handler)
         finally:
             connections.request_ended(request.protocol)
+        if not response.prepared:  # an error no retry can fix says so (every API, every route)
+            for name, value in no_retry_header(response.status).items():
+                response.headers.setdefault(name, value)
+        return response
 
     async def _checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if _host_name(request.headers.get("Host", "")) not in self._hosts:
@@ -266,7 +270,8 @@ class EndpointServer:
         return response
 
 
-async def start_stream(request: web.Request, stream: ChatStream, router: Router) \
+async def start_stream(request: web.Request, stream: ChatStream, router: Router,
+                       headers: Mapping[str, str] | None = None) \
         -> web.Response | tuple[web.StreamResponse, list[dict[str, Any]],
                                 AsyncIterator[list[dict[str, Any]]]]:
     """An SSE answer begun once the first chunks are known (who answers, after which
@@ -279,7 +284,8 @@ async def start_stream(request: web.Request, stream: ChatStream, router: Router)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "x-exo-bridge-provider": stream.provider or "",
-        "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)])})
+        "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)]),
+        **(headers or {})})
     await response.prepare(request)
     return response, first, batches
 

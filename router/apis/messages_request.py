@@ -71,15 +71,31 @@ def _system(system: Any) -> list[dict[str, Any]]:
     return [{"role": "system", "content": "\n".join(b["text"] for b in system)}]
 
 
+def _system_entry(content: Any, where: str) -> dict[str, Any]:
+    """A ``{"role": "system"}`` entry inside ``messages`` (Claude Code sends them: its agent and
+    skill lists) as a system message at the same place."""
+    if isinstance(content, str):
+        return {"role": "system", "content": content}
+    expect(isinstance(content, list) and all(
+        isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+        for b in content), f"{where}.content of a system entry must be a string or a list of "
+           "text blocks", f"{where}.content")
+    return {"role": "system", "content": "\n".join(b["text"] for b in content)}
+
+
 def _messages(messages: Any) -> list[dict[str, Any]]:
     expect(isinstance(messages, list) and bool(messages), "'messages' must be a non-empty list",
            "messages")
     chat: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
-        expect(isinstance(message, dict) and message.get("role") in ("user", "assistant"),
-               f"{where} must be an object whose role is user or assistant", f"{where}.role")
+        expect(isinstance(message, dict) and message.get("role") in ("user", "assistant", "system"),
+               f"{where} must be an object whose role is user, assistant or system",
+               f"{where}.role")
         content = message.get("content")
+        if message["role"] == "system":  # Claude Code's reminders, kept where they were said
+            chat.append(_system_entry(content, where))
+            continue
         if isinstance(content, str):
             chat.append({"role": message["role"], "content": content})
             continue

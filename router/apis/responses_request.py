@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.apis.common import Unmappable, expect, optional_model, optional_number
+from router.apis.responses_tools import ToolSet, custom_arguments, tool_set
 
 # Fields that need server-side state or execution: refused when set.
 _STATEFUL = {
@@ -33,16 +34,19 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
         optional_number(body, name)
     optional_model(body)
     chat: dict[str, Any] = {k: body[k] for k in _COPIED if body.get(k) is not None}
-    chat["messages"] = _instructions(body.get("instructions")) + _input(body.get("input"))
+    tools = tool_set(body)  # namespaces flattened, custom tools as functions, hosted dropped
+    chat["messages"] = _instructions(body.get("instructions")) + _input(body.get("input"), tools)
     if body.get("max_output_tokens") is not None:
         limit = body["max_output_tokens"]
         expect(isinstance(limit, int) and not isinstance(limit, bool) and limit > 0,
                "'max_output_tokens' must be a positive integer", "max_output_tokens")
         chat["max_tokens"] = limit
-    if body.get("tools"):
-        chat["tools"] = _tools(body["tools"])
+    if tools.functions:
+        chat["tools"] = tools.functions
     if body.get("tool_choice") is not None:
-        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+        choice = _tool_choice(body["tool_choice"], tools)
+        if tools.functions or choice == "none":  # no tool left to choose: the model answers
+            chat["tool_choice"] = choice
     response_format = _text_format(body.get("text"))
     if response_format is not None:
         chat["response_format"] = response_format
@@ -56,7 +60,7 @@ def _instructions(instructions: Any) -> list[dict[str, Any]]:
     return [{"role": "system", "content": instructions}]
 
 
-def _input(value: Any) -> list[dict[str, Any]]:
+def _input(value: Any, tools: ToolSet) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     expect(isinstance(value, list) and bool(value), "'input' must be a string or a non-empty list "
@@ -64,18 +68,32 @@ def _input(value: Any) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for index, item in enumerate(value):
         expect(isinstance(item, dict), f"input[{index}] must be an object", f"input[{index}]")
-        _add_item(messages, item, f"input[{index}]")
+        _add_item(messages, item, f"input[{index}]", tools)
     expect(bool(messages), "'input' has no message to answer", "input")
     return messages
 
 
-def _add_item(messages: list[dict[str, Any]], item: Mapping[str, Any], where: str) -> None:
+def _add_item(messages: list[dict[str, Any]], item: Mapping[str, Any], where: str,
+              tools: ToolSet) -> None:
     kind = item.get("type", "message" if "role" in item else None)
     if kind == "message":
         messages.append(_message(item, where))
     elif kind == "function_call":
-        _add_call(messages, item, where)
-    elif kind == "function_call_output":
+        for field in ("call_id", "name", "arguments"):
+            expect(isinstance(item.get(field), str), f"{where}.{field} must be a string",
+                   f"{where}.{field}")
+        namespace = item.get("namespace") if isinstance(item.get("namespace"), str) else None
+        _add_call(messages, item["call_id"], tools.chat_name(item["name"], namespace),
+                  item["arguments"])
+    elif kind == "custom_tool_call":  # a freeform tool's call, sent back: its function's call
+        for field in ("call_id", "name", "input"):
+            expect(isinstance(item.get(field), str), f"{where}.{field} must be a string",
+                   f"{where}.{field}")
+        _add_call(messages, item["call_id"], tools.chat_name(item["name"]),
+                  custom_arguments(item["input"]))
+    elif kind == "additional_tools":
+        return  # its tools are offered with the others (router/apis/responses_tools.py)
+    elif kind in ("function_call_output", "custom_tool_call_output"):
         expect(isinstance(item.get("call_id"), str), f"{where}.call_id must be a string",
                f"{where}.call_id")
         messages.append({"role": "tool", "tool_call_id": item["call_id"],
@@ -87,7 +105,8 @@ def _add_item(messages: list[dict[str, Any]], item: Mapping[str, Any], where: st
                          "item itself", f"{where}.type")
     else:
         raise Unmappable(f"{where}: input items of type {kind!r} are not supported here (only "
-                         "message, function_call, function_call_output)", f"{where}.type")
+                         "message, function_call, function_call_output, custom_tool_call, "
+                         "custom_tool_call_output, additional_tools, reasoning)", f"{where}.type")
 
 
 def _message(item: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -129,12 +148,9 @@ def _part(part: Any, where: str) -> dict[str, Any]:
                      "input_text and input_image)", f"{where}.type")
 
 
-def _add_call(messages: list[dict[str, Any]], item: Mapping[str, Any], where: str) -> None:
-    for field in ("call_id", "name", "arguments"):
-        expect(isinstance(item.get(field), str), f"{where}.{field} must be a string",
-               f"{where}.{field}")
-    call = {"id": item["call_id"], "type": "function",
-            "function": {"name": item["name"], "arguments": item["arguments"]}}
+def _add_call(messages: list[dict[str, Any]], call_id: str, name: str, arguments: str) -> None:
+    call = {"id": call_id, "type": "function",
+            "function": {"name": name, "arguments": arguments}}
     last = messages[-1] if messages else None
     if last is not None and last["role"] == "assistant" and "tool_calls" in last:
         last["tool_calls"].append(call)
@@ -155,31 +171,12 @@ def _output_text(output: Any, where: str) -> str:
     return "".join(p["text"] for p in parts)
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
-    expect(isinstance(tools, list), "'tools' must be a list", "tools")
-    chat = []
-    for index, tool in enumerate(tools):
-        where = f"tools[{index}]"
-        expect(isinstance(tool, dict), f"{where} must be an object", where)
-        if tool.get("type") != "function":
-            raise Unmappable(f"{where}: the built-in tool {tool.get('type')!r} runs on OpenAI's "
-                             "servers and is not available here; only function tools are",
-                             f"{where}.type")
-        expect(isinstance(tool.get("name"), str), f"{where}.name must be a string", f"{where}.name")
-        function = {"name": tool["name"]}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        chat.append({"type": "function", "function": function})
-    return chat
-
-
-def _tool_choice(choice: Any) -> Any:
+def _tool_choice(choice: Any, tools: ToolSet) -> Any:
     if choice in ("auto", "none", "required"):
         return choice
-    if isinstance(choice, dict) and choice.get("type") == "function" \
+    if isinstance(choice, dict) and choice.get("type") in ("function", "custom") \
             and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
+        return {"type": "function", "function": {"name": tools.chat_name(choice["name"])}}
     raise Unmappable("'tool_choice' must be auto, none, required or a function "
                      "({type: function, name}); built-in and allowed-tools choices are not "
                      "supported here", "tool_choice")

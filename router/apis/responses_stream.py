@@ -14,13 +14,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from router.apis.common import chat_usage, new_id, sse
+from router.apis.responses_tools import Origin, custom_input
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 class ResponseBuilder:
-    def __init__(self, request: Mapping[str, Any]):
+    def __init__(self, request: Mapping[str, Any], origins: Mapping[str, Origin] | None = None):
         self._request = request
+        self._origins = origins or {}  # chat function name -> the tool it stands for
         self.id = new_id("resp_")
         self.created_at = int(time.time())
         self.model = str(request.get("model") or "")
@@ -29,6 +31,7 @@ class ResponseBuilder:
         self._items: list[dict[str, Any]] = []
         self._message: dict[str, Any] | None = None  # the open message item
         self._calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> open call item
+        self._raw: dict[str, str] = {}  # a custom tool call's item id -> its arguments so far
         self._finish: str | None = None
         self._started = False
 
@@ -136,17 +139,32 @@ class ResponseBuilder:
         item = self._calls.get(index)
         if item is None:
             self._close_message()
-            item = self._added({"type": "function_call", "id": new_id("fc_"),
-                                "call_id": call.get("id") or new_id("call_"),
-                                "name": str(function.get("name") or ""), "arguments": "",
-                                "status": "in_progress"})
+            item = self._added(self._call_item(str(function.get("name") or ""),
+                                               call.get("id") or new_id("call_")))
             self._calls[index] = item
         elif function.get("name"):
             item["name"] += str(function["name"])
-        if function.get("arguments"):
+        if item["type"] == "custom_tool_call":  # its input is known once its arguments are whole
+            self._raw[item["id"]] = self._raw.get(item["id"], "") + str(
+                function.get("arguments") or "")
+        elif function.get("arguments"):
             item["arguments"] += str(function["arguments"])
             self._emit("response.function_call_arguments.delta", item_id=item["id"],
                        output_index=self._items.index(item), delta=str(function["arguments"]))
+
+    def _call_item(self, chat_name: str, call_id: str) -> dict[str, Any]:
+        """A function_call item, or the custom_tool_call of a freeform tool; a namespaced
+        tool's call names its namespace (router/apis/responses_tools.py)."""
+        origin = self._origins.get(chat_name)
+        if origin is not None and origin.custom:
+            return {"type": "custom_tool_call", "id": new_id("ctc_"), "call_id": call_id,
+                    "name": origin.name, "input": "", "status": "in_progress"}
+        item = {"type": "function_call", "id": new_id("fc_"), "call_id": call_id,
+                "name": origin.name if origin is not None else chat_name, "arguments": "",
+                "status": "in_progress"}
+        if origin is not None and origin.namespace is not None:
+            item["namespace"] = origin.namespace
+        return item
 
     def _added(self, item: dict[str, Any]) -> dict[str, Any]:
         self._items.append(item)
@@ -185,8 +203,16 @@ class ResponseBuilder:
     def _close_call(self, index: int) -> None:
         item = self._calls.pop(index)
         at = self._items.index(item)
-        self._emit("response.function_call_arguments.done", item_id=item["id"], output_index=at,
-                   name=item["name"], arguments=item["arguments"])
+        if item["type"] == "custom_tool_call":
+            item["input"] = custom_input(self._raw.pop(item["id"], ""))
+            if item["input"]:
+                self._emit("response.custom_tool_call_input.delta", item_id=item["id"],
+                           output_index=at, delta=item["input"])
+            self._emit("response.custom_tool_call_input.done", item_id=item["id"],
+                       output_index=at, input=item["input"])
+        else:
+            self._emit("response.function_call_arguments.done", item_id=item["id"],
+                       output_index=at, name=item["name"], arguments=item["arguments"])
         item["status"] = "completed"
         self._emit("response.output_item.done", output_index=at, item=dict(item))
 
@@ -207,7 +233,7 @@ def _as_delta(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _echo_tool(tool: Any) -> Any:
-    if not isinstance(tool, dict):
+    if not isinstance(tool, dict) or tool.get("type") not in (None, "function"):
         return tool
     return {"type": "function", "name": tool.get("name"), "description": tool.get("description"),
             "parameters": tool.get("parameters"), "strict": tool.get("strict")}

@@ -57,6 +57,9 @@ class FakeProvider:
     omit_usage: bool = False
     usage_override: dict[str, Any] = field(default_factory=dict)  # absurd numbers, NaN, ...
     tool_calls: list[tuple[str, str]] | None = None  # answer with these calls (name, JSON args)
+    # An agent's turn: with tool_calls, call them while the request offers the tools and has no
+    # tool result yet; once it has one, answer this text ("{result}": the last result's text).
+    after_tool: str | None = None
     refusal: str | None = None  # answer with this refusal
     thinking: str | None = None  # reasoning streamed before the answer (exo: reasoning_content)
     system_fingerprint: str | None = None  # sent in every chunk (not by exo)
@@ -310,11 +313,26 @@ class FakeProvider:
             model = self.legacy_default  # the quirk: silently swapped
         if self.fault in hostile.FAULTS:
             return await hostile.answer(self, request, body)
-        answer = Answer(self.reply, self.tool_calls, self.refusal, self.thinking)
+        answer = self._agent_turn(body) if self.after_tool is not None else \
+            Answer(self.reply, self.tool_calls, self.refusal, self.thinking)
         prompt_tokens = 5 + sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if body.get("stream"):
             return await self._stream(request, body, model, answer, prompt_tokens)
         return await self._whole(request, body, model, answer, prompt_tokens)
+
+    def _agent_turn(self, body: dict[str, Any]) -> Answer:
+        """One turn of an agent's loop (``after_tool``): a tool call, then the answer that reads
+        its result."""
+        assert self.after_tool is not None
+        results = [m for m in body["messages"] if m.get("role") == "tool"]
+        if results:
+            content = results[-1].get("content")
+            text = content if isinstance(content, str) else " ".join(
+                str(p.get("text", "")) for p in content or () if isinstance(p, dict))
+            return Answer(self.after_tool.replace("{result}", text.strip()))
+        offered = {(t.get("function") or {}).get("name") for t in body.get("tools") or ()}
+        calls = [c for c in self.tool_calls or () if c[0] in offered]
+        return Answer(self.reply, calls or None)
 
     async def _early_fault(self, request: web.Request, body: Any) -> web.StreamResponse | None:
         fault = self.fault
