@@ -16,6 +16,7 @@ from router.apis import messages_request, responses_request
 from router.apis.common import Unmappable
 from router.apis.messages_stream import MessageBuilder
 from router.apis.responses_stream import ResponseBuilder
+from router.apis.responses_tools import Origin, tool_set
 from router.request_check import validate_request
 from router.result import Assembler
 from tests.schemas import check, check_response_event
@@ -26,11 +27,13 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
 KEYS = st.sampled_from(["model", "input", "instructions", "messages", "system", "max_tokens", "tools",
                         "tool_choice", "text", "max_output_tokens", "role", "content", "type",
-                        "call_id", "output", "image_url", "source", "name", "arguments", "stream"])
+                        "call_id", "output", "image_url", "source", "name", "arguments", "stream",
+                        "namespace", "format"])
 SHAPED = st.recursive(st.none() | st.booleans() | st.integers(-2, 5) | st.sampled_from(
     ["user", "assistant", "system", "developer", "message", "function_call", "function_call_output",
      "input_text", "input_image", "text", "image", "tool_use", "tool_result", "function", "auto",
-     "json_schema", "base64", "hi"]),
+     "json_schema", "base64", "hi", "namespace", "custom", "custom_tool_call",
+     "custom_tool_call_output", "additional_tools", "web_search", "grammar"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=5),
     max_leaves=25)
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,25 +84,52 @@ def assembled(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     return assembler.completion(USAGE)
 
 
+# The function "f" the chunks call, as it was offered: a function, a freeform (custom) tool, a
+# function inside a namespace (router/apis/responses_tools.py).
+ORIGINS = [{}, {"f": Origin("f", custom=True)}, {"f": Origin("f", namespace="ns")}]
+
+
 @settings(max_examples=40, deadline=None)
-@given(chunks=chat_chunks())
-def test_responses_stream_is_valid_and_adds_up(chunks: list[dict[str, Any]]) -> None:
+@given(chunks=chat_chunks(), origins=st.sampled_from(ORIGINS))
+def test_responses_stream_is_valid_and_adds_up(chunks: list[dict[str, Any]],
+                                               origins: dict[str, Origin]) -> None:
     completion = assembled(chunks)
     check("CreateChatCompletionResponse", completion)
-    builder = ResponseBuilder({"model": "m"})
+    builder = ResponseBuilder({"model": "m"}, origins)
     raw = b"".join([builder.feed([c]) for c in chunks] + [builder.finish(USAGE)])
     events = [json.loads(line[6:]) for line in raw.decode().splitlines() if line.startswith("data: ")]
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     for event in events:
         check_response_event(event)
     final = events[-1]["response"]
-    whole = ResponseBuilder({"model": "m"}).answer(completion, USAGE)
+    whole = ResponseBuilder({"model": "m"}, origins).answer(completion, USAGE)
     check("Response", whole)
-    shape = [(i["type"], i.get("arguments"), [p.get("text", p.get("refusal")) for p in i.get("content", [])])
+    shape = [(i["type"], i.get("arguments"), i.get("input"), i.get("namespace"),
+              [p.get("text", p.get("refusal")) for p in i.get("content", [])])
              for i in final["output"]]
-    assert shape == [(i["type"], i.get("arguments"), [p.get("text", p.get("refusal"))
-                                                      for p in i.get("content", [])])
+    assert shape == [(i["type"], i.get("arguments"), i.get("input"), i.get("namespace"),
+                      [p.get("text", p.get("refusal")) for p in i.get("content", [])])
                      for i in whole["output"]]
+    calls = [i for i in final["output"] if i["type"] != "message"]
+    if origins.get("f", Origin("f")).custom:  # arguments without the one string: kept whole
+        assert all(i["type"] == "custom_tool_call" and json.loads(i["input"]).keys() == {"q"}
+                   for i in calls)
+    else:
+        assert all(i.get("namespace") == origins.get("f", Origin("f")).namespace for i in calls)
+
+
+@FAST
+@given(tools=st.lists(JSON | SHAPED, max_size=5))
+def test_any_tools_become_distinct_functions_or_a_clear_400(tools: list[Any]) -> None:
+    try:
+        found = tool_set({"tools": tools})
+    except Unmappable as exc:
+        assert str(exc) and isinstance(exc.param, str)
+        return
+    names = [f["function"]["name"] for f in found.functions]
+    assert len(names) == len(set(names)) and set(names) == set(found.origins)
+    for name, origin in found.origins.items():
+        assert found.chat_name(origin.name, origin.namespace) == name
 
 
 STREAM_EVENT = pydantic.TypeAdapter(anthropic.types.RawMessageStreamEvent)

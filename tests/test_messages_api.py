@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import pytest
 
@@ -116,3 +118,75 @@ async def test_errors_in_anthropic_shape(endpoint, exo, openrouter, hf):  # noqa
     assert down.value.body["error"]["type"] == "api_error"
     await wrong.close()
     await bearer.close()
+
+
+async def test_system_entries_inside_messages_stay_where_they_were(claude, exo):  # noqa: F811
+    """Claude Code sends {"role": "system"} entries inside messages (its environment, agent and
+    skill lists): each is a system message at the same place, not a 400."""
+    await claude.messages.create(model="llama-3.2-3b", max_tokens=64, system="Be brief.", messages=[
+        {"role": "system", "content": [{"type": "text", "text": "Agents: none"},  # type: ignore[misc,list-item]
+                                       {"type": "text", "text": "Skills: none"}]},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "system", "content": "# Environment\ncwd: /tmp"},  # type: ignore[misc,list-item]
+        {"role": "user", "content": "and now?"}])
+    assert exo.chat_requests[-1].body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "system", "content": "Agents: none\nSkills: none"},
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "system", "content": "# Environment\ncwd: /tmp"},
+        {"role": "user", "content": "and now?"}]
+
+
+async def test_a_system_entry_that_is_not_text_is_a_400_naming_it(claude, exo):  # noqa: F811
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await claude.messages.create(model="llama-3.2-3b", max_tokens=64, messages=[
+            {"role": "system", "content": [{"type": "image", "source": {}}]}])  # type: ignore[misc,list-item]
+    assert "messages[0].content" in caught.value.message and exo.chat_requests == []
+
+
+async def _lists_known(endpoint) -> None:  # noqa: F811
+    """Every provider probed and its model list fetched: an unknown model is then a 404."""
+    for provider in endpoint.router.config.providers:
+        await endpoint.router.probe(provider)
+        await endpoint.router.pricer.refresh(await endpoint.router.http(), provider)
+
+
+async def test_count_tokens_is_our_estimate_marked_as_one(claude, endpoint, exo, openrouter, hf):  # noqa: F811
+    short = await claude.messages.count_tokens(model="llama-3.2-3b", messages=HI)
+    raw = await claude.messages.with_raw_response.count_tokens(
+        model="llama-3.2-3b", system="x" * 400, tools=[WEATHER],
+        messages=[*HI, {"role": "system", "content": "y" * 400}])  # type: ignore[list-item]
+    long = await raw.parse()
+    assert raw.headers["x-exo-bridge-token-count"] == "estimate"
+    assert 0 < short.input_tokens < 10 and long.input_tokens > 200 + short.input_tokens
+    assert json.loads(await raw.read())["estimate"] is True
+    assert exo.chat_requests == []  # counted here: no model was asked
+    await _lists_known(endpoint)
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        await claude.messages.count_tokens(model="no-such-model", messages=HI)
+    assert unknown.value.response.headers["x-should-retry"] == "false"
+    with pytest.raises(anthropic.BadRequestError):
+        await claude.messages.count_tokens(model="llama-3.2-3b", messages=[])
+
+
+async def test_errors_no_retry_can_fix_say_so(endpoint, claude, exo, openrouter, hf):  # noqa: F811
+    """401, 400, 404 and 413 carry x-should-retry: false (Claude Code otherwise retries a wrong
+    token with back-off for 40 s before saying anything)."""
+    await _lists_known(endpoint)
+    base = endpoint.url.removesuffix("/v1")
+    wrong = anthropic.AsyncAnthropic(base_url=base, api_key="wrong", max_retries=0)
+    calls = [
+        (wrong.messages.create(model="llama-3.2-3b", max_tokens=64, messages=HI), 401),
+        (claude.messages.create(model="llama-3.2-3b", max_tokens=0, messages=HI), 400),
+        (claude.messages.create(model="no-such-model", max_tokens=64, messages=HI), 404),
+        (claude.messages.create(model="llama-3.2-3b", max_tokens=64, messages=[
+            {"role": "user", "content": "x" * (endpoint.router.config.server.max_body_bytes + 1)}]),
+         413)]
+    for call, status in calls:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            await call
+        assert caught.value.status_code == status
+        assert caught.value.response.headers["x-should-retry"] == "false"
+    await wrong.close()
+    assert exo.chat_requests == []

@@ -85,9 +85,9 @@ def _build(found: Iterable[tuple[Any, str]]) -> ToolSet:
             entries += _namespace(tool, where)
         elif kind in ("function", "custom"):
             entries.append(_entry(tool, where, None))
-        elif kind in HOSTED:
+        elif isinstance(kind, str) and kind in HOSTED:
             if kind not in dropped:
-                dropped.append(str(kind))
+                dropped.append(kind)
         else:
             raise Unmappable(f"{where}: tools of type {kind!r} are not supported here (only "
                              "function, custom and namespace; hosted tools are dropped)",
