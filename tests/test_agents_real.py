@@ -148,6 +148,7 @@ async def test_claude_code_reads_a_file_through_exo(backend: Backend) -> None:
     backend.agent_turn("Read", {"file_path": str(backend.work / "secret.txt")})
     done = await backend.claude("What does secret.txt say?")
     assert done.returncode == 0 and SECRET in done.stdout, _said(done)
+    assert "recognize the model" not in done.output, _said(done)  # its window is configured
     sent = backend.sent()
     assert [e.status for e in sent] == [200, 200], [(e.path, e.status) for e in sent]
     assert all(e.path.startswith("/v1/messages") for e in sent)

@@ -74,8 +74,9 @@ def base_env(home: Path, proxy_url: str) -> dict[str, str]:
 
 def claude_env(env: dict[str, str], origin: str, token: str, model: str) -> dict[str, str]:
     """The README's Claude Code settings: base URL (no /v1), token, a model alias."""
-    return {**env, "ANTHROPIC_BASE_URL": origin, "ANTHROPIC_API_KEY": token,
-            "ANTHROPIC_MODEL": model, "ANTHROPIC_SMALL_FAST_MODEL": model}
+    return {**env, "ANTHROPIC_BASE_URL": origin, "ANTHROPIC_AUTH_TOKEN": token,
+            "ANTHROPIC_MODEL": model, "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
+            "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "131072"}  # the window of a model it does not know
 
 
 def codex_config(home: Path, base_url: str, model: str | None) -> Path:
