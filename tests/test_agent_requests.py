@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from router import Router
@@ -39,7 +40,7 @@ async def agent_endpoint(make_config) -> AsyncIterator[EndpointServer]:
 
 def test_the_fixtures_cover_both_agents_and_every_scenario() -> None:
     paths = {entry["path"].split("?")[0] for entries in FIXTURES.values() for entry in entries}
-    assert paths == {"/v1/messages", "/v1/responses"}
+    assert paths == {"/v1/messages", "/v1/responses", "/v1/chat/completions"}
     assert {"claude-code-reads-a-file-through-exo", "codex-runs-a-command-through-exo",
             "codex-applies-a-patch-with-its-freeform-tool",
             "codex-with-an-unknown-model-says-so-at-once"} <= set(FIXTURES)
@@ -57,7 +58,13 @@ async def test_a_recorded_request_is_answered(agent_endpoint: EndpointServer, ex
     token = "wrong-token-0000" if "wrong-token" in name else TOKEN
     headers = {**entry["headers"], "x-api-key": token, "Authorization": f"Bearer {token}"}
     url = f"http://127.0.0.1:{agent_endpoint.port}{entry['path']}"
-    response, events = await post_sse(url, body, headers)
+    if body.get("stream"):
+        response, events = await post_sse(url, body, headers)
+        answer = _streamed(events) if response.status_code == 200 else {"events": events}
+    else:
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(url, json=body, headers=headers)
+        answer = response.json()
     if "wrong-token" in name:
         assert response.status_code == 401 and response.headers["x-should-retry"] == "false"
         assert exo.chat_requests == []
@@ -66,12 +73,29 @@ async def test_a_recorded_request_is_answered(agent_endpoint: EndpointServer, ex
         assert response.status_code == 404 and response.headers["x-should-retry"] == "false"
         assert exo.chat_requests == []
         return
-    assert response.status_code == 200, events
+    assert response.status_code == 200, answer
     chat = exo.chat_requests[-1].body
     if entry["path"].startswith("/v1/messages"):
-        _check_messages(body, chat, events, call)
-    else:
-        _check_responses(body, chat, events, call, response.headers)
+        _check_messages(body, chat, answer, call)
+    elif entry["path"].startswith("/v1/responses"):
+        _check_responses(body, chat, answer, call, response.headers)
+    else:  # chat completions: passed on as sent, the call answered as a chat tool call
+        assert chat["messages"] == body["messages"] and chat["tools"] == body["tools"]
+        calls = answer["choices"][0]["message"].get("tool_calls") or []
+        has_result = any(m["role"] == "tool" for m in chat["messages"])
+        assert [c["function"]["name"] for c in calls] == ([] if has_result else [call[0]])
+
+
+def _streamed(events: list[Any]) -> dict[str, Any]:
+    """A streamed answer as the whole one (the Message, or the completed Response)."""
+    data = [e[1] for e in events if isinstance(e[1], dict)]
+    kinds = [d.get("type") for d in data]
+    if "message_start" in kinds:
+        assert kinds[-1] == "message_stop", kinds
+        return {"content": [d["content_block"] for d in data if d["type"] == "content_block_start"]}
+    done = [d["response"] for d in data if d.get("type") == "response.completed"]
+    assert len(done) == 1, kinds
+    return done[0]
 
 
 def _a_tool_call(body: dict[str, Any]) -> tuple[str, str] | None:
@@ -84,11 +108,12 @@ def _a_tool_call(body: dict[str, Any]) -> tuple[str, str] | None:
     for tool in tools:
         if tool.get("type") == "namespace":
             return tool["tools"][0]["name"], "{}"
-    named = [t for t in tools if isinstance(t.get("name"), str)]
-    return (named[0]["name"], "{}") if named else None
+    names = [t.get("name") or (t.get("function") or {}).get("name") for t in tools]
+    named = [n for n in names if isinstance(n, str)]  # a chat tool's name is in its function
+    return (named[0], "{}") if named else None
 
 
-def _check_messages(body: dict[str, Any], chat: dict[str, Any], events: list[Any],
+def _check_messages(body: dict[str, Any], chat: dict[str, Any], answer: dict[str, Any],
                     call: tuple[str, str] | None) -> None:
     # a system entry inside messages stays where it was, after the top-level system prompt
     roles = [m["role"] for m in body["messages"]]
@@ -97,18 +122,16 @@ def _check_messages(body: dict[str, Any], chat: dict[str, Any], events: list[Any
     assert [r for r in chat_roles[1:] if r != "tool"][:len(roles)].count("system") == \
         roles.count("system")
     assert len(chat["tools"]) == len(body["tools"])
-    kinds = [e[1].get("type") for e in events if isinstance(e[1], dict)]
-    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
-    answered_with_tool = any(e[1].get("content_block", {}).get("type") == "tool_use"
-                             for e in events if isinstance(e[1], dict))
+    answered_with_tool = any(block["type"] == "tool_use" for block in answer["content"])
     has_result = any(m["role"] == "tool" for m in chat["messages"])
     assert answered_with_tool == (call is not None and not has_result)
 
 
-def _check_responses(body: dict[str, Any], chat: dict[str, Any], events: list[Any],
+def _check_responses(body: dict[str, Any], chat: dict[str, Any], answer: dict[str, Any],
                      call: tuple[str, str] | None, headers: Any) -> None:
     offered = [t for t in body.get("tools") or []]
-    for item in body["input"]:
+    items = body["input"] if isinstance(body["input"], list) else []
+    for item in items:
         if item.get("type") == "additional_tools":
             offered += item["tools"]
     expected = {t["name"] for t in offered if t["type"] in ("function", "custom")} | {
@@ -122,12 +145,10 @@ def _check_responses(body: dict[str, Any], chat: dict[str, Any], events: list[An
         if tool["function"]["name"] in {t["name"] for t in offered if t["type"] == "custom"}:
             assert tool["function"]["parameters"]["required"] == ["input"]
     # the calls Codex sent back reach the model as calls and outputs
-    sent_calls = [i for i in body["input"] if i.get("type") in ("function_call", "custom_tool_call")]
+    sent_calls = [i for i in items if i.get("type") in ("function_call", "custom_tool_call")]
     chat_calls = [c for m in chat["messages"] for c in m.get("tool_calls") or ()]
     assert len(chat_calls) == len(sent_calls)
-    done = [e[1] for e in events if e[0] == "response.completed"]
-    assert len(done) == 1, [e[0] for e in events]
-    output = done[0]["response"]["output"]
+    output = answer["output"]
     has_result = any(m["role"] == "tool" for m in chat["messages"])
     if call is not None and not has_result:
         kind = "custom_tool_call" if any(t.get("type") == "custom" for t in offered) else \

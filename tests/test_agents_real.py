@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,7 @@ async def backend(request: pytest.FixtureRequest, agents: Path, make_config, exo
         proxy = ClosedProxy()
         await recorder.start()
         await proxy.start()
-        name = request.node.name.removeprefix("test_").replace("_", "-")
+        name = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_")).strip("-")
         state = Backend(server, recorder, proxy, home, work, agents / "node_modules" / ".bin",
                         exo, openrouter, name)
         try:
@@ -247,3 +248,26 @@ async def test_nothing_but_the_endpoint_is_needed(backend: Backend) -> None:
     codex = await backend.codex("What does secret.txt say?")
     assert SECRET in claude.stdout and SECRET in codex.stdout, _said(claude) + _said(codex)
     assert set(backend.proxy.targets) <= OUTSIDE, backend.proxy.targets
+
+
+# -- the AI SDK --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("api", "path"), [("responses", "/v1/responses"),
+                                           ("chat", "/v1/chat/completions"),
+                                           ("anthropic", "/v1/messages")],
+                         ids=["responses", "chat", "anthropic"])
+async def test_the_ai_sdk_runs_a_tool(backend: Backend, agents: Path, api: str, path: str) -> None:
+    """The AI SDK with each of its providers (OpenAI Responses, OpenAI chat, Anthropic) runs the
+    tool the model calls and gets the answer that reads its result."""
+    secret = backend.work / "secret.txt"
+    backend.agent_turn("read_file", {"path": str(secret)})
+    script = agents / "exo_bridge_ai_sdk.mjs"  # beside node_modules: its imports resolve there
+    script.write_text((harness.REPO / "tests" / "agents" / "ai_sdk.mjs").read_text())
+    base = backend.recorder.origin + "/v1"
+    env = {**backend.env(), "EXO_BASE": base, "EXO_TOKEN": TOKEN, "EXO_MODEL": MODEL,
+           "EXO_API": api, "EXO_FILE": str(secret)}
+    done = await harness.run(["node", str(script)], env, backend.work)
+    assert done.returncode == 0, _said(done)
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert SECRET in answer["text"] and answer["steps"] == 2, answer
+    sent = backend.sent()
+    assert [(e.path.split("?")[0], e.status) for e in sent] == [(path, 200)] * 2
