@@ -72,27 +72,46 @@ def base_env(home: Path, proxy_url: str) -> dict[str, str]:
     return env
 
 
+def readme_block(title: str, language: str) -> str:
+    """The first ``language`` code block after ``title`` in the README (the settings the agents
+    are run with are the README's own)."""
+    text = (REPO / "README.md").read_text()
+    after = text[text.index(title):]
+    start = after.index(f"```{language}\n") + len(language) + 4
+    return after[start:after.index("```", start)]
+
+
+README_ORIGIN = "http://127.0.0.1:8741"
+README_MODEL = "llama-3.2-3b"
+
+
 def claude_env(env: dict[str, str], origin: str, token: str, model: str) -> dict[str, str]:
-    """The README's Claude Code settings: base URL (no /v1), token, a model alias."""
-    return {**env, "ANTHROPIC_BASE_URL": origin, "ANTHROPIC_AUTH_TOKEN": token,
-            "ANTHROPIC_MODEL": model, "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
-            "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "131072"}  # the window of a model it does not know
+    """The README's Claude Code settings (its ``export`` lines), pointed at this endpoint."""
+    settings = {}
+    for line in readme_block("**Claude Code**", "sh").splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").split("#")[0].strip().partition("=")
+            value = value.replace(README_ORIGIN, origin).replace("$(exo-bridge token)", token)
+            settings[name] = model if value == README_MODEL else value
+    assert {"ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL"} <= set(settings)
+    return {**env, **settings}
 
 
 def codex_config(home: Path, base_url: str, model: str | None) -> Path:
-    """The README's Codex CLI config.toml, in a CODEX_HOME of its own."""
+    """The README's Codex CLI config.toml, pointed at this endpoint, in a CODEX_HOME of its own
+    (``model=None``: no model line, Codex's own default)."""
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
-    model_line = f'model = "{model}"\n' if model else ""
-    (codex_home / "config.toml").write_text(
-        model_line + 'model_provider = "exo-bridge"\n'
-        "check_for_update_on_startup = false\n\n"
-        "[analytics]\nenabled = false\n\n"
-        "[model_providers.exo-bridge]\n"
-        'name = "Exo Bridge"\n'
-        f'base_url = "{base_url}"\n'
-        'env_key = "EXO_BRIDGE_TOKEN"\n'
-        'wire_api = "responses"\n')
+    lines = []
+    for line in readme_block("**Codex CLI**", "toml").splitlines():
+        if line.startswith("model = "):
+            if model is None:
+                continue
+            line = f'model = "{model}"'
+        lines.append(line.replace(README_ORIGIN + "/v1", base_url))
+    text = "check_for_update_on_startup = false\n" + "\n".join(lines) + "\n"
+    assert 'wire_api = "responses"' in text and base_url in text
+    (codex_home / "config.toml").write_text(text)
     return codex_home
 
 
