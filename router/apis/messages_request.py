@@ -1,4 +1,5 @@
-"""Anthropic Messages API request -> chat completions request: system, text and image blocks,
+"""Anthropic Messages API request -> chat completions request: system (and system entries inside
+messages, kept in place), text and image blocks,
 tools, tool_use and tool_result blocks, max_tokens, stop_sequences, sampling. Server tools and
 documents are a 400 that names them; thinking and effort settings are left to the model's
 defaults."""

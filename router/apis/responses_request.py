@@ -1,7 +1,8 @@
 """OpenAI Responses API request -> chat completions request: the subset that maps (text and image
-input, instructions, function tools and their outputs, max_output_tokens, text formats). What
-needs OpenAI's servers (stored state, built-in tools, background runs, uploaded files) is a 400
-that names it."""
+input, instructions, function, namespace and freeform tools and their calls and outputs,
+max_output_tokens, text formats; the tools are router/apis/responses_tools.py's). What needs
+OpenAI's servers (stored state, background runs, uploaded files) is a 400 that names it; hosted
+tools are dropped (and named in a header by the route)."""
 
 from __future__ import annotations
 
