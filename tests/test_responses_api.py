@@ -238,3 +238,17 @@ async def test_errors_no_retry_can_fix_say_so_on_every_api(endpoint, client, exo
         assert caught.value.status_code in (400, 401, 404)
         assert caught.value.response.headers["x-should-retry"] == "false"
     await wrong.close()
+
+
+async def test_a_freeform_tool_inside_a_namespace_comes_back_naming_both(client, exo):  # noqa: F811
+    """Codex with its default model offers {"type": "namespace", "name": "functions", "tools":
+    [{"type": "custom", "name": "exec", ...}]} in an additional_tools item."""
+    exo.tool_calls = [("exec", json.dumps({"input": "console.log(1)"}))]
+    functions = {"type": "namespace", "name": "functions", "description": "",
+                 "tools": [{**PATCH_TOOL, "name": "exec"}]}
+    response = await client.responses.create(model="llama-3.2-3b", input=[  # type: ignore[list-item]
+        {"type": "additional_tools", "role": "developer", "tools": [functions]},
+        {"type": "message", "role": "user", "content": "run it"}])
+    (call,) = response.output
+    assert (call.type, call.name, call.input) == ("custom_tool_call", "exec", "console.log(1)")
+    assert call.model_dump()["namespace"] == "functions"

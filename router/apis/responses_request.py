@@ -83,14 +83,13 @@ def _add_item(messages: list[dict[str, Any]], item: Mapping[str, Any], where: st
         for field in ("call_id", "name", "arguments"):
             expect(isinstance(item.get(field), str), f"{where}.{field} must be a string",
                    f"{where}.{field}")
-        namespace = item.get("namespace") if isinstance(item.get("namespace"), str) else None
-        _add_call(messages, item["call_id"], tools.chat_name(item["name"], namespace),
+        _add_call(messages, item["call_id"], tools.chat_name(item["name"], _namespace(item)),
                   item["arguments"])
     elif kind == "custom_tool_call":  # a freeform tool's call, sent back: its function's call
         for field in ("call_id", "name", "input"):
             expect(isinstance(item.get(field), str), f"{where}.{field} must be a string",
                    f"{where}.{field}")
-        _add_call(messages, item["call_id"], tools.chat_name(item["name"]),
+        _add_call(messages, item["call_id"], tools.chat_name(item["name"], _namespace(item)),
                   custom_arguments(item["input"]))
     elif kind == "additional_tools":
         return  # its tools are offered with the others (router/apis/responses_tools.py)
@@ -108,6 +107,12 @@ def _add_item(messages: list[dict[str, Any]], item: Mapping[str, Any], where: st
         raise Unmappable(f"{where}: input items of type {kind!r} are not supported here (only "
                          "message, function_call, function_call_output, custom_tool_call, "
                          "custom_tool_call_output, additional_tools, reasoning)", f"{where}.type")
+
+
+def _namespace(item: Mapping[str, Any]) -> str | None:
+    """The namespace a call sent back names (its tool was in a namespace tool), if any."""
+    namespace = item.get("namespace")
+    return namespace if isinstance(namespace, str) and namespace else None
 
 
 def _message(item: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -157,11 +157,12 @@ class ResponseBuilder:
         tool's call names its namespace (router/apis/responses_tools.py)."""
         origin = self._origins.get(chat_name)
         if origin is not None and origin.custom:
-            return {"type": "custom_tool_call", "id": new_id("ctc_"), "call_id": call_id,
+            item = {"type": "custom_tool_call", "id": new_id("ctc_"), "call_id": call_id,
                     "name": origin.name, "input": "", "status": "in_progress"}
-        item = {"type": "function_call", "id": new_id("fc_"), "call_id": call_id,
-                "name": origin.name if origin is not None else chat_name, "arguments": "",
-                "status": "in_progress"}
+        else:
+            item = {"type": "function_call", "id": new_id("fc_"), "call_id": call_id,
+                    "name": origin.name if origin is not None else chat_name, "arguments": "",
+                    "status": "in_progress"}
         if origin is not None and origin.namespace is not None:
             item["namespace"] = origin.namespace
         return item

@@ -50,11 +50,13 @@ class ToolSet:
     dropped: list[str]  # the types of the tools dropped, in order, once each
 
     def chat_name(self, name: str, namespace: str | None = None) -> str:
-        """The chat function name of a (namespaced) tool; the name itself if not offered."""
-        for chat_name, origin in self.origins.items():
-            if origin.name == name and origin.namespace == (namespace or None):
-                return chat_name
-        return name
+        """The chat function name of a (namespaced) tool: the one offered under that name and
+        namespace, else the only one offered under that name, else the name itself."""
+        named = [chat for chat, origin in self.origins.items() if origin.name == name]
+        exact = [chat for chat in named if self.origins[chat].namespace == (namespace or None)]
+        if exact:
+            return exact[0]
+        return named[0] if len(named) == 1 else name
 
 
 def tool_set(body: Mapping[str, Any]) -> ToolSet:
