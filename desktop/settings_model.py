@@ -80,11 +80,15 @@ class SettingsDocument:
 
     def _catch_up(self) -> None:
         """Take in what was written to the file since it was read (by the first-run assistant,
-        another window or an editor). Raises ConfigError if it is broken now."""
+        another window or an editor), on a fresh copy of its text: an edit that failed before
+        (it would not load, the disk was full) leaves nothing behind in the next one. Raises
+        ConfigError if the file is broken now."""
         if self.path.exists():
             on_disk = self.path.read_text(encoding="utf-8")
             if on_disk != self.text:
                 self._read(on_disk)
+                return
+        self.doc = tomlkit.parse(self.text) if self.text else tomlkit.document()
 
     def _shown(self) -> _Loaded:
         providers = self.providers()
@@ -120,10 +124,10 @@ class SettingsDocument:
                 _apply(table, edit, shown.providers.get(edit.id))
                 if reordered:
                     table["priority"] = priority
-        section = self._table("server")
-        for key in ("enabled", "port"):
-            if getattr(server, key) != getattr(shown.server, key) or key not in section:
-                section[key] = getattr(server, key)
+        moved = {key: getattr(server, key) for key in ("enabled", "port")
+                 if getattr(server, key) != getattr(shown.server, key)}
+        if moved:  # no [server] table for a save that changed nothing there
+            self._table("server").update(moved)
         if notifications is not None:
             changed = {kind: on for kind, on in notifications.items()
                        if shown.notifications.get(kind) != on}
@@ -173,6 +177,9 @@ class SettingsDocument:
     def _write(self) -> Config:
         text = tomlkit.dumps(self.doc)
         config = parse_config(text, str(self.path))  # never write what would not load
+        if text == self.text and self.path.exists():  # nothing changed: the file is left alone
+            self.config = config
+            return config
         try:
             _write_atomically(self.path, text)
         except OSError as exc:  # a full or read-only disk: said, like a broken file

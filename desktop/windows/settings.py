@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIntValidator, QKeyEvent
+from PySide6.QtGui import QDesktopServices, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -26,16 +26,31 @@ from PySide6.QtWidgets import (
 from desktop.autostart import Autostart
 from desktop.bridge import Bridge
 from desktop.operations import KeyOperations, new_endpoint_token
+from desktop.settings_fields import FieldProblem, read_address, read_count, read_usd
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
 from router import Config, ConfigError, HealthState, Secret, Snapshot
 
 
-def _number(text: str) -> int | None:
-    return int(text) if text.strip() else None
+LIMIT_FIELDS = {"daily_request_limit": ("Requests a day", read_count),
+                "daily_token_limit": ("Tokens a day", read_count),
+                "daily_cost_limit_usd": ("USD a day", read_usd)}
 
 
-def _money(text: str) -> float | None:
-    return float(text) if text.strip() else None
+def _shown_value(name: str, value: int | float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if name == "daily_cost_limit_usd" else str(value)
+
+
+def problem_label() -> QLabel:
+    """The words beside a field that say what is wrong with what was typed (hidden when
+    nothing is)."""
+    label = QLabel("")
+    label.setObjectName("fieldProblem")
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #d13438;")
+    label.hide()
+    return label
 
 
 class ProvidersTab(QWidget):
@@ -46,20 +61,27 @@ class ProvidersTab(QWidget):
         self.up, self.down = QPushButton("Up"), QPushButton("Down")
         self.enabled, self.paid = QCheckBox("Enabled"), QCheckBox("Paid (needs consent to fail over to)")
         self.requests, self.tokens, self.cost = QLineEdit(), QLineEdit(), QLineEdit()
+        self.fields = {"daily_request_limit": self.requests, "daily_token_limit": self.tokens,
+                       "daily_cost_limit_usd": self.cost}
+        self.problems = {name: problem_label() for name in self.fields}
         for field, hint in ((self.requests, "no limit"), (self.tokens, "no limit"),
                             (self.cost, "no limit (USD)")):
             field.setPlaceholderText(hint)
-        self.requests.setValidator(QIntValidator(0, 10**9))
-        self.tokens.setValidator(QIntValidator(0, 2**31 - 1))
         self.urls = QListWidget()
         self.url_entry = QLineEdit()
         self.url_entry.setPlaceholderText("http://host:52415")
+        self.url_problem = problem_label()
         self.add_url, self.remove_url = QPushButton("Add node"), QPushButton("Remove node")
+        self.typed: dict[str, dict[str, str]] = {}  # provider id -> field -> text with a problem
         self._layout()
         self.order.currentRowChanged.connect(self._show)
         self.up.clicked.connect(lambda: self._move(-1))
         self.down.clicked.connect(lambda: self._move(1))
         self.add_url.clicked.connect(self._add_url)
+        self.url_entry.returnPressed.connect(self._add_url)
+        self.url_entry.textEdited.connect(lambda _text: self._check_address(quiet_if_empty=True))
+        for name, field in self.fields.items():
+            field.textEdited.connect(lambda _text, name=name: self._check(name))
         self.remove_url.clicked.connect(self._remove_url)
         self._current = -1
         self._fill_order()
@@ -69,6 +91,7 @@ class ProvidersTab(QWidget):
         """Show these edits, forgetting the form's own (Cancel)."""
         row = max(0, self.order.currentRow())
         self.edits = edits
+        self.typed = {}
         self._current = -1
         self._fill_order()
         self.order.setCurrentRow(min(row, len(edits) - 1))
@@ -93,18 +116,28 @@ class ProvidersTab(QWidget):
         form = QFormLayout()
         form.addRow(self.enabled)
         form.addRow(self.paid)
-        form.addRow("Requests a day", self.requests)
-        form.addRow("Tokens a day", self.tokens)
-        form.addRow("USD a day", self.cost)
+        for name, (label, _read) in LIMIT_FIELDS.items():
+            form.addRow(label, self._with_problem(self.fields[name], self.problems[name]))
         form.addRow("Addresses", self.urls)
         url_row = QHBoxLayout()
         url_row.addWidget(self.url_entry)
         url_row.addWidget(self.add_url)
         url_row.addWidget(self.remove_url)
         form.addRow(url_row)
+        form.addRow(self.url_problem)
         layout = QHBoxLayout(self)
         layout.addLayout(left, 1)
         layout.addLayout(form, 2)
+
+    @staticmethod
+    def _with_problem(field: QLineEdit, problem: QLabel) -> QWidget:
+        cell = QWidget()
+        column = QVBoxLayout(cell)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(field)
+        column.addWidget(problem)
+        return cell
 
     def _fill_order(self) -> None:
         self.order.clear()
@@ -113,14 +146,16 @@ class ProvidersTab(QWidget):
     def _show(self, row: int) -> None:
         self.collect()
         self._current = row
+        self.url_problem.hide()
         if row < 0:
             return
         edit = self.edits[row]
         self.enabled.setChecked(edit.enabled)
         self.paid.setChecked(edit.paid)
-        self.requests.setText("" if edit.daily_request_limit is None else str(edit.daily_request_limit))
-        self.tokens.setText("" if edit.daily_token_limit is None else str(edit.daily_token_limit))
-        self.cost.setText("" if edit.daily_cost_limit_usd is None else f"{edit.daily_cost_limit_usd:g}")
+        typed = self.typed.get(edit.id, {})
+        for name, field in self.fields.items():
+            field.setText(typed.get(name, _shown_value(name, getattr(edit, name))))
+            self._check(name)
         self.urls.clear()
         self.urls.addItems(edit.base_urls)
         several = edit.several_nodes
@@ -128,17 +163,54 @@ class ProvidersTab(QWidget):
         self.remove_url.setEnabled(several)
         self.url_entry.setEnabled(several)
 
+    def _check(self, name: str) -> bool:
+        """Check one limit field as it stands: its problem shown beside it, or hidden."""
+        field, problem = self.fields[name], self.problems[name]
+        try:
+            LIMIT_FIELDS[name][1](field.text())
+        except FieldProblem as exc:
+            problem.setText(str(exc))
+            problem.show()
+            field.setAccessibleDescription(str(exc))
+            return False
+        problem.hide()
+        field.setAccessibleDescription("")
+        return True
+
     def collect(self) -> None:
-        """Write the form back into the edit it shows."""
+        """Write the form back into the edit it shows; a field whose text has a problem keeps
+        that text (shown again, and Save refuses) and leaves the edit's value as it was."""
         if not 0 <= self._current < len(self.edits):
             return
         edit = self.edits[self._current]
         edit.enabled = self.enabled.isChecked()
         edit.paid = self.paid.isChecked()
-        edit.daily_request_limit = _number(self.requests.text())
-        edit.daily_token_limit = _number(self.tokens.text())
-        edit.daily_cost_limit_usd = _money(self.cost.text())
+        typed = self.typed.setdefault(edit.id, {})
+        for name, field in self.fields.items():
+            try:
+                setattr(edit, name, LIMIT_FIELDS[name][1](field.text()))
+                typed.pop(name, None)
+            except FieldProblem:
+                typed[name] = field.text()
+        if not typed:
+            del self.typed[edit.id]
         edit.base_urls = [self.urls.item(i).text() for i in range(self.urls.count())]
+
+    def first_problem(self) -> tuple[int, str, str] | None:
+        """(row, field, what is wrong) of the first field whose text has a problem, else None."""
+        self.collect()
+        for row, edit in enumerate(self.edits):
+            for name, text in self.typed.get(edit.id, {}).items():
+                try:
+                    LIMIT_FIELDS[name][1](text)
+                except FieldProblem as exc:
+                    return row, name, f"{edit.name}'s {LIMIT_FIELDS[name][0]}: {exc}"
+        return None
+
+    def focus_problem(self, row: int, name: str) -> None:
+        self.order.setCurrentRow(row)
+        self.fields[name].setFocus()
+        self.fields[name].selectAll()
 
     def _move(self, step: int) -> None:
         row = self.order.currentRow()
@@ -151,11 +223,28 @@ class ProvidersTab(QWidget):
         self._fill_order()
         self.order.setCurrentRow(target)
 
+    def _check_address(self, quiet_if_empty: bool = False) -> str | None:
+        text = self.url_entry.text()
+        if quiet_if_empty and not text.strip():
+            self.url_problem.hide()
+            return None
+        try:
+            url = read_address(text)
+        except FieldProblem as exc:
+            self.url_problem.setText(str(exc))
+            self.url_problem.show()
+            return None
+        self.url_problem.hide()
+        return url
+
     def _add_url(self) -> None:
-        url = self.url_entry.text().strip().rstrip("/")
-        if url:
+        url = self._check_address()
+        if url is None:
+            self.url_entry.setFocus()
+            return
+        if url not in [self.urls.item(i).text() for i in range(self.urls.count())]:
             self.urls.addItem(url)
-            self.url_entry.clear()
+        self.url_entry.clear()
 
     def _remove_url(self) -> None:
         if self.urls.count() > 1 and self.urls.currentRow() >= 0:
@@ -395,7 +484,14 @@ class SettingsWindow(QWidget):
 
     def save(self) -> None:
         assert self.providers is not None
-        self.providers.collect()
+        problem = self.providers.first_problem()
+        if problem is not None:  # said beside the field too; the file is left as it was
+            row, name, words = problem
+            self.error.setText(f"Not saved: {words}")
+            self.error.show()
+            self.tabs.setCurrentWidget(self.providers)
+            self.providers.focus_problem(row, name)
+            return
         server = ServerEdit(self.endpoint_enabled.isChecked(), self.port.value())
         try:
             config: Config = self.document.save(
