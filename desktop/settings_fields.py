@@ -37,7 +37,7 @@ def read_usd(text: str) -> float | None:
     text = text.strip().removeprefix("$").strip()
     if not text:
         return None
-    if not re.fullmatch(r"\d+(\.\d*)?|\.\d+", text):
+    if not re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", text):
         raise FieldProblem("an amount in USD, like 2.50 (empty: no limit)")
     try:
         value = float(Decimal(text))
