@@ -173,6 +173,26 @@ class Router:
                 self.health.reset_key(provider_id)
         self._keys = found
 
+    def reconfigure(self, config: Config) -> None:
+        """Take on a new config in place (the settings window's save, the first-run assistant):
+        requests in flight finish on the provider they hold; the next ones follow the new
+        order, limits, addresses and consent. What each provider has learnt (breakers, cooldowns,
+        the day's usage) is kept; a provider new to the config starts afresh. Connection limits
+        (max_connections) keep their value until the next start."""
+        self.config = config
+        self.budget.config = config
+        self.accounts.config = config
+        self.prober.config = config
+        self.health.take(config.providers)
+        for p in config.providers:
+            if p.id not in self._adapters or self._adapters[p.id].kind.name != p.kind:
+                self._adapters[p.id] = adapter_for(p.kind)
+            self._slots.setdefault(p.id, Slots(p.max_connections, p.max_queued)).max_queued = \
+                p.max_queued
+        self.account_watch.take(config)
+        self.companion.take(config)
+        self.spawn(self.reload_keys())  # a provider new to the config may have a key
+
     def forget_health(self) -> None:
         """Start afresh: no breakers, cooldowns or probe results (one-shot use, benchmarks)."""
         self.health = HealthBook(self.config.providers, self.events, self.health.clock)

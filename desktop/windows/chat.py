@@ -307,6 +307,13 @@ class ChatWindow(QWidget):
             self._fit_prompt()
         super().changeEvent(event)
 
+    def take_config(self) -> None:
+        """The router's config changed in place (Settings): names, models and the route line
+        follow it; the conversation stays."""
+        self.names = {p.id: p.name for p in self.bridge.router.config.providers}
+        self.refresh_models()
+        self._show_route()
+
     def open(self) -> None:
         self.refresh_models()
         self._show_route()

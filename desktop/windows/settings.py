@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -25,11 +26,10 @@ from PySide6.QtWidgets import (
 
 from desktop.autostart import Autostart
 from desktop.bridge import Bridge
-from desktop.operations import KeyOperations, new_endpoint_token
+from desktop.operations import KeyOperations, new_endpoint_token, token_from_environment
 from desktop.settings_fields import FieldProblem, read_address, read_count, read_usd
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
 from router import Config, ConfigError, HealthState, Secret, Snapshot
-
 
 LIMIT_FIELDS = {"daily_request_limit": ("Requests a day", read_count),
                 "daily_token_limit": ("Tokens a day", read_count),
@@ -297,6 +297,7 @@ class KeyRow(QWidget):
 
 class SettingsWindow(QWidget):
     saved = Signal(object)  # the new Config
+    token_regenerated = Signal(object)  # the new endpoint token (a Secret): use it at once
 
     def __init__(self, bridge: Bridge, document: SettingsDocument, autostart: Autostart,
                  endpoint_token: Callable[[], str | None]):
@@ -435,27 +436,63 @@ class SettingsWindow(QWidget):
         self.token = QLineEdit()
         self.token.setReadOnly(True)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
-        show, regenerate = QPushButton("Show"), QPushButton("Regenerate")
-        show.clicked.connect(self._show_token)
-        regenerate.clicked.connect(self._regenerate)
+        self.show_token, self.regenerate = QPushButton("Show"), QPushButton("Regenerate…")
+        self.show_token.clicked.connect(self._show_token)
+        self.regenerate.clicked.connect(self._regenerate)
+        self.token_note = QLabel("")  # what a regeneration did (never in the Token field)
+        self.token_note.setWordWrap(True)
+        self.token_note.hide()
+        if (variable := token_from_environment()) is not None:
+            self.regenerate.setEnabled(False)
+            self.regenerate.setToolTip(f"The token is ${variable}: change it there")
         form.addRow(self.endpoint_enabled)
         form.addRow("Port", self.port)
         form.addRow("Token", self.token)
         row = QHBoxLayout()
-        row.addWidget(show)
-        row.addWidget(regenerate)
+        row.addWidget(self.show_token)
+        row.addWidget(self.regenerate)
         form.addRow(row)
+        form.addRow(self.token_note)
         return tab
 
     def _show_token(self) -> None:
         token = self._endpoint_token()
-        self.token.setText(token or "(the endpoint is off)")
+        if token is None:
+            self.token.clear()
+            self.token.setPlaceholderText("(the endpoint is off)")
+        else:
+            self.token.setText(token)
         self.token.setEchoMode(QLineEdit.EchoMode.Normal)
 
     def _regenerate(self) -> None:
-        self.bridge.run(new_endpoint_token(),
-                        lambda _secret: self.token.setText("new token saved; it applies when the "
-                                                           "endpoint restarts"))
+        """A new token, after the user says yes: in use at once, the old one refused."""
+        if not self.confirm(
+                "Make a new endpoint token?",
+                "Apps that use the local endpoint with the current token will be refused (401) "
+                "from now on, until you give them the new one (Copy endpoint token in the tray "
+                "menu, or `exo-bridge token`).", "Make a new token"):
+            return
+        self.bridge.run(new_endpoint_token(), self._regenerated)
+
+    def _regenerated(self, token: Secret) -> None:
+        self.token_regenerated.emit(token)
+        shown = self.token.echoMode() == QLineEdit.EchoMode.Normal
+        self.token.clear()
+        if shown:
+            self._show_token()
+        self.token_note.setText("New token in use now; the old one is refused. Give it to your "
+                                "apps: Copy endpoint token in the tray menu, or `exo-bridge token`.")
+        self.token_note.show()
+
+    def confirm(self, title: str, text: str, yes: str) -> bool:
+        """Ask before something that cannot be undone; No is the default (Enter, Esc)."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton,
+                          self)
+        box.setObjectName("confirm")
+        accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        box.exec()
+        return box.clickedButton() is accept
 
     def _general_tab(self) -> QWidget:
         tab = QWidget()
