@@ -295,6 +295,21 @@ class KeyRow(QWidget):
         self.bridge.run(self.keys.remove(self.provider_id), lambda _: self.refresh())
 
 
+def confirm(parent: QWidget, title: str, text: str, yes: str,
+            then: Callable[[], object]) -> QMessageBox:
+    """Ask before something that cannot be undone; ``then`` runs on yes. Cancel is the default
+    (Enter, Esc). Window-modal and not a nested event loop (the asyncio loop runs on)."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton,
+                      parent)
+    box.setObjectName("confirm")
+    accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.buttonClicked.connect(lambda button: then() if button is accept else None)
+    box.open()
+    return box
+
+
 class SettingsWindow(QWidget):
     saved = Signal(object)  # the new Config
     token_regenerated = Signal(object)  # the new endpoint token (a Secret): use it at once
@@ -325,6 +340,7 @@ class SettingsWindow(QWidget):
         layout.addWidget(self.tabs)
         layout.addLayout(buttons)
         self.providers: ProvidersTab | None = None
+        self.confirmation: QMessageBox | None = None  # the question open now, if any
         self.key_rows: list[KeyRow] = []
         self.load()
 
@@ -466,13 +482,12 @@ class SettingsWindow(QWidget):
 
     def _regenerate(self) -> None:
         """A new token, after the user says yes: in use at once, the old one refused."""
-        if not self.confirm(
-                "Make a new endpoint token?",
-                "Apps that use the local endpoint with the current token will be refused (401) "
-                "from now on, until you give them the new one (Copy endpoint token in the tray "
-                "menu, or `exo-bridge token`).", "Make a new token"):
-            return
-        self.bridge.run(new_endpoint_token(), self._regenerated)
+        self.confirmation = confirm(
+            self, "Make a new endpoint token?",
+            "Apps that use the local endpoint with the current token will be refused (401) "
+            "from now on, until you give them the new one (Copy endpoint token in the tray "
+            "menu, or `exo-bridge token`).", "Make a new token",
+            lambda: self.bridge.run(new_endpoint_token(), self._regenerated))
 
     def _regenerated(self, token: Secret) -> None:
         self.token_regenerated.emit(token)
@@ -483,16 +498,6 @@ class SettingsWindow(QWidget):
         self.token_note.setText("New token in use now; the old one is refused. Give it to your "
                                 "apps: Copy endpoint token in the tray menu, or `exo-bridge token`.")
         self.token_note.show()
-
-    def confirm(self, title: str, text: str, yes: str) -> bool:
-        """Ask before something that cannot be undone; No is the default (Enter, Esc)."""
-        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton,
-                          self)
-        box.setObjectName("confirm")
-        accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
-        box.exec()
-        return box.clickedButton() is accept
 
     def _general_tab(self) -> QWidget:
         tab = QWidget()
