@@ -69,16 +69,25 @@ async def test_stop_cancels_upstream(chat, exo):
     assert chat.turns[0].footer == "stopped" and chat.send.text() == "Send"
 
 
+async def agree_to_pay(chat) -> None:
+    """The first paid answer of the day: the chat asks; say yes with a click."""
+    await until(lambda: chat.paid_question.isVisible())
+    QTest.mouseClick(chat.paid_question.send, Qt.MouseButton.LeftButton)
+    await until(lambda: chat.task is None and chat.turns and chat.turns[-1].done)
+
+
 async def test_footer_shows_failover_and_cost(chat, exo):
     exo.stop()
     chat.prompt.setPlainText("hello")
     chat.submit()
     await until(lambda: chat.task is None)
+    await agree_to_pay(chat)
     footer = chat.turns[0].footer
     assert footer.startswith("OpenRouter ↪ failover") and "$0.0000" in footer
     assert footer in chat.transcript.toPlainText()
+    # exo refused the first time (the free way, before the yes): skipped the second
     assert chat.status.toolTip().startswith(
-        "Last answer: exo refused (connection refused) → openrouter ok")
+        "Last answer: exo circuit-open (connection refused) → openrouter ok")
 
 
 async def test_failure_shows_attempts_and_retry_works(chat, exo, openrouter, hf):
@@ -86,12 +95,13 @@ async def test_failure_shows_attempts_and_retry_works(chat, exo, openrouter, hf)
     chat.prompt.setPlainText("hello")
     chat.submit()
     await until(lambda: chat.task is None)
+    await agree_to_pay(chat)  # OpenRouter may answer: said yes to, it is tried too
     text = chat.transcript.toPlainText()
     assert "No answer" in text and "Retry" in text
     # what to do, per provider, instead of bare skip reasons (those stay in the tooltip)
     assert "exo is not reachable" in text and "run `exo`" in text
     assert "OpenRouter: it could not be reached" in text and "exo refused" not in text
-    assert "exo refused (connection refused)" in chat.status.toolTip()  # the attempts, on hover
+    assert "exo circuit-open (connection refused)" in chat.status.toolTip()  # the attempts
     exo.start()
     await chat.bridge.router.probe(chat.bridge.router.config.provider("exo"))
     from PySide6.QtCore import QUrl
