@@ -137,3 +137,55 @@ async def test_recent_pass_through_models_join_the_picker(chat, openrouter):
     await until(lambda: chat.task is None)
     assert chat.model.findText("anthropic/claude-sonnet-4") >= 0
     assert chat.model.itemText(0) == "llama-3.2-3b"
+
+
+# -- issue 28: no silent spending ------------------------------------------------------------
+
+async def test_with_exo_down_the_route_line_says_the_next_answer_is_paid_and_asks_once_a_day(
+        chat, exo, openrouter):
+    from datetime import timedelta
+
+    router = chat.bridge.router
+    await router.check_all()
+    assert chat.next_line.text() == "Next answer: Exo Local, free" and not chat.next_line.font().bold()
+    exo.stop()
+    await router.probe(router.config.provider("exo"))  # the next 5-second probe, at once
+    line = chat.next_line.text()
+    assert line.startswith("⚠ Next answer will be paid: OpenRouter (Exo Local is down")
+    assert "no daily USD limit" in line and chat.next_line.font().bold()
+    QTest.keyClicks(chat.prompt, "what is 2+2?")
+    QTest.keyClick(chat.prompt, Qt.Key.Key_Return)
+    question = chat.paid_question
+    assert question.isVisible() and "OpenRouter charges your account" in question.words.text()
+    assert chat.turns == [] and openrouter.chat_requests == []
+    QTest.keyClick(question.cancel, Qt.Key.Key_Return)  # Enter on the focused Cancel: no
+    assert not question.isVisible() and chat.prompt.toPlainText() == "what is 2+2?"
+    assert openrouter.chat_requests == [] and chat.turns == []
+    QTest.keyClick(chat.prompt, Qt.Key.Key_Return)
+    QTest.mouseClick(question.send, Qt.MouseButton.LeftButton)  # yes
+    await until(lambda: chat.task is None and chat.turns and chat.turns[-1].done)
+    assert chat.turns[0].footer.startswith("OpenRouter") and len(openrouter.chat_requests) == 1
+    QTest.keyClicks(chat.prompt, "and 3+3?")  # the same day: asked once
+    QTest.keyClick(chat.prompt, Qt.Key.Key_Return)
+    assert not question.isVisible()
+    await until(lambda: chat.task is None and len(chat.turns) == 2 and chat.turns[-1].done)
+    assert len(openrouter.chat_requests) == 2
+    today = router.budget.now()
+    router.budget.now = lambda: today + timedelta(days=1)  # the next day: asked again
+    QTest.keyClicks(chat.prompt, "and 4+4?")
+    QTest.keyClick(chat.prompt, Qt.Key.Key_Return)
+    assert question.isVisible() and len(openrouter.chat_requests) == 2
+
+
+async def test_a_failover_found_on_the_way_asks_before_the_paid_answer(chat, exo, openrouter):
+    exo.stop()  # not probed since: the route line still expects exo
+    assert chat.next_line.text().startswith("Next answer: Exo Local")
+    QTest.keyClicks(chat.prompt, "hello")
+    QTest.keyClick(chat.prompt, Qt.Key.Key_Return)
+    await until(lambda: chat.paid_question.isVisible())
+    assert openrouter.chat_requests == [] and chat.turns == []
+    assert "paid" in chat.next_line.text()  # what was learnt on the way
+    QTest.mouseClick(chat.paid_question.send, Qt.MouseButton.LeftButton)
+    await until(lambda: chat.task is None and chat.turns and chat.turns[-1].done)
+    assert chat.turns[0].footer.startswith("OpenRouter ↪ failover")
+    assert [m["content"] for m in openrouter.chat_requests[0].body["messages"]] == ["hello"]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
 
 from router import HealthState, Router, charges, usd
@@ -77,6 +78,15 @@ class PaidQuestion(QFrame):
         self._yes, self._no = yes, no
         self.show()
         self.cancel.setFocus()  # Enter does the safe thing
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter presses the focused button (Cancel at first), Esc is Cancel."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancel.click()
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            (self.send if self.send.hasFocus() else self.cancel).click()
+        else:
+            super().keyPressEvent(event)
 
     def _answer(self, then: Callable[[], None] | None) -> None:
         self.hide()
