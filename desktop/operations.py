@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from router import crashes, reconcile
 from router import discover as discovery
 from router.cluster import Warming
-from router.config import data_dir
+from router.config import Config, data_dir
 from router.core import Router
 from router.crashes import Crash, CrashWatch
 from router.discover import Found
@@ -226,6 +226,6 @@ class SetupOperations:
         except RoutingError as exc:
             return TestAnswer(None, [], str(exc))
 
-    def allow_paid_failover(self, allowed: bool) -> None:
-        """The paid-failover choice, in this running router at once (the file has it too)."""
-        self.router.config = replace(self.router.config, allow_paid_failover=allowed)
+    def take(self, config: Config) -> None:
+        """What the assistant wrote, in this running router at once (the file has it too)."""
+        self.router.reconfigure(config)

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 MAX_COUNT = 2**31 - 1  # the largest daily request or token limit the field takes
 MAX_USD = 1_000_000.0  # a daily spending limit above this is a typo
+SUGGESTED_USD_A_DAY = 1.0  # offered for a paid provider with no limit: a day of heavy chat
 _ADDRESS = re.compile(r"^https?://[^/\s]+(/\S*)?$")
 
 

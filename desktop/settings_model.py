@@ -145,10 +145,22 @@ class SettingsDocument:
         return section
 
     # -- the first-run assistant's edits (each written at once, comments kept) -------------
-    def set_paid_failover(self, allowed: bool) -> Config:
-        """``allow_paid_failover`` at the top of the file."""
+    def paid_failover_chosen(self) -> bool | None:
+        """``allow_paid_failover`` as the file says it, or None when the file does not (the
+        user has not chosen: the built-in default is not a choice)."""
+        value = self.doc.get("allow_paid_failover")
+        return bool(value) if value is not None else None
+
+    def set_paid_failover(self, allowed: bool,
+                          daily_usd: dict[str, float | None] | None = None) -> Config:
+        """``allow_paid_failover`` at the top of the file, and with it each paid provider's
+        ``daily_cost_limit_usd`` (None: no limit), in one write."""
         self._catch_up()
         self.doc["allow_paid_failover"] = allowed
+        tables = self._provider_tables()
+        for provider_id, limit in (daily_usd or {}).items():
+            if provider_id in tables:
+                _set(tables[provider_id], "daily_cost_limit_usd", limit)
         return self._write()
 
     def use_address(self, provider_id: str, url: str) -> Config:

@@ -21,7 +21,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from router.config import load_config
-from tests.conftest import unused_port, until
+from tests.conftest import until, unused_port
 from tests.test_settings import click, click_row, retype
 
 ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]}

@@ -27,8 +27,15 @@ from PySide6.QtWidgets import (
 from desktop.autostart import Autostart
 from desktop.bridge import Bridge
 from desktop.operations import KeyOperations, new_endpoint_token, token_from_environment
-from desktop.settings_fields import FieldProblem, read_address, read_count, read_usd
+from desktop.settings_fields import (
+    SUGGESTED_USD_A_DAY,
+    FieldProblem,
+    read_address,
+    read_count,
+    read_usd,
+)
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
+from desktop.windows.field_problem import problem_label
 from router import Config, ConfigError, HealthState, Secret, Snapshot
 
 LIMIT_FIELDS = {"daily_request_limit": ("Requests a day", read_count),
@@ -40,17 +47,6 @@ def _shown_value(name: str, value: int | float | None) -> str:
     if value is None:
         return ""
     return f"{value:g}" if name == "daily_cost_limit_usd" else str(value)
-
-
-def problem_label() -> QLabel:
-    """The words beside a field that say what is wrong with what was typed (hidden when
-    nothing is)."""
-    label = QLabel("")
-    label.setObjectName("fieldProblem")
-    label.setWordWrap(True)
-    label.setStyleSheet("color: #d13438;")
-    label.hide()
-    return label
 
 
 class ProvidersTab(QWidget):
@@ -152,6 +148,8 @@ class ProvidersTab(QWidget):
         edit = self.edits[row]
         self.enabled.setChecked(edit.enabled)
         self.paid.setChecked(edit.paid)
+        self.cost.setPlaceholderText(f"no limit (suggested: {SUGGESTED_USD_A_DAY:.2f})"
+                                     if edit.paid else "no limit (USD)")
         typed = self.typed.get(edit.id, {})
         for name, field in self.fields.items():
             field.setText(typed.get(name, _shown_value(name, getattr(edit, name))))
