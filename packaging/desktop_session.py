@@ -9,7 +9,8 @@ Checks, end to end:
 3. stopping exo turns the icon yellow and a notification reaches dunst;
 4. the chat window, opened with xdotool, answers through the failover provider;
 5. screenshots of the tray menu, the chat window and the cost window go to docs/screenshots/;
-6. every window in light and dark (docs/make_screenshots.py) goes there too.
+6. every window in light and dark (docs/make_screenshots.py) goes there too, with the states
+   issue 28 fixed (a field typed wrong, Regenerate asking, the paid choice, the chat asking).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# issue 28's fixed states, as docs/make_screenshots.py draws them (FIXED_IN_ISSUE_28 there)
+FIXED_IN_ISSUE_28 = ("settings-usd-problem", "settings-node-problem", "token-regenerate-confirm",
+                     "token-regenerated", "setup-paid-unchosen", "setup-paid-allowed",
+                     "chat-paid-question")
 EXE = str(Path(sys.executable).with_name("exo-bridge"))
 SHOTS = ROOT / "docs" / "screenshots"
 KEY = "sk-or-desktop-session-0123456789"
@@ -170,8 +175,13 @@ def check_screenshots(session: Session) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     written = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("wrote ")]
-    assert len(written) == 12 and all((ROOT / path).stat().st_size > 5000 for path in written), written
-    print("ok 6: every window in light and dark in docs/screenshots (docs.make_screenshots)")
+    assert all((ROOT / path).stat().st_size > 3000 for path in written), written
+    names = {Path(path).stem for path in written}
+    for name in ("chat", "costs", "settings", "setup", "status-window", "tray-menu",
+                 *FIXED_IN_ISSUE_28):
+        assert {f"{name}-light", f"{name}-dark"} <= names, (name, sorted(names))
+    print("ok 6: every window in light and dark in docs/screenshots (docs.make_screenshots), "
+          "with issue 28's fixed states: " + ", ".join(FIXED_IN_ISSUE_28))
 
 
 def rss_mib(pid: int) -> float:

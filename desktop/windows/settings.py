@@ -5,6 +5,7 @@ Widgets never touch httpx or the keychain: they call desktop.operations through 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -297,8 +298,9 @@ def confirm(parent: QWidget, title: str, text: str, yes: str,
             then: Callable[[], object]) -> QMessageBox:
     """Ask before something that cannot be undone; ``then`` runs on yes. Cancel is the default
     (Enter, Esc). Window-modal and not a nested event loop (the asyncio loop runs on)."""
-    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton,
-                      parent)
+    box = QMessageBox(QMessageBox.Icon.Question, title, f"<b>{html.escape(title)}</b>",
+                      QMessageBox.StandardButton.NoButton, parent)
+    box.setInformativeText(html.escape(text))
     box.setObjectName("confirm")
     accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
     box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
@@ -391,6 +393,7 @@ class SettingsWindow(QWidget):
         self.hide()
         if self.providers is None or self.document.config is None:
             return
+        self.error.hide()  # a "Not saved" of the edits forgotten now
         self.providers.reset(self.document.providers())
         server = self.document.server()
         self.endpoint_enabled.setChecked(server.enabled)
