@@ -268,11 +268,18 @@ def check_chat(session: Session) -> None:
                                 "AND outcome = 'ok' AND streamed = 1").fetchone()[0]
         return done > 0 or any(r[5] == "openrouter" and r[6] == "ok" and r[8] == 1 for r in rows)
 
+    # exo is down: the first paid answer of the day waits for a yes, asked in the chat
+    time.sleep(1.5)
+    subprocess.run(["import", "-window", window, str(SHOTS / "chat-paid-real.png")],
+                   env=session.env, check=True)
+    assert not streamed_answer(), "a paid answer came before the chat asked"
+    subprocess.run(["xdotool", "key", "alt+p"], env=session.env, check=True)  # Send (paid)
     wait_for(streamed_answer, 15, "the chat window got no answer")
     time.sleep(0.5)
     subprocess.run(["import", "-window", window, str(SHOTS / "chat-real.png")], env=session.env,
                    check=True)
-    print("ok 4: the chat window, driven by xdotool, answered through OpenRouter")
+    print("ok 4: the chat window, driven by xdotool, asked before the paid answer, then "
+          "answered through OpenRouter")
 
 
 def check_costs(session: Session) -> None:
