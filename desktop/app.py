@@ -215,6 +215,7 @@ class DesktopApp:
         if collector is not None:  # the garbage of a request: collected in this thread
             bridge.request_finished.connect(lambda _event: collector.maybe_collect())
         tray = self._make_tray(bridge, ledger)
+        bridge.error.connect(lambda message: self._tell(tray, message))
         self.router, self.tray = router, tray  # for the end-to-end test
         tray.show()
         bridge.run(self._native_notifications(tray),
@@ -238,6 +239,14 @@ class DesktopApp:
             await self.native.close()
         tray.close()
         bridge.close()
+
+    @staticmethod
+    def _tell(tray: Tray, message: str) -> None:
+        """A failure of something the user did (a new port taken, a keychain that refused): a
+        notification, never only a log line."""
+        from desktop.notify import Note
+
+        tray.notify(Note("error", f"error:{message}", "Exo Bridge", message))
 
     def _make_tray(self, bridge: Bridge, ledger: Ledger) -> Tray:
         from desktop.autostart import Autostart
@@ -340,6 +349,8 @@ class DesktopApp:
         if endpoint_changed and tray is not None:
             await self._stop_endpoint()
             await self._serve_endpoint(router, tray)
+            if self.server is None and config.server.enabled and self.notice:
+                bridge.error.emit(self.notice)  # the new port is taken: said, not only logged
             tray.refresh()
         await router.check_all()  # new addresses, a provider switched on: seen at once
         if tray is not None:

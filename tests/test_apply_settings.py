@@ -164,3 +164,25 @@ async def test_regenerate_asks_first_then_the_new_token_works_everywhere_at_once
     assert "in use now" in settings.token_note.text()
     click(settings.show_token)
     assert settings.token.text() == new
+
+
+async def test_a_new_port_that_is_taken_is_said_and_the_chat_stays(app):
+    import socket
+
+    await _chat_once(app)
+    chat = app.chat
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        port = taken.getsockname()[1]
+        app.tray.open_settings.trigger()
+        settings = app.settings
+        settings.tabs.setCurrentIndex(2)
+        retype(settings.port, str(port))
+        click(settings.save_button)
+        await until(lambda: any("cannot listen" in n.body for n in app.tray.shown_notes))
+        assert app.server is None and app.chat is chat and len(chat.turns) == 1
+        assert not app.quit.is_set()
+    finally:
+        taken.close()
