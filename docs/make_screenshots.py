@@ -251,6 +251,7 @@ async def main(appearances: list[str]) -> None:
     from tests.fakes.provider import FakeProvider
 
     OUT.mkdir(exist_ok=True)
+    os.environ.pop("EXO_BRIDGE_TOKEN", None)  # Regenerate is off under it: shown as a user sees it
     exo, cloud, hf = FakeProvider("exo"), FakeProvider("openrouter"), FakeProvider("huggingface")
     exo.reply = ("Here is a loop in Python:\n\n- it counts **three** times\n- it prints each "
                  "number\n\n```python\nfor i in range(3):\n    print(i)\n```\n"

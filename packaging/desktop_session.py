@@ -49,7 +49,9 @@ class Session:
         self.procs: list[subprocess.Popen[str]] = []
         self.env = {**os.environ, "DISPLAY": DISPLAY, "XDG_CONFIG_HOME": str(tmp / "xdg"),
                     "XDG_DATA_HOME": str(tmp / "share"), "EXO_BRIDGE_DATA_DIR": str(tmp / "data"),
-                    "EXO_BRIDGE_TOKEN": TOKEN, "XDG_RUNTIME_DIR": str(tmp)}
+                    "EXO_BRIDGE_TOKEN": TOKEN, "XDG_RUNTIME_DIR": str(tmp),
+                    "TMPDIR": str(tmp)}  # its own single-instance socket: another exo-bridge of
+        # this user (a test run, the developer's own tray) is not "already running" here
         for name in ("QT_QPA_PLATFORM", "PYTHON_KEYRING_BACKEND", "OPENROUTER_API_KEY", "HF_TOKEN"):
             self.env.pop(name, None)
 

@@ -158,6 +158,7 @@ async def test_with_exo_down_the_route_line_says_the_next_answer_is_paid_and_ask
     question = chat.paid_question
     assert question.isVisible() and "OpenRouter charges your account" in question.words.text()
     assert chat.turns == [] and openrouter.chat_requests == []
+    assert chat.prompt.toPlainText() == "what is 2+2?"  # the question in sight while asked
     QTest.keyClick(question.cancel, Qt.Key.Key_Return)  # Enter on the focused Cancel: no
     assert not question.isVisible() and chat.prompt.toPlainText() == "what is 2+2?"
     assert openrouter.chat_requests == [] and chat.turns == []
@@ -165,6 +166,7 @@ async def test_with_exo_down_the_route_line_says_the_next_answer_is_paid_and_ask
     QTest.mouseClick(question.send, Qt.MouseButton.LeftButton)  # yes
     await until(lambda: chat.task is None and chat.turns and chat.turns[-1].done)
     assert chat.turns[0].footer.startswith("OpenRouter") and len(openrouter.chat_requests) == 1
+    assert chat.prompt.toPlainText() == ""
     QTest.keyClicks(chat.prompt, "and 3+3?")  # the same day: asked once
     QTest.keyClick(chat.prompt, Qt.Key.Key_Return)
     assert not question.isVisible()

@@ -377,13 +377,17 @@ class ChatWindow(QWidget):
         return self.paid_day == self.bridge.router.budget.now().date()
 
     def _ask_to_pay(self, turn: Turn, coming: NextAnswer) -> None:
+        """The question stays in the prompt box while the chat asks (seen, and kept on No)."""
+        if not self.prompt.toPlainText().strip():
+            self.prompt.setPlainText(turn.prompt)
+
         def yes() -> None:
             self.paid_day = self.bridge.router.budget.now().date()
+            if self.prompt.toPlainText().strip() == turn.prompt.strip():
+                self.prompt.clear()
             self.ask(Turn(turn.prompt))
 
         def no() -> None:
-            if not self.prompt.toPlainText().strip():
-                self.prompt.setPlainText(turn.prompt)  # nothing typed is lost
             self.prompt.setFocus()
 
         self.paid_question.ask(coming, yes, no)
