@@ -339,6 +339,8 @@ class DesktopApp:
 
     async def _apply(self, bridge: Bridge, config: Config) -> None:
         router, tray = bridge.router, self.tray
+        if config == self.config and config == router.config:
+            return  # a save that changed nothing: nothing to take on
         endpoint_changed = config.server != self.config.server
         self.config = config
         router.reconfigure(config)
