@@ -217,6 +217,7 @@ class Shots:
         chat.resize(720, 560)
         chat.show()
         self.exo.stop()
+        before = os.environ.get("OPENROUTER_API_KEY")
         os.environ["OPENROUTER_API_KEY"] = "sk-or-screenshots"  # the fake takes any key
         try:
             await self.router.reload_keys()
@@ -228,7 +229,10 @@ class Shots:
             self.save(chat, "chat-paid-question")
             chat.paid_question.cancel.click()
         finally:
-            del os.environ["OPENROUTER_API_KEY"]
+            if before is None:
+                del os.environ["OPENROUTER_API_KEY"]
+            else:
+                os.environ["OPENROUTER_API_KEY"] = before
             await self.router.reload_keys()
             self.exo.start()
             await self.router.probe(self.router.config.provider("exo"))
