@@ -10,7 +10,8 @@ Checks, end to end:
 4. the chat window, opened with xdotool, answers through the failover provider;
 5. screenshots of the tray menu, the chat window and the cost window go to docs/screenshots/;
 6. every window in light and dark (docs/make_screenshots.py) goes there too, with the states
-   issue 28 fixed (a field typed wrong, Regenerate asking, the paid choice, the chat asking).
+   issue 28 fixed (a field typed wrong, Regenerate asking, the paid choice, the chat asking);
+7. Settings → Save applies in place: the chat window stays open, an unchanged file is not written.
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ def check(session: Session) -> None:
     check_chat(session)
     check_costs(session)
     check_screenshots(session)
+    check_settings_save(session, config)
 
 
 def check_screenshots(session: Session) -> None:
@@ -293,6 +295,35 @@ def check_costs(session: Session) -> None:
     subprocess.run(["import", "-window", costs, str(SHOTS / "costs-real.png")], env=session.env,
                    check=True)
     print("ok 5: screenshots of the tray menu, the chat and the cost window in docs/screenshots")
+
+
+def check_settings_save(session: Session, config: Path) -> None:
+    """Settings → Save applies in place: the chat window and its conversation stay open (the app
+    used to restart), and a save that changed nothing leaves the file alone."""
+    chat = window_named(session, "Exo Bridge — Chat", "the chat window is not open")
+    before = config.read_text()
+    click_icon(session, "3")
+    time.sleep(1)
+    subprocess.run(["xdotool", "key", "s"], env=session.env, check=True)  # &Settings…
+    settings = window_named(session, "Exo Bridge — Settings", "the settings window did not open")
+    subprocess.run(["xdotool", "windowactivate", "--sync", settings], env=session.env)
+    time.sleep(0.5)
+    # exo's USD a day (Alt+U: the first provider is shown), then Save (Alt+S)
+    for keys in (["key", "alt+u"], ["type", "3"], ["key", "alt+s"]):
+        subprocess.run(["xdotool", *keys], env=session.env, check=True)
+    wait_for(lambda: "daily_cost_limit_usd = 3" in config.read_text(), 10,
+             "Settings → Save did not write the new limit")
+    time.sleep(1)
+    still = subprocess.run(["xdotool", "search", "--name", "Exo Bridge — Chat"], env=session.env,
+                           capture_output=True, text=True).stdout.split()
+    assert chat in still, "the chat window went away on Save"
+    saved = config.read_text()
+    subprocess.run(["xdotool", "key", "alt+s"], env=session.env, check=True)  # nothing changed
+    time.sleep(1)
+    assert config.read_text() == saved, "a save that changed nothing rewrote the config"
+    assert before != saved
+    print("ok 7: Settings → Save applied in place: the chat window stayed open; a save that "
+          "changed nothing wrote nothing")
 
 
 def main() -> None:

@@ -39,9 +39,9 @@ from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
 from desktop.windows.field_problem import problem_label
 from router import Config, ConfigError, HealthState, Secret, Snapshot
 
-LIMIT_FIELDS = {"daily_request_limit": ("Requests a day", read_count),
-                "daily_token_limit": ("Tokens a day", read_count),
-                "daily_cost_limit_usd": ("USD a day", read_usd)}
+LIMIT_FIELDS = {"daily_request_limit": ("&Requests a day", read_count),
+                "daily_token_limit": ("&Tokens a day", read_count),
+                "daily_cost_limit_usd": ("&USD a day", read_usd)}  # Alt+R, Alt+T, Alt+U
 
 
 def _shown_value(name: str, value: int | float | None) -> str:
@@ -113,7 +113,9 @@ class ProvidersTab(QWidget):
         form = QFormLayout()
         form.addRow(self.enabled)
         form.addRow(self.paid)
-        for name, (label, _read) in LIMIT_FIELDS.items():
+        for name, (words, _read) in LIMIT_FIELDS.items():
+            label = QLabel(words)
+            label.setBuddy(self.fields[name])  # its Alt+letter goes to the field itself
             form.addRow(label, self._with_problem(self.fields[name], self.problems[name]))
         form.addRow("Addresses", self.urls)
         url_row = QHBoxLayout()
@@ -203,7 +205,8 @@ class ProvidersTab(QWidget):
                 try:
                     LIMIT_FIELDS[name][1](text)
                 except FieldProblem as exc:
-                    return row, name, f"{edit.name}'s {LIMIT_FIELDS[name][0]}: {exc}"
+                    words = LIMIT_FIELDS[name][0].replace("&", "")
+                    return row, name, f"{edit.name}'s {words}: {exc}"
         return None
 
     def focus_problem(self, row: int, name: str) -> None:
