@@ -457,3 +457,29 @@ def test_field_readers_take_what_they_show_and_give_a_problem_or_a_value():
 
     any_text()
     shown_values_read_back()
+
+
+async def test_regenerate_with_the_endpoint_off_says_when_the_token_applies(window, keyring_store):
+    window.show()
+    window.tabs.setCurrentIndex(2)
+    window._endpoint_token = lambda: None  # the endpoint is off in this app
+    click(window.regenerate)
+    box = window.confirmation
+    click(next(b for b in box.buttons() if b.text() == "Make a new token"))
+    await settle()
+    stored = keyring_store.entries[("exo-bridge", "local-token")]
+    assert stored and "takes it when it is turned on" in window.token_note.text()
+    assert stored not in window.token_note.text() and window.token.text() == ""
+
+
+async def test_regenerate_is_off_when_the_token_comes_from_the_environment(
+        qapp, config_file, tmp_path, monkeypatch):
+    from desktop.bridge import Bridge
+    from desktop.windows.settings import SettingsWindow
+
+    monkeypatch.setenv("EXO_BRIDGE_TOKEN", "t" * 32)
+    async with Router(load_config(config_file)) as router:
+        win = SettingsWindow(Bridge(router), SettingsDocument(config_file), Autostart(tmp_path),
+                             endpoint_token=lambda: "t" * 32)
+        assert not win.regenerate.isEnabled() and "EXO_BRIDGE_TOKEN" in win.regenerate.toolTip()
+        win.close()

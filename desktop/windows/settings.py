@@ -499,8 +499,11 @@ class SettingsWindow(QWidget):
         self.token.clear()
         if shown:
             self._show_token()
-        self.token_note.setText("New token in use now; the old one is refused. Give it to your "
-                                "apps: Copy endpoint token in the tray menu, or `exo-bridge token`.")
+        running = self._endpoint_token() is not None
+        self.token_note.setText(
+            ("New token in use now; the old one is refused. " if running else
+             "New token saved; the endpoint (off now) takes it when it is turned on. ")
+            + "Give it to your apps: Copy endpoint token in the tray menu, or `exo-bridge token`.")
         self.token_note.show()
 
     def _general_tab(self) -> QWidget:
