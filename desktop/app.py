@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from desktop.windows.costs import CostWindow
     from desktop.windows.settings import SettingsWindow
     from desktop.windows.setup import SetupWindow
-    from router import Crash, CrashWatch, Ledger, ProviderStatus, Router
+    from router import Crash, CrashWatch, Ledger, ProviderStatus, Router, Secret
     from router.server import EndpointServer
 
 
@@ -153,8 +153,6 @@ def _run_watched(desktop: DesktopApp, args: argparse.Namespace, argv: Sequence[s
         return 1
     desktop.dispose()
     watch.stop()
-    if desktop.restart:  # new settings: start afresh on them
-        os.execv(sys.executable, [sys.executable, "-m", "desktop.main", *argv])
     return code
 
 
@@ -187,7 +185,6 @@ class DesktopApp:
         self.chat: ChatWindow | None = None
         self.costs: CostWindow | None = None
         self.setup: SetupWindow | None = None
-        self.restart = False
         self.config_path: Path | None = None
         self.previous_crash: Crash | None = None  # reported once
         self.crash_watch: CrashWatch | None = None
@@ -218,6 +215,7 @@ class DesktopApp:
         if collector is not None:  # the garbage of a request: collected in this thread
             bridge.request_finished.connect(lambda _event: collector.maybe_collect())
         tray = self._make_tray(bridge, ledger)
+        bridge.error.connect(lambda message: self._tell(tray, message))
         self.router, self.tray = router, tray  # for the end-to-end test
         tray.show()
         bridge.run(self._native_notifications(tray),
@@ -241,6 +239,14 @@ class DesktopApp:
             await self.native.close()
         tray.close()
         bridge.close()
+
+    @staticmethod
+    def _tell(tray: Tray, message: str) -> None:
+        """A failure of something the user did (a new port taken, a keychain that refused): a
+        notification, never only a log line."""
+        from desktop.notify import Note
+
+        tray.notify(Note("error", f"error:{message}", "Exo Bridge", message))
 
     def _make_tray(self, bridge: Bridge, ledger: Ledger) -> Tray:
         from desktop.autostart import Autostart
@@ -278,8 +284,7 @@ class DesktopApp:
 
     def _open_settings(self, bridge: Bridge, provider_id: str | None = None) -> None:
         """One settings window, brought forward if already open (on ``provider_id``'s section
-        when a provider's row was clicked); saving restarts the app so that the router, the
-        endpoint and the tray all run on the new config."""
+        when a provider's row was clicked); a save is taken on in place (apply_config)."""
         from desktop.autostart import Autostart
         from desktop.settings_model import SettingsDocument
         from desktop.windows.settings import SettingsWindow
@@ -288,7 +293,8 @@ class DesktopApp:
             document = SettingsDocument(self.config_path)
             self.settings = SettingsWindow(bridge, document, Autostart(),
                                            endpoint_token=lambda: self.token)
-            self.settings.saved.connect(self._restart)
+            self.settings.saved.connect(lambda config: self.apply_config(bridge, config))
+            self.settings.token_regenerated.connect(self._use_token)
             self._window_shortcuts(self.settings)
         if provider_id is not None:
             self.settings.show_provider(provider_id)
@@ -297,14 +303,15 @@ class DesktopApp:
         self.settings.activateWindow()
 
     def _open_setup(self, bridge: Bridge) -> None:
-        """The first-run assistant (Set up…); what it writes that the running router cannot
-        take on at once (exo's address) restarts the app when it closes."""
+        """The first-run assistant (Set up…); what it wrote that the running router has not
+        taken on yet (exo's address) is taken on in place when it closes."""
         from desktop.settings_model import SettingsDocument
         from desktop.windows.setup import SetupWindow
 
         if self.setup is None:
             self.setup = SetupWindow(bridge, SettingsDocument(self.config_path))
-            self.setup.done_setup.connect(lambda restart: self._restart(None) if restart else None)
+            self.setup.done_setup.connect(lambda changed: self._reload_config(bridge) if changed
+                                          else None)
         self.setup.present()
 
     def _open_chat(self, bridge: Bridge) -> None:
@@ -323,9 +330,49 @@ class DesktopApp:
             self._window_shortcuts(self.costs)
         self.costs.open()
 
-    def _restart(self, _config: object) -> None:
-        self.restart = True
-        self.quit.set()
+    def apply_config(self, bridge: Bridge, config: Config) -> asyncio.Task[None]:
+        """New settings, taken on in place: the router follows the new order, limits,
+        addresses and consent at once (requests in flight finish as they are); the local
+        endpoint restarts only when its own settings changed; the open windows (the chat and
+        its conversation) stay as they are."""
+        return bridge.router.spawn(self._apply(bridge, config))
+
+    async def _apply(self, bridge: Bridge, config: Config) -> None:
+        router, tray = bridge.router, self.tray
+        if config == self.config and config == router.config:
+            return  # a save that changed nothing: nothing to take on
+        endpoint_changed = config.server != self.config.server
+        self.config = config
+        router.reconfigure(config)
+        if tray is not None:
+            tray.take_config()
+        if self.chat is not None:
+            self.chat.take_config()
+        if endpoint_changed and tray is not None:
+            await self._stop_endpoint()
+            await self._serve_endpoint(router, tray)
+            if self.server is None and config.server.enabled and self.notice:
+                bridge.error.emit(self.notice)  # the new port is taken: said, not only logged
+            tray.refresh()
+        await router.check_all()  # new addresses, a provider switched on: seen at once
+        if tray is not None:
+            tray.refresh()
+
+    def _use_token(self, token: Secret) -> None:
+        """A regenerated token, in use at once: the running endpoint checks it from the next
+        request; Copy endpoint token gives it."""
+        if self.server is not None:
+            self.server.use_token(token)
+            self.token = token.reveal()
+
+    def _reload_config(self, bridge: Bridge) -> None:
+        """The file as the first-run assistant left it, taken on in place."""
+        try:
+            config = load_config(str(self.config_path) if self.config_path else None)
+        except ConfigError as exc:
+            bridge.error.emit(f"The new settings were not taken on: {exc}")
+            return
+        self.apply_config(bridge, config)
 
     async def _native_notifications(self, tray: Tray) -> None:
         from desktop.notify import NativeNotifications
@@ -392,5 +439,6 @@ class DesktopApp:
         tray.refresh()
 
     async def _stop_endpoint(self) -> None:
-        if self.server is not None:
-            await self.server.stop()
+        server, self.server, self.token = self.server, None, None
+        if server is not None:
+            await server.stop()

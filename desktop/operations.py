@@ -9,8 +9,9 @@ hands it to ``Bridge.run(operation, on_done)``, which reports a failure to the u
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,13 +19,14 @@ from typing import TYPE_CHECKING
 from router import crashes, reconcile
 from router import discover as discovery
 from router.cluster import Warming
-from router.config import data_dir
+from router.config import Config, data_dir
 from router.core import Router
 from router.crashes import Crash, CrashWatch
 from router.discover import Found
 from router.errors import KeychainUnavailable, NoProviderAvailable, RoutingError
 from router.keychain_helper import endpoint_token_in_helper, read_in_helper
 from router.keys import (
+    TOKEN_ENV,
     KeyStore,
     Secret,
     keychain_delete,
@@ -134,8 +136,15 @@ def crash_reported() -> None:
 
 
 async def new_endpoint_token() -> Secret:
-    """A new token for the local endpoint, stored in the keychain (used from the next start)."""
+    """A new token for the local endpoint, stored in the keychain (where `exo-bridge token` and
+    the next start read it); the running endpoint is handed it by the app."""
     return await asyncio.to_thread(regenerate_endpoint_token)
+
+
+def token_from_environment() -> str | None:
+    """The environment variable the endpoint's token comes from (the keychain's is then
+    unused, and regenerating it changes nothing), or None."""
+    return TOKEN_ENV if os.environ.get(TOKEN_ENV, "").strip() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +226,6 @@ class SetupOperations:
         except RoutingError as exc:
             return TestAnswer(None, [], str(exc))
 
-    def allow_paid_failover(self, allowed: bool) -> None:
-        """The paid-failover choice, in this running router at once (the file has it too)."""
-        self.router.config = replace(self.router.config, allow_paid_failover=allowed)
+    def take(self, config: Config) -> None:
+        """What the assistant wrote, in this running router at once (the file has it too)."""
+        self.router.reconfigure(config)

@@ -80,11 +80,15 @@ class SettingsDocument:
 
     def _catch_up(self) -> None:
         """Take in what was written to the file since it was read (by the first-run assistant,
-        another window or an editor). Raises ConfigError if it is broken now."""
+        another window or an editor), on a fresh copy of its text: an edit that failed before
+        (it would not load, the disk was full) leaves nothing behind in the next one. Raises
+        ConfigError if the file is broken now."""
         if self.path.exists():
             on_disk = self.path.read_text(encoding="utf-8")
             if on_disk != self.text:
                 self._read(on_disk)
+                return
+        self.doc = tomlkit.parse(self.text) if self.text else tomlkit.document()
 
     def _shown(self) -> _Loaded:
         providers = self.providers()
@@ -120,10 +124,10 @@ class SettingsDocument:
                 _apply(table, edit, shown.providers.get(edit.id))
                 if reordered:
                     table["priority"] = priority
-        section = self._table("server")
-        for key in ("enabled", "port"):
-            if getattr(server, key) != getattr(shown.server, key) or key not in section:
-                section[key] = getattr(server, key)
+        moved = {key: getattr(server, key) for key in ("enabled", "port")
+                 if getattr(server, key) != getattr(shown.server, key)}
+        if moved:  # no [server] table for a save that changed nothing there
+            self._table("server").update(moved)
         if notifications is not None:
             changed = {kind: on for kind, on in notifications.items()
                        if shown.notifications.get(kind) != on}
@@ -141,10 +145,22 @@ class SettingsDocument:
         return section
 
     # -- the first-run assistant's edits (each written at once, comments kept) -------------
-    def set_paid_failover(self, allowed: bool) -> Config:
-        """``allow_paid_failover`` at the top of the file."""
+    def paid_failover_chosen(self) -> bool | None:
+        """``allow_paid_failover`` as the file says it, or None when the file does not (the
+        user has not chosen: the built-in default is not a choice)."""
+        value = self.doc.get("allow_paid_failover")
+        return bool(value) if value is not None else None
+
+    def set_paid_failover(self, allowed: bool,
+                          daily_usd: dict[str, float | None] | None = None) -> Config:
+        """``allow_paid_failover`` at the top of the file, and with it each paid provider's
+        ``daily_cost_limit_usd`` (None: no limit), in one write."""
         self._catch_up()
         self.doc["allow_paid_failover"] = allowed
+        tables = self._provider_tables()
+        for provider_id, limit in (daily_usd or {}).items():
+            if provider_id in tables:
+                _set(tables[provider_id], "daily_cost_limit_usd", limit)
         return self._write()
 
     def use_address(self, provider_id: str, url: str) -> Config:
@@ -173,6 +189,9 @@ class SettingsDocument:
     def _write(self) -> Config:
         text = tomlkit.dumps(self.doc)
         config = parse_config(text, str(self.path))  # never write what would not load
+        if text == self.text and self.path.exists():  # nothing changed: the file is left alone
+            self.config = config
+            return config
         try:
             _write_atomically(self.path, text)
         except OSError as exc:  # a full or read-only disk: said, like a broken file

@@ -194,9 +194,7 @@ class Tray(QObject):
         self.menu.setToolTipsVisible(True)  # a row's tooltip: the provider's whole state
         for provider in self.router.config.providers:
             action = self.menu.addAction(menu_dot_icon(Light.GREY), provider.name.replace("&", "&&"))
-            action.triggered.connect(lambda _=False, pid=provider.id: self.provider_requested.emit(pid))
-            self._provider_actions.append(action)
-            self._shown_rows.append(None)
+            self._provider_action(action, provider.id)
         self.ledger_line = self.menu.addAction("")  # only while the ledger cannot record
         self.ledger_line.setEnabled(False)
         self.ledger_line.setVisible(False)
@@ -223,6 +221,29 @@ class Tray(QObject):
             self.login.setEnabled(False)
         self.menu.addSeparator()
         self.menu.addAction("&Quit", self.quit_requested.emit)
+
+    def _provider_action(self, action: QAction, provider_id: str) -> None:
+        action.setData(provider_id)  # the row's provider: set anew when the order changes
+        action.triggered.connect(lambda _=False: self.provider_requested.emit(action.data()))
+        self._provider_actions.append(action)
+        self._shown_rows.append(None)
+
+    def take_config(self) -> None:
+        """The router's config changed in place (Settings): one row per provider in its new
+        order, the chosen notifications."""
+        providers = self.router.config.providers
+        while len(self._provider_actions) < len(providers):
+            action = QAction(menu_dot_icon(Light.GREY), "", self.menu)
+            self.menu.insertAction(self.ledger_line, action)
+            self._provider_action(action, providers[len(self._provider_actions)].id)
+        while len(self._provider_actions) > len(providers):
+            self.menu.removeAction(self._provider_actions.pop())
+            self._shown_rows.pop()
+        for action, provider in zip(self._provider_actions, providers, strict=True):
+            action.setData(provider.id)
+        self._shown_rows = [None] * len(providers)
+        self.debouncer.enabled = dict(self.router.config.notifications)
+        self.refresh()
 
     def _window_action(self, text: str, window: str, slot: Callable[[], None]) -> QAction:
         action = self.menu.addAction(text, slot)

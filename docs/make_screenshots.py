@@ -21,6 +21,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtWidgets import QApplication
 
 OUT = Path(__file__).resolve().parent / "screenshots"
+FIXED_IN_ISSUE_28 = ("settings-usd-problem", "settings-node-problem", "token-regenerate-confirm",
+                     "token-regenerated", "setup-paid-unchosen", "setup-paid-allowed",
+                     "chat-paid-question")
 
 
 def synthetic_ledger(directory: Path):
@@ -48,7 +51,7 @@ def synthetic_ledger(directory: Path):
 class Shots:
     """Every window in one appearance, as ``NAME-APPEARANCE.png``."""
 
-    def __init__(self, appearance: str, router, ledger, config_path: Path):
+    def __init__(self, appearance: str, router, ledger, config_path: Path, exo=None):
         from desktop import appearance as look
         from desktop.bridge import Bridge
 
@@ -57,6 +60,7 @@ class Shots:
         look.apply(app, look.Appearance(appearance))
         self.appearance, self.router, self.ledger = appearance, router, ledger
         self.config_path = config_path
+        self.exo = exo  # the fake exo, stopped for the chat's paid answer
         self.bridge = Bridge(router)
         self.written: list[Path] = []
 
@@ -136,11 +140,110 @@ class Shots:
         tray.menu.hide()
         tray.timer.stop()
 
+    async def fixed_in_issue_28(self) -> None:
+        """The states issue 28 fixed: a field typed wrong said beside it, Regenerate asking
+        first and saying what it did, the paid-failover choice with a suggested daily limit, and
+        the chat saying (and asking) before a paid answer."""
+        await self._settings_problems()
+        await self._paid_choice()
+        await self._chat_paid()
+
+    def _settings_window(self, auto: str):  # type: ignore[no-untyped-def]
+        from desktop.autostart import Autostart
+        from desktop.settings_model import SettingsDocument
+        from desktop.windows.settings import SettingsWindow
+
+        settings = SettingsWindow(self.bridge, SettingsDocument(self.config_path),
+                                  Autostart(Path(auto)), endpoint_token=lambda: "n" * 43)
+        settings.show()
+        return settings
+
+    async def _settings_problems(self) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtTest import QTest
+
+        from router import Secret
+
+        with tempfile.TemporaryDirectory() as auto:
+            settings = self._settings_window(auto)
+            tab = settings.providers
+            assert tab is not None
+            tab.order.setCurrentRow(1)  # OpenRouter
+            QTest.keyClicks(tab.cost, "abc1.2.3")
+            QTest.mouseClick(settings.save_button, Qt.MouseButton.LeftButton)
+            self.save(settings, "settings-usd-problem")
+            settings.cancel()
+            settings.show()
+            tab.order.setCurrentRow(0)  # exo: a node typed wrong
+            QTest.keyClicks(tab.url_entry, "my mac mini")
+            QTest.mouseClick(tab.add_url, Qt.MouseButton.LeftButton)
+            self.save(settings, "settings-node-problem")
+            settings.cancel()
+            settings.show()
+            settings.tabs.setCurrentIndex(2)  # Local endpoint
+            QTest.mouseClick(settings.regenerate, Qt.MouseButton.LeftButton)
+            box = settings.confirmation
+            assert box is not None
+            await asyncio.sleep(0.1)
+            self.save(box, "token-regenerate-confirm")
+            box.reject()  # no keychain is written by a screenshot
+            settings._regenerated(Secret("n" * 43))  # what a yes shows
+            self.save(settings, "token-regenerated")
+            settings.hide()
+
+    async def _paid_choice(self) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtTest import QTest
+
+        from desktop.settings_model import SettingsDocument
+        from desktop.windows.setup import SetupWindow
+
+        setup = SetupWindow(self.bridge, SettingsDocument(self.config_path))
+        setup.show()
+        setup.next()
+        setup.next()
+        await asyncio.sleep(0.1)
+        self.save(setup, "setup-paid-unchosen")
+        QTest.mouseClick(setup.paid_page.allowed, Qt.MouseButton.LeftButton)
+        self.save(setup, "setup-paid-allowed")
+        setup.hide()
+
+    async def _chat_paid(self) -> None:
+        from desktop.windows.chat import ChatWindow
+
+        if self.exo is None:
+            return
+        chat = ChatWindow(self.bridge)
+        chat.resize(720, 560)
+        chat.show()
+        self.exo.stop()
+        before = os.environ.get("OPENROUTER_API_KEY")
+        os.environ["OPENROUTER_API_KEY"] = "sk-or-screenshots"  # the fake takes any key
+        try:
+            await self.router.reload_keys()
+            await self.router.probe(self.router.config.provider("exo"))
+            chat.open()
+            chat.prompt.setPlainText("What is the capital of France?")
+            chat.submit()
+            await asyncio.sleep(0.1)
+            self.save(chat, "chat-paid-question")
+            chat.paid_question.cancel.click()
+        finally:
+            if before is None:
+                del os.environ["OPENROUTER_API_KEY"]
+            else:
+                os.environ["OPENROUTER_API_KEY"] = before
+            await self.router.reload_keys()
+            self.exo.start()
+            await self.router.probe(self.router.config.provider("exo"))
+        chat.hide()
+
     async def all(self) -> list[Path]:
         await self.chat()
         await self.costs()
         await self.settings()
         self.tray()
+        await self.fixed_in_issue_28()
         self.bridge.close()
         return self.written
 
@@ -152,6 +255,7 @@ async def main(appearances: list[str]) -> None:
     from tests.fakes.provider import FakeProvider
 
     OUT.mkdir(exist_ok=True)
+    os.environ.pop("EXO_BRIDGE_TOKEN", None)  # Regenerate is off under it: shown as a user sees it
     exo, cloud, hf = FakeProvider("exo"), FakeProvider("openrouter"), FakeProvider("huggingface")
     exo.reply = ("Here is a loop in Python:\n\n- it counts **three** times\n- it prints each "
                  "number\n\n```python\nfor i in range(3):\n    print(i)\n```\n"
@@ -165,7 +269,8 @@ async def main(appearances: list[str]) -> None:
             ledger = synthetic_ledger(Path(tmp))
             async with Router(config, ledger=ledger) as router:
                 for appearance in appearances:
-                    for path in await Shots(appearance, router, ledger, config_path).all():
+                    shots = Shots(appearance, router, ledger, config_path, exo)
+                    for path in await shots.all():
                         print("wrote", path.relative_to(OUT.parent.parent))
             ledger.close()
     finally:

@@ -58,6 +58,7 @@ from router.journey import ChatStream
 from router.keys import Secret
 from router.ledger import Ledger
 from router.money import usd
+from router.policy import PAID_WAITS, Candidate, charges
 from router.probing import ProviderStatus
 from router.providers import HealthState, Kind, Role, Snapshot
 from router.reconcile import Reconciliation
@@ -77,6 +78,7 @@ from router.usage import UsageRow
 __all__ = [
     "DEFAULT_CONFIG_TOML",
     "NOTIFICATION_KINDS",
+    "PAID_WAITS",
     "AccountLimited",
     "AccountStatus",
     "Advice",
@@ -84,6 +86,7 @@ __all__ = [
     "BillDrift",
     "BudgetAlert",
     "BudgetLevel",
+    "Candidate",
     "ChatStream",
     "Cluster",
     "ClusterActionFailed",
@@ -134,6 +137,7 @@ __all__ = [
     "UsageInvalid",
     "UsageRow",
     "Warming",
+    "charges",
     "cluster_lines",
     "config_exists",
     "configured",

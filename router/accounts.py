@@ -100,6 +100,13 @@ class AccountWatch:
         self._providers = {p.id: p for p in self.config.providers}
         self._accounts = {p.id: _Account() for p in self.config.providers}
 
+    def take(self, config: Config) -> None:
+        """A new config (Settings): its providers, each account's state kept."""
+        self.config = config
+        self._providers = {p.id: p for p in config.providers}
+        for p in config.providers:
+            self._accounts.setdefault(p.id, _Account())
+
     @classmethod
     def of(cls, router: Router) -> AccountWatch:
         """The watch of a Router: every probe's result and every finished request reach it."""

@@ -53,7 +53,7 @@ from router.health import HealthBook
 from router.journey import Admitted, ChatStream, Run, Trace, usage_chunk
 from router.keys import KeyStore, Secret
 from router.ledger import Ledger
-from router.policy import Candidate, candidates, failover_reason, gate, reaction
+from router.policy import PAID_WAITS, Candidate, candidates, charges, failover_reason, gate, reaction
 from router.pricing import Pricer
 from router.probing import Prober, ProviderStatus, statuses
 from router.providers import CostSource, HealthState, Role, Snapshot, adapter_for
@@ -173,6 +173,26 @@ class Router:
                 self.health.reset_key(provider_id)
         self._keys = found
 
+    def reconfigure(self, config: Config) -> None:
+        """Take on a new config in place (the settings window's save, the first-run assistant):
+        requests in flight finish on the provider they hold; the next ones follow the new
+        order, limits, addresses and consent. What each provider has learnt (breakers, cooldowns,
+        the day's usage) is kept; a provider new to the config starts afresh. Connection limits
+        (max_connections) keep their value until the next start."""
+        self.config = config
+        self.budget.config = config
+        self.accounts.config = config
+        self.prober.config = config
+        self.health.take(config.providers)
+        for p in config.providers:
+            if p.id not in self._adapters or self._adapters[p.id].kind.name != p.kind:
+                self._adapters[p.id] = adapter_for(p.kind)
+            self._slots.setdefault(p.id, Slots(p.max_connections, p.max_queued)).max_queued = \
+                p.max_queued
+        self.account_watch.take(config)
+        self.companion.take(config)
+        self.spawn(self.reload_keys())  # a provider new to the config may have a key
+
     def forget_health(self) -> None:
         """Start afresh: no breakers, cooldowns or probe results (one-shot use, benchmarks)."""
         self.health = HealthBook(self.config.providers, self.events, self.health.clock)
@@ -215,17 +235,36 @@ class Router:
         assert stream.result is not None
         return stream.result
 
-    def stream(self, request: Mapping[str, Any], *, checked: bool = False) -> ChatStream:
-        return ChatStream(lambda sink: self._route(request, sink, True, checked))
+    def stream(self, request: Mapping[str, Any], *, checked: bool = False,
+               paid: bool = True) -> ChatStream:
+        """The answer as it streams in. ``paid=False``: no provider that would charge for it is
+        asked (each is an attempt with PAID_WAITS: the chat asks the user first)."""
+        return ChatStream(lambda sink: self._route(request, sink, True, checked, paid))
+
+    def next_answer(self, model: str) -> Candidate | None:
+        """Who would answer a request for ``model`` now, from what is already known (no call
+        is made and nothing changes): the first provider the policy lets through that is not
+        known to be down, keyless or off; None when nobody would."""
+        model = model or self.config.default_model or ""
+        states = {s.id: s.state for s in self.statuses()}
+        for candidate in candidates(self.config, model):
+            provider = candidate.provider
+            if states.get(provider.id) in (HealthState.DOWN, HealthState.NO_KEY,
+                                           HealthState.DISABLED):
+                continue
+            if gate(self.config, candidate, model, has_key=self.has_key(provider),
+                    local_only=self.local_only) is None and not self._closed_for_money(provider):
+                return candidate
+        return None
 
     async def _route(self, request: Mapping[str, Any], sink: ChatStream, streamed: bool,
-                     checked: bool) -> AsyncGenerator[list[dict[str, Any]], None]:
+                     checked: bool, paid: bool = True) -> AsyncGenerator[list[dict[str, Any]], None]:
         if not checked:
             validate_request(request)
         trace = await self._trace(request, sink, streamed)
         model = trace.logical_model
         for candidate in candidates(self.config, model):
-            admitted = await self._admit(candidate, model, request)
+            admitted = await self._admit(candidate, model, request, paid)
             if isinstance(admitted, Attempt):
                 trace.attempts.append(admitted)
                 continue
@@ -303,11 +342,13 @@ class Router:
         trace.attempts = sink.attempts
         return trace
 
-    async def _admit(self, candidate: Candidate, model: str,
-                     request: Mapping[str, Any]) -> Admitted | Attempt:
+    async def _admit(self, candidate: Candidate, model: str, request: Mapping[str, Any],
+                     paid: bool = True) -> Admitted | Attempt:
         """What to send where, or the Attempt that records why the provider is skipped."""
         provider = candidate.provider
         skip = self._skip(candidate, model)
+        if skip is None and not paid and charges(candidate):
+            skip = (Outcome.NOT_ALLOWED, PAID_WAITS)
         if skip is not None:
             return Attempt(provider.id, skip[0], skip[1], called=False)
         if provider.traits.local and self.health.is_stale(provider.id, self.prober.readiness_age()):
@@ -329,11 +370,15 @@ class Router:
         provider = candidate.provider
         skip = gate(self.config, candidate, model, has_key=self.has_key(provider),
                     local_only=self.local_only)
-        if skip is None and provider.costs_money and self.ledger is not None \
-                and not self.ledger.can_record:  # closed for money, open for exo
+        if skip is None and self._closed_for_money(provider):
+            assert self.ledger is not None
             skip = (Outcome.NOT_ALLOWED, "paid providers are off while the usage ledger cannot "
                     f"record: {self.ledger.problem}")
         return skip if skip is not None else self.health.admit_provider(provider.id)
+
+    def _closed_for_money(self, provider: ProviderConfig) -> bool:
+        """A ledger that cannot record closes the providers that cost money (exo stays open)."""
+        return provider.costs_money and self.ledger is not None and not self.ledger.can_record
 
     async def _hold(self, provider: ProviderConfig, model_id: str,
                     request: Mapping[str, Any]) -> Admitted | Attempt:

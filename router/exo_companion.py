@@ -29,7 +29,7 @@ from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
 from router.cluster_ops import send
 from router.cluster_view import download_progress
 from router.cluster_watch import ClusterWatch
-from router.config import ProviderConfig, WarmConsent
+from router.config import Config, ProviderConfig, WarmConsent
 from router.errors import ClusterActionFailed, Outcome
 from router.events import Event, RequestFinished
 from router.policy import candidates
@@ -77,6 +77,20 @@ class Companion:
                          if p.id in self._apis}
         self._probing: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+
+    def take(self, config: Config) -> None:
+        """A new config (Settings): each local cluster's watch follows its provider's new
+        addresses, keeping what it has seen; a new local provider gets a watch."""
+        for p in config.providers:
+            api = adapter_for(p.kind).cluster_api if p.traits.local else None
+            if api is None:
+                continue
+            self._apis[p.id] = api
+            watch = self._watches.get(p.id)
+            if watch is None:
+                self._watches[p.id] = ClusterWatch(p, self._emit)
+            else:
+                watch.provider = p
 
     def start(self) -> Companion:
         """Follow every probe and every request's end (``serve``, the tray, ``exo`` commands)."""

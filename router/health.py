@@ -75,6 +75,15 @@ class HealthBook:
         self._clock = clock
         self._health = {p.id: ProviderHealth(p) for p in providers}
 
+    def take(self, providers: Iterable[ProviderConfig]) -> None:
+        """A new config's providers: each keeps what it has learnt (a new one starts afresh)."""
+        for p in providers:
+            health = self._health.get(p.id)
+            if health is None:
+                self._health[p.id] = ProviderHealth(p)
+            else:
+                health.provider = p
+
     def __getitem__(self, provider_id: str) -> ProviderHealth:
         return self._health[provider_id]
 

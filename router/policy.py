@@ -91,6 +91,17 @@ def free_only(config: Config, model: str) -> bool:
     return any(p.traits.is_free_variant(model) for p in config.providers)
 
 
+PAID_WAITS = "a paid answer waits for your yes"  # the chat's request, until the user agrees
+
+
+def charges(candidate: Candidate) -> bool:
+    """Whether an answer from this candidate costs money (a free variant of a provider that
+    bills does not)."""
+    provider = candidate.provider
+    return provider.costs_money and not all(provider.traits.is_free_variant(m)
+                                            for m in candidate.model_ids)
+
+
 def gate(config: Config, candidate: Candidate, model: str, *, has_key: bool,
          local_only: bool) -> tuple[Outcome, str] | None:
     """Skip reasons that need no health information. A free-only request goes only where it

@@ -84,6 +84,11 @@ class EndpointServer:
         self._listening: asyncio.Server | None = None
         self.connections: ConnectionGuard | None = None  # made by start()
 
+    def use_token(self, token: Secret) -> None:
+        """Take a new token at once (Settings → Regenerate): the next request must carry it;
+        the old one gets 401 from now on."""
+        self._token = token.reveal().encode()
+
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

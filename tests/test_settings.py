@@ -311,3 +311,175 @@ def test_a_full_disk_is_said_and_the_file_stays_as_it_was(config_file, monkeypat
     monkeypatch.setattr(model.os, "fsync", real_fsync)
     window.save(providers, server, notifications)  # room again: the same save goes through
     assert load_config(config_file).server.port == 9400
+
+
+# -- issue 28: saves that fail, fields typed wrong -----------------------------------------
+
+def click_row(listing, row: int) -> None:
+    """Click a row of a list as a person does."""
+    from PySide6.QtTest import QTest
+
+    rect = listing.visualItemRect(listing.item(row))
+    QTest.mouseClick(listing.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     rect.center())
+
+
+def click(button) -> None:
+    from PySide6.QtTest import QTest
+
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def retype(field, text: str) -> None:
+    """Select all of a field and type over it."""
+    from PySide6.QtTest import QTest
+
+    field.setFocus()
+    QTest.keyClick(field, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(field, Qt.Key.Key_Delete)
+    QTest.keyClicks(field, text)
+
+
+def test_a_failed_save_leaves_nothing_behind_for_the_next(config_file):
+    document = SettingsDocument(config_file)
+    document.load()
+    before = config_file.read_text()
+    providers, server, notifications = _edits(document)
+    providers[0].base_urls.append("my mac mini")
+    with pytest.raises(Exception, match="base_url"):
+        document.save(providers, server, notifications)
+    assert config_file.read_text() == before
+    providers[0].base_urls.remove("my mac mini")  # the node removed again
+    providers[1], providers[2] = providers[2], providers[1]  # and the order changed
+    document.save(providers, server, notifications)
+    config = load_config(config_file)
+    assert [p.id for p in config.providers] == ["exo", "huggingface", "openrouter"]
+    assert "my mac mini" not in config_file.read_text()
+
+
+def test_a_save_that_changes_nothing_writes_nothing(config_file):
+    before = config_file.read_text()
+    mtime = config_file.stat().st_mtime_ns
+    document = SettingsDocument(config_file)
+    document.load()
+    document.save(*_edits(document))
+    assert config_file.read_text() == before and "[server]" not in before
+    assert config_file.stat().st_mtime_ns == mtime
+
+
+async def test_a_bad_node_address_is_said_beside_it_and_saving_still_works(window, config_file):
+    from PySide6.QtTest import QTest
+
+    window.show()
+    tab = window.providers
+    click_row(tab.order, 0)  # exo
+    QTest.keyClicks(tab.url_entry, "my mac mini")
+    click(tab.add_url)
+    assert tab.url_problem.isVisible() and "not an address" in tab.url_problem.text()
+    nodes = [tab.urls.item(i).text() for i in range(tab.urls.count())]
+    assert "my mac mini" not in nodes
+    retype(tab.url_entry, "http://studio.local:52415")
+    assert not tab.url_problem.isVisible()
+    QTest.keyClick(tab.url_entry, Qt.Key.Key_Return)
+    click_row(tab.order, 2)  # Hugging Face, then up: before OpenRouter
+    click(tab.up)
+    click(window.save_button)
+    config = load_config(config_file)
+    assert config.provider("exo").base_urls == (*nodes, "http://studio.local:52415")
+    assert [p.id for p in config.providers] == ["exo", "huggingface", "openrouter"]
+    assert not window.error.isVisible()
+
+
+async def test_a_non_numeric_usd_a_day_is_said_beside_it_and_nothing_is_saved(
+        window, config_file, caplog):
+    window.show()
+    before = config_file.read_text()
+    saved = []
+    window.saved.connect(saved.append)
+    tab = window.providers
+    click_row(tab.order, 1)  # OpenRouter
+    retype(tab.cost, "abc1.2.3")
+    problem = tab.problems["daily_cost_limit_usd"]
+    assert problem.isVisible() and "amount in USD" in problem.text()
+    click_row(tab.order, 0)  # away and back: the text and its problem are still there
+    click_row(tab.order, 1)
+    assert tab.cost.text() == "abc1.2.3" and problem.isVisible()
+    click_row(tab.order, 0)
+    click(window.save_button)
+    assert config_file.read_text() == before and saved == []
+    assert "OpenRouter's USD a day" in window.error.text() and window.error.isVisible()
+    assert tab.order.currentRow() == 1 and window.focusWidget() is tab.cost
+    assert "Traceback" not in caplog.text
+    retype(tab.cost, "2.50")
+    assert not problem.isVisible()
+    retype(tab.requests, "12x")
+    assert tab.problems["daily_request_limit"].isVisible()
+    retype(tab.requests, "1000")
+    click(window.save_button)
+    assert load_config(config_file).provider("openrouter").daily_cost_limit_usd == 2.5
+    assert load_config(config_file).provider("openrouter").daily_request_limit == 1000
+    assert saved and not window.error.isVisible()
+
+
+@pytest.mark.parametrize("text", ["abc1.2.3", "1.2.3", "-1", "1e3", "nan", "inf", "2,50", "٣"])
+def test_usd_a_day_takes_only_an_amount(text):
+    from desktop.settings_fields import FieldProblem, read_usd
+
+    with pytest.raises(FieldProblem):
+        read_usd(text)
+
+
+def test_field_readers_take_what_they_show_and_give_a_problem_or_a_value():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from desktop.settings_fields import FieldProblem, read_address, read_count, read_usd
+
+    @given(st.text(max_size=20))
+    def any_text(text):
+        for read in (read_count, read_usd, read_address):
+            try:
+                value = read(text)
+            except FieldProblem as exc:
+                assert str(exc)
+                continue
+            if read is read_count:
+                assert value is None or 0 <= value <= 2**31 - 1
+            elif read is read_usd:
+                assert value is None or 0 <= value <= 1_000_000
+            else:
+                assert value.startswith(("http://", "https://")) and " " not in value
+
+    @given(st.integers(0, 2**31 - 1), st.decimals(0, 999_999, places=2))
+    def shown_values_read_back(count, usd):
+        assert read_count(str(count)) == count
+        assert read_usd(f"{usd:f}") == pytest.approx(float(usd))
+
+    any_text()
+    shown_values_read_back()
+
+
+async def test_regenerate_with_the_endpoint_off_says_when_the_token_applies(window, keyring_store):
+    window.show()
+    window.tabs.setCurrentIndex(2)
+    window._endpoint_token = lambda: None  # the endpoint is off in this app
+    click(window.regenerate)
+    box = window.confirmation
+    click(next(b for b in box.buttons() if b.text() == "Make a new token"))
+    await settle()
+    stored = keyring_store.entries[("exo-bridge", "local-token")]
+    assert stored and "takes it when it is turned on" in window.token_note.text()
+    assert stored not in window.token_note.text() and window.token.text() == ""
+
+
+async def test_regenerate_is_off_when_the_token_comes_from_the_environment(
+        qapp, config_file, tmp_path, monkeypatch):
+    from desktop.bridge import Bridge
+    from desktop.windows.settings import SettingsWindow
+
+    monkeypatch.setenv("EXO_BRIDGE_TOKEN", "t" * 32)
+    async with Router(load_config(config_file)) as router:
+        win = SettingsWindow(Bridge(router), SettingsDocument(config_file), Autostart(tmp_path),
+                             endpoint_token=lambda: "t" * 32)
+        assert not win.regenerate.isEnabled() and "EXO_BRIDGE_TOKEN" in win.regenerate.toolTip()
+        win.close()

@@ -86,14 +86,23 @@ async def test_keyboard_flow_key_saved_and_tested_paid_choice_written_and_answer
     assert row.field.text() == ""  # never shown again
     press(window)  # an empty field: Enter is Next
     assert window.currentPage() is window.paid_page
-    assert window.paid_page.allowed.isChecked()  # the config's own value
-    window.paid_page.local.setChecked(True)
-    press(window)
+    paid = window.paid_page
+    # nothing chosen for the user: the file does not say, so the assistant asks
+    assert not paid.allowed.isChecked() and not paid.local.isChecked()
+    press(window)  # Enter: no Next before a choice
+    assert window.currentPage() is window.paid_page
+    QTest.keyClick(paid.allowed, Qt.Key.Key_Space)  # Allowed, by keyboard
+    limit = paid.limits["openrouter"]
+    assert paid.allowed.isChecked() and limit.isEnabled() and limit.text() == "1.00"  # suggested
+    press(window)  # the suggestion confirmed
     assert window.currentPage() is window.test_page
     text = path.read_text()
-    assert text.startswith("# my own notes\n") and "allow_paid_failover = false" in text
-    assert load_config(path).allow_paid_failover is False
-    assert window.bridge.router.config.allow_paid_failover is False  # live
+    assert text.startswith("# my own notes\n") and "allow_paid_failover = true" in text
+    config = load_config(path)
+    assert config.allow_paid_failover is True
+    assert config.provider("openrouter").daily_cost_limit_usd == 1.0
+    live = window.bridge.router.config  # in use at once
+    assert live.allow_paid_failover is True and live.provider("openrouter").daily_cost_limit_usd == 1.0
     press(window.test_page.question)  # Enter asks the question shown
     await until(lambda: window.test_page.outcome is not None)
     assert "Hello from the fake provider" in window.test_page.answer.text()
@@ -114,9 +123,10 @@ async def test_exo_found_elsewhere_is_offered_and_written_first(wizard_for, exo,
     config = load_config(path)
     assert config.provider("exo").base_urls == (exo.origin, closed)
     assert path.read_text().startswith("# my own notes\n")
-    assert window.restart_needed and "restarts" in page.found_label.text()
+    assert window.wrote and "in use now" in page.found_label.text()
+    assert window.bridge.router.config.provider("exo").base_urls[0] == exo.origin  # at once
     press(window, Qt.Key.Key_Escape)  # Esc: cancel
-    assert restarts == [True]  # the app restarts on the new address
+    assert restarts == [True]  # the app catches up with the file (in place)
     window.present()  # Set up… again: from the first page, on the file as it is now
     assert window.currentPage() is window.exo_page and window.isVisible()
     assert window.document.config.provider("exo").base_urls[0] == exo.origin
@@ -224,3 +234,31 @@ def test_the_tray_menu_has_set_up(qapp, tmp_path):
         tray.menu.deleteLater()
         tray.deleteLater()
         qapp.processEvents()
+
+
+async def test_a_typed_daily_limit_is_checked_and_local_only_needs_none(
+        wizard_for, exo, openrouter, hf):
+    from tests.test_settings import click, retype
+
+    window, path = await wizard_for([exo.origin], [exo.origin], openrouter.base_url, hf.base_url)
+    window.next()
+    window.next()
+    paid = window.paid_page
+    assert window.currentPage() is paid
+    click(paid.allowed)
+    limit = paid.limits["openrouter"]
+    retype(limit, "abc1.2.3")
+    assert paid.problems["openrouter"].isVisible() and not paid.isComplete()
+    assert not window.button(window.WizardButton.NextButton).isEnabled()
+    retype(limit, "")  # empty: no limit, the user's own choice
+    assert paid.isComplete()
+    click(paid.local)
+    assert not limit.isEnabled() and paid.isComplete()
+    click(window.button(window.WizardButton.NextButton))
+    assert window.currentPage() is window.test_page
+    config = load_config(path)
+    assert config.allow_paid_failover is False
+    assert config.provider("openrouter").daily_cost_limit_usd is None  # not written for local only
+    assert window.bridge.router.config.allow_paid_failover is False
+    window.back()  # back again: the choice written is the one shown
+    assert paid.local.isChecked() and not paid.allowed.isChecked()

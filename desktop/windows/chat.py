@@ -10,6 +10,7 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +29,16 @@ from PySide6.QtWidgets import (
 
 from desktop.appearance import Colours, colours
 from desktop.bridge import Bridge
-from router import Config, NoProviderAvailable, Result, RoutingError, router_guidance, usd
+from desktop.windows.chat_paid import NextAnswer, PaidQuestion, next_answer
+from router import (
+    PAID_WAITS,
+    Config,
+    NoProviderAvailable,
+    Result,
+    RoutingError,
+    router_guidance,
+    usd,
+)
 
 RENDER_MS = 33  # repaint a streaming answer at most ~30 times a second
 _CODE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
@@ -187,6 +197,12 @@ class ChatWindow(QWidget):
         self.new_chat.clicked.connect(self.clear)
         self.status = QLabel("")  # the chosen model's route (each answer has its own footer)
         self.status.setWordWrap(True)
+        self.next_line = QLabel("")  # who the next answer comes from; paid said plainly
+        self.next_line.setWordWrap(True)
+        self.paid_question = PaidQuestion()  # before the first paid answer of the day
+        self.paid_day: date | None = None  # the day the user said yes to paid answers
+        for signal in (bridge.health_changed, bridge.request_finished, bridge.failover):
+            signal.connect(lambda _event: self._show_route())
         self._layout()
         self._show_route()
         self._dirty = False
@@ -208,6 +224,8 @@ class ChatWindow(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.transcript, 1)
         layout.addWidget(self.status)
+        layout.addWidget(self.next_line)
+        layout.addWidget(self.paid_question)
         layout.addLayout(bottom)
         # Tab from the prompt: Send, the model, New chat, the answers (their links), back.
         for first, second in ((self.prompt, self.send), (self.send, self.model),
@@ -271,10 +289,16 @@ class ChatWindow(QWidget):
         item.setFont(font)
 
     def _show_route(self) -> None:
-        text = route_text(self.model.currentText().strip(), self.bridge.router.config,
-                          self.bridge.router.known_models())
+        model = self.model.currentText().strip()
+        text = route_text(model, self.bridge.router.config, self.bridge.router.known_models())
         if self.status.text() != text:
             self.status.setText(text)
+        coming = next_answer(self.bridge.router, model)
+        if self.next_line.text() != coming.line:
+            self.next_line.setText(coming.line)
+            font = self.next_line.font()
+            font.setBold(coming.paid)
+            self.next_line.setFont(font)
 
     # -- keys -----------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
@@ -307,6 +331,13 @@ class ChatWindow(QWidget):
             self._fit_prompt()
         super().changeEvent(event)
 
+    def take_config(self) -> None:
+        """The router's config changed in place (Settings): names, models and the route line
+        follow it; the conversation stays."""
+        self.names = {p.id: p.name for p in self.bridge.router.config.providers}
+        self.refresh_models()
+        self._show_route()
+
     def open(self) -> None:
         self.refresh_models()
         self._show_route()
@@ -327,14 +358,39 @@ class ChatWindow(QWidget):
         self.ask(Turn(text))
 
     def ask(self, turn: Turn) -> None:
-        self._remember_model(self.model.currentText().strip())
+        """Send the turn; when its answer would be the first paid one of the day, ask first."""
+        model = self.model.currentText().strip()
+        self._remember_model(model)
+        coming = next_answer(self.bridge.router, model)
+        if coming.paid and not self.paid_agreed():
+            self._ask_to_pay(turn, coming)
+            return
         self.turns.append(turn)
-        request = {"model": self.model.currentText().strip() or None,
-                   "messages": self._messages()}
+        request = {"model": model or None, "messages": self._messages()}
         self.send.setText("Stop")
         self._timer.start()
-        self.task = self.bridge.run(self._stream(turn, request))
+        self.task = self.bridge.run(self._stream(turn, request, paid=self.paid_agreed()))
         self.task.add_done_callback(lambda _: self._finished())
+
+    def paid_agreed(self) -> bool:
+        """Whether the user said yes to paid answers today (the budget's day, UTC)."""
+        return self.paid_day == self.bridge.router.budget.now().date()
+
+    def _ask_to_pay(self, turn: Turn, coming: NextAnswer) -> None:
+        """The question stays in the prompt box while the chat asks (seen, and kept on No)."""
+        if not self.prompt.toPlainText().strip():
+            self.prompt.setPlainText(turn.prompt)
+
+        def yes() -> None:
+            self.paid_day = self.bridge.router.budget.now().date()
+            if self.prompt.toPlainText().strip() == turn.prompt.strip():
+                self.prompt.clear()
+            self.ask(Turn(turn.prompt))
+
+        def no() -> None:
+            self.prompt.setFocus()
+
+        self.paid_question.ask(coming, yes, no)
 
     def _remember_model(self, model: str) -> None:
         """Recent pass-through ids join the aliases in the picker."""
@@ -351,9 +407,9 @@ class ChatWindow(QWidget):
                 messages.append({"role": "assistant", "content": turn.answer})
         return messages
 
-    async def _stream(self, turn: Turn, request: dict[str, Any]) -> None:
+    async def _stream(self, turn: Turn, request: dict[str, Any], paid: bool = True) -> None:
         try:
-            async with self.bridge.router.stream(request) as stream:
+            async with self.bridge.router.stream(request, paid=paid) as stream:
                 async for chunk in stream:
                     for choice in chunk["choices"]:
                         delta = choice["delta"]
@@ -365,6 +421,9 @@ class ChatWindow(QWidget):
             turn.footer = footer_text(stream.result, self.names)
             turn.attempts = attempts_text(stream.result.attempts)
         except RoutingError as exc:
+            if not paid and any(a.detail == PAID_WAITS for a in exc.attempts):
+                self._paid_waits(turn)  # the free way failed on the way: ask, then send
+                return
             turn.error = str(exc)
             turn.attempts = attempts_text(exc.attempts)
             if isinstance(exc, NoProviderAvailable):
@@ -376,6 +435,18 @@ class ChatWindow(QWidget):
         finally:
             turn.done = True
             self._dirty = True
+
+    def _paid_waits(self, turn: Turn) -> None:
+        """Only a paid provider could answer this turn (found out on the way): it leaves the
+        transcript, and the user is asked before it is sent again."""
+        if turn in self.turns:
+            self.turns.remove(turn)
+        self._show_route()
+        coming = next_answer(self.bridge.router, self.model.currentText().strip())
+        if not coming.paid:  # what is known now does not say who: say what happened
+            coming = NextAnswer("", True, "a paid provider", "The free providers did not answer",
+                                "within its daily limits")
+        self._ask_to_pay(turn, coming)
 
     def stop(self) -> None:
         if self.task is not None:

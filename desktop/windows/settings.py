@@ -5,10 +5,11 @@ Widgets never touch httpx or the keychain: they call desktop.operations through 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIntValidator, QKeyEvent
+from PySide6.QtGui import QDesktopServices, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -25,17 +27,27 @@ from PySide6.QtWidgets import (
 
 from desktop.autostart import Autostart
 from desktop.bridge import Bridge
-from desktop.operations import KeyOperations, new_endpoint_token
+from desktop.operations import KeyOperations, new_endpoint_token, token_from_environment
+from desktop.settings_fields import (
+    SUGGESTED_USD_A_DAY,
+    FieldProblem,
+    read_address,
+    read_count,
+    read_usd,
+)
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
+from desktop.windows.field_problem import problem_label
 from router import Config, ConfigError, HealthState, Secret, Snapshot
 
+LIMIT_FIELDS = {"daily_request_limit": ("&Requests a day", read_count),
+                "daily_token_limit": ("&Tokens a day", read_count),
+                "daily_cost_limit_usd": ("&USD a day", read_usd)}  # Alt+R, Alt+T, Alt+U
 
-def _number(text: str) -> int | None:
-    return int(text) if text.strip() else None
 
-
-def _money(text: str) -> float | None:
-    return float(text) if text.strip() else None
+def _shown_value(name: str, value: int | float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if name == "daily_cost_limit_usd" else str(value)
 
 
 class ProvidersTab(QWidget):
@@ -46,20 +58,27 @@ class ProvidersTab(QWidget):
         self.up, self.down = QPushButton("Up"), QPushButton("Down")
         self.enabled, self.paid = QCheckBox("Enabled"), QCheckBox("Paid (needs consent to fail over to)")
         self.requests, self.tokens, self.cost = QLineEdit(), QLineEdit(), QLineEdit()
+        self.fields = {"daily_request_limit": self.requests, "daily_token_limit": self.tokens,
+                       "daily_cost_limit_usd": self.cost}
+        self.problems = {name: problem_label() for name in self.fields}
         for field, hint in ((self.requests, "no limit"), (self.tokens, "no limit"),
                             (self.cost, "no limit (USD)")):
             field.setPlaceholderText(hint)
-        self.requests.setValidator(QIntValidator(0, 10**9))
-        self.tokens.setValidator(QIntValidator(0, 2**31 - 1))
         self.urls = QListWidget()
         self.url_entry = QLineEdit()
         self.url_entry.setPlaceholderText("http://host:52415")
+        self.url_problem = problem_label()
         self.add_url, self.remove_url = QPushButton("Add node"), QPushButton("Remove node")
+        self.typed: dict[str, dict[str, str]] = {}  # provider id -> field -> text with a problem
         self._layout()
         self.order.currentRowChanged.connect(self._show)
         self.up.clicked.connect(lambda: self._move(-1))
         self.down.clicked.connect(lambda: self._move(1))
         self.add_url.clicked.connect(self._add_url)
+        self.url_entry.returnPressed.connect(self._add_url)
+        self.url_entry.textEdited.connect(lambda _text: self._check_address(quiet_if_empty=True))
+        for name, field in self.fields.items():
+            field.textEdited.connect(lambda _text, name=name: self._check(name))
         self.remove_url.clicked.connect(self._remove_url)
         self._current = -1
         self._fill_order()
@@ -69,6 +88,7 @@ class ProvidersTab(QWidget):
         """Show these edits, forgetting the form's own (Cancel)."""
         row = max(0, self.order.currentRow())
         self.edits = edits
+        self.typed = {}
         self._current = -1
         self._fill_order()
         self.order.setCurrentRow(min(row, len(edits) - 1))
@@ -93,18 +113,30 @@ class ProvidersTab(QWidget):
         form = QFormLayout()
         form.addRow(self.enabled)
         form.addRow(self.paid)
-        form.addRow("Requests a day", self.requests)
-        form.addRow("Tokens a day", self.tokens)
-        form.addRow("USD a day", self.cost)
+        for name, (words, _read) in LIMIT_FIELDS.items():
+            label = QLabel(words)
+            label.setBuddy(self.fields[name])  # its Alt+letter goes to the field itself
+            form.addRow(label, self._with_problem(self.fields[name], self.problems[name]))
         form.addRow("Addresses", self.urls)
         url_row = QHBoxLayout()
         url_row.addWidget(self.url_entry)
         url_row.addWidget(self.add_url)
         url_row.addWidget(self.remove_url)
         form.addRow(url_row)
+        form.addRow(self.url_problem)
         layout = QHBoxLayout(self)
         layout.addLayout(left, 1)
         layout.addLayout(form, 2)
+
+    @staticmethod
+    def _with_problem(field: QLineEdit, problem: QLabel) -> QWidget:
+        cell = QWidget()
+        column = QVBoxLayout(cell)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(field)
+        column.addWidget(problem)
+        return cell
 
     def _fill_order(self) -> None:
         self.order.clear()
@@ -113,14 +145,18 @@ class ProvidersTab(QWidget):
     def _show(self, row: int) -> None:
         self.collect()
         self._current = row
+        self.url_problem.hide()
         if row < 0:
             return
         edit = self.edits[row]
         self.enabled.setChecked(edit.enabled)
         self.paid.setChecked(edit.paid)
-        self.requests.setText("" if edit.daily_request_limit is None else str(edit.daily_request_limit))
-        self.tokens.setText("" if edit.daily_token_limit is None else str(edit.daily_token_limit))
-        self.cost.setText("" if edit.daily_cost_limit_usd is None else f"{edit.daily_cost_limit_usd:g}")
+        self.cost.setPlaceholderText(f"no limit (suggested: {SUGGESTED_USD_A_DAY:.2f})"
+                                     if edit.paid else "no limit (USD)")
+        typed = self.typed.get(edit.id, {})
+        for name, field in self.fields.items():
+            field.setText(typed.get(name, _shown_value(name, getattr(edit, name))))
+            self._check(name)
         self.urls.clear()
         self.urls.addItems(edit.base_urls)
         several = edit.several_nodes
@@ -128,17 +164,55 @@ class ProvidersTab(QWidget):
         self.remove_url.setEnabled(several)
         self.url_entry.setEnabled(several)
 
+    def _check(self, name: str) -> bool:
+        """Check one limit field as it stands: its problem shown beside it, or hidden."""
+        field, problem = self.fields[name], self.problems[name]
+        try:
+            LIMIT_FIELDS[name][1](field.text())
+        except FieldProblem as exc:
+            problem.setText(str(exc))
+            problem.show()
+            field.setAccessibleDescription(str(exc))
+            return False
+        problem.hide()
+        field.setAccessibleDescription("")
+        return True
+
     def collect(self) -> None:
-        """Write the form back into the edit it shows."""
+        """Write the form back into the edit it shows; a field whose text has a problem keeps
+        that text (shown again, and Save refuses) and leaves the edit's value as it was."""
         if not 0 <= self._current < len(self.edits):
             return
         edit = self.edits[self._current]
         edit.enabled = self.enabled.isChecked()
         edit.paid = self.paid.isChecked()
-        edit.daily_request_limit = _number(self.requests.text())
-        edit.daily_token_limit = _number(self.tokens.text())
-        edit.daily_cost_limit_usd = _money(self.cost.text())
+        typed = self.typed.setdefault(edit.id, {})
+        for name, field in self.fields.items():
+            try:
+                setattr(edit, name, LIMIT_FIELDS[name][1](field.text()))
+                typed.pop(name, None)
+            except FieldProblem:
+                typed[name] = field.text()
+        if not typed:
+            del self.typed[edit.id]
         edit.base_urls = [self.urls.item(i).text() for i in range(self.urls.count())]
+
+    def first_problem(self) -> tuple[int, str, str] | None:
+        """(row, field, what is wrong) of the first field whose text has a problem, else None."""
+        self.collect()
+        for row, edit in enumerate(self.edits):
+            for name, text in self.typed.get(edit.id, {}).items():
+                try:
+                    LIMIT_FIELDS[name][1](text)
+                except FieldProblem as exc:
+                    words = LIMIT_FIELDS[name][0].replace("&", "")
+                    return row, name, f"{edit.name}'s {words}: {exc}"
+        return None
+
+    def focus_problem(self, row: int, name: str) -> None:
+        self.order.setCurrentRow(row)
+        self.fields[name].setFocus()
+        self.fields[name].selectAll()
 
     def _move(self, step: int) -> None:
         row = self.order.currentRow()
@@ -151,11 +225,28 @@ class ProvidersTab(QWidget):
         self._fill_order()
         self.order.setCurrentRow(target)
 
+    def _check_address(self, quiet_if_empty: bool = False) -> str | None:
+        text = self.url_entry.text()
+        if quiet_if_empty and not text.strip():
+            self.url_problem.hide()
+            return None
+        try:
+            url = read_address(text)
+        except FieldProblem as exc:
+            self.url_problem.setText(str(exc))
+            self.url_problem.show()
+            return None
+        self.url_problem.hide()
+        return url
+
     def _add_url(self) -> None:
-        url = self.url_entry.text().strip().rstrip("/")
-        if url:
+        url = self._check_address()
+        if url is None:
+            self.url_entry.setFocus()
+            return
+        if url not in [self.urls.item(i).text() for i in range(self.urls.count())]:
             self.urls.addItem(url)
-            self.url_entry.clear()
+        self.url_entry.clear()
 
     def _remove_url(self) -> None:
         if self.urls.count() > 1 and self.urls.currentRow() >= 0:
@@ -206,8 +297,25 @@ class KeyRow(QWidget):
         self.bridge.run(self.keys.remove(self.provider_id), lambda _: self.refresh())
 
 
+def confirm(parent: QWidget, title: str, text: str, yes: str,
+            then: Callable[[], object]) -> QMessageBox:
+    """Ask before something that cannot be undone; ``then`` runs on yes. Cancel is the default
+    (Enter, Esc). Window-modal and not a nested event loop (the asyncio loop runs on)."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, f"<b>{html.escape(title)}</b>",
+                      QMessageBox.StandardButton.NoButton, parent)
+    box.setInformativeText(html.escape(text))
+    box.setObjectName("confirm")
+    accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.buttonClicked.connect(lambda button: then() if button is accept else None)
+    box.open()
+    return box
+
+
 class SettingsWindow(QWidget):
     saved = Signal(object)  # the new Config
+    token_regenerated = Signal(object)  # the new endpoint token (a Secret): use it at once
 
     def __init__(self, bridge: Bridge, document: SettingsDocument, autostart: Autostart,
                  endpoint_token: Callable[[], str | None]):
@@ -235,6 +343,7 @@ class SettingsWindow(QWidget):
         layout.addWidget(self.tabs)
         layout.addLayout(buttons)
         self.providers: ProvidersTab | None = None
+        self.confirmation: QMessageBox | None = None  # the question open now, if any
         self.key_rows: list[KeyRow] = []
         self.load()
 
@@ -287,6 +396,7 @@ class SettingsWindow(QWidget):
         self.hide()
         if self.providers is None or self.document.config is None:
             return
+        self.error.hide()  # a "Not saved" of the edits forgotten now
         self.providers.reset(self.document.providers())
         server = self.document.server()
         self.endpoint_enabled.setChecked(server.enabled)
@@ -346,27 +456,55 @@ class SettingsWindow(QWidget):
         self.token = QLineEdit()
         self.token.setReadOnly(True)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
-        show, regenerate = QPushButton("Show"), QPushButton("Regenerate")
-        show.clicked.connect(self._show_token)
-        regenerate.clicked.connect(self._regenerate)
+        self.show_token, self.regenerate = QPushButton("Show"), QPushButton("Regenerate…")
+        self.show_token.clicked.connect(self._show_token)
+        self.regenerate.clicked.connect(self._regenerate)
+        self.token_note = QLabel("")  # what a regeneration did (never in the Token field)
+        self.token_note.setWordWrap(True)
+        self.token_note.hide()
+        if (variable := token_from_environment()) is not None:
+            self.regenerate.setEnabled(False)
+            self.regenerate.setToolTip(f"The token is ${variable}: change it there")
         form.addRow(self.endpoint_enabled)
         form.addRow("Port", self.port)
         form.addRow("Token", self.token)
         row = QHBoxLayout()
-        row.addWidget(show)
-        row.addWidget(regenerate)
+        row.addWidget(self.show_token)
+        row.addWidget(self.regenerate)
         form.addRow(row)
+        form.addRow(self.token_note)
         return tab
 
     def _show_token(self) -> None:
         token = self._endpoint_token()
-        self.token.setText(token or "(the endpoint is off)")
+        if token is None:
+            self.token.clear()
+            self.token.setPlaceholderText("(the endpoint is off)")
+        else:
+            self.token.setText(token)
         self.token.setEchoMode(QLineEdit.EchoMode.Normal)
 
     def _regenerate(self) -> None:
-        self.bridge.run(new_endpoint_token(),
-                        lambda _secret: self.token.setText("new token saved; it applies when the "
-                                                           "endpoint restarts"))
+        """A new token, after the user says yes: in use at once, the old one refused."""
+        self.confirmation = confirm(
+            self, "Make a new endpoint token?",
+            "Apps that use the local endpoint with the current token will be refused (401) "
+            "from now on, until you give them the new one (Copy endpoint token in the tray "
+            "menu, or `exo-bridge token`).", "Make a new token",
+            lambda: self.bridge.run(new_endpoint_token(), self._regenerated))
+
+    def _regenerated(self, token: Secret) -> None:
+        self.token_regenerated.emit(token)
+        shown = self.token.echoMode() == QLineEdit.EchoMode.Normal
+        self.token.clear()
+        if shown:
+            self._show_token()
+        running = self._endpoint_token() is not None
+        self.token_note.setText(
+            ("New token in use now; the old one is refused. " if running else
+             "New token saved; the endpoint (off now) takes it when it is turned on. ")
+            + "Give it to your apps: Copy endpoint token in the tray menu, or `exo-bridge token`.")
+        self.token_note.show()
 
     def _general_tab(self) -> QWidget:
         tab = QWidget()
@@ -395,7 +533,14 @@ class SettingsWindow(QWidget):
 
     def save(self) -> None:
         assert self.providers is not None
-        self.providers.collect()
+        problem = self.providers.first_problem()
+        if problem is not None:  # said beside the field too; the file is left as it was
+            row, name, words = problem
+            self.error.setText(f"Not saved: {words}")
+            self.error.show()
+            self.tabs.setCurrentWidget(self.providers)
+            self.providers.focus_problem(row, name)
+            return
         server = ServerEdit(self.endpoint_enabled.isChecked(), self.port.value())
         try:
             config: Config = self.document.save(

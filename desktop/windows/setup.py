@@ -32,7 +32,9 @@ from PySide6.QtWidgets import (
 
 from desktop.bridge import Bridge
 from desktop.operations import KeyOperations, SetupOperations, TestAnswer
+from desktop.settings_fields import SUGGESTED_USD_A_DAY, FieldProblem, read_usd
 from desktop.settings_model import SettingsDocument
+from desktop.windows.field_problem import problem_label
 from router import (
     Advice,
     ConfigError,
@@ -171,10 +173,8 @@ class ExoPage(QWizardPage):
             return
         url = self.offered.url
         if self.owner.write(lambda doc: doc.use_address(exo.id, url)):
-            self.owner.restart_needed = True
             self.use.setVisible(False)
-            self.found_label.set(self.found_label.source_html + "<p>Saved. Exo Bridge restarts "
-                                 "on it when you finish this assistant.</p>")
+            self.found_label.set(self.found_label.source_html + "<p>Saved, and in use now.</p>")
 
 
 # -- b. keys ---------------------------------------------------------------------------------
@@ -256,36 +256,110 @@ class KeysPage(QWizardPage):
 
 # -- c. paid failover -----------------------------------------------------------------------
 class PaidPage(QWizardPage):
+    """May a paid provider answer when exo cannot? Nothing is preselected until the file says
+    so (the user chooses); allowing it comes with a daily USD limit per paid provider, a
+    suggestion filled in that the user confirms or changes."""
+
     def __init__(self, wizard: SetupWindow):
         super().__init__()
         self.owner = wizard
         self.setTitle("Paid failover")
-        paid = [p.name for p in wizard.bridge.router.config.providers if p.paid] or ["none"]
-        self.setSubTitle(f"May a paid provider ({', '.join(paid)}) answer when exo cannot?")
-        self.allowed = QRadioButton("Allowed: fail over to paid providers, within their daily "
-                                    "limits (every cent is recorded in the cost graph)")
+        self.allowed = QRadioButton("Allowed: fail over to paid providers, within a daily USD "
+                                    "limit (every cent is recorded in the cost graph)")
         self.local = QRadioButton("Local only: never spend money; free providers still answer")
         self.group = QButtonGroup(self)
         self.group.addButton(self.allowed)
         self.group.addButton(self.local)
+        self.limits: dict[str, QLineEdit] = {}
+        self.problems: dict[str, QLabel] = {}
+        self.limit_rows = QGridLayout()
         self.note = _Text("", lines=2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.allowed)
+        layout.addLayout(self.limit_rows)
         layout.addWidget(self.local)
         layout.addWidget(self.note, 1)
+        self.group.buttonToggled.connect(lambda _button, _on: self._follow_choice())
+
+    def _paid(self) -> list[ProviderConfig]:
+        return [p for p in self.owner.bridge.router.config.providers if p.paid and p.enabled]
+
+    def _fill_limits(self) -> None:
+        """One "at most … USD a day" field per paid provider: its limit, or the suggestion."""
+        while self.limit_rows.count():
+            item = self.limit_rows.takeAt(0)
+            if item is not None and (widget := item.widget()) is not None:
+                widget.deleteLater()
+        self.limits, self.problems = {}, {}
+        for row, provider in enumerate(self._paid()):
+            limit = provider.daily_cost_limit_usd
+            field = QLineEdit(f"{SUGGESTED_USD_A_DAY if limit is None else limit:.2f}")
+            field.setPlaceholderText("no limit")
+            field.setAccessibleName(f"{provider.name}: at most this many USD a day")
+            label = QLabel(f"{provider.name}: at most")
+            label.setBuddy(field)
+            problem = problem_label()
+            field.textEdited.connect(lambda _text, pid=provider.id: self._check(pid))
+            self.limit_rows.addWidget(label, row * 2, 0)
+            self.limit_rows.addWidget(field, row * 2, 1)
+            self.limit_rows.addWidget(QLabel("USD a day" + ("" if limit is not None
+                                                            else " (suggested)")), row * 2, 2)
+            self.limit_rows.addWidget(problem, row * 2 + 1, 1, 1, 2)
+            self.limits[provider.id], self.problems[provider.id] = field, problem
+        self.limit_rows.setContentsMargins(24, 0, 0, 0)  # under "Allowed", indented
 
     def initializePage(self) -> None:
-        allowed = self.owner.bridge.router.config.allow_paid_failover
-        (self.allowed if allowed else self.local).setChecked(True)
-        (self.allowed if allowed else self.local).setFocus()
-        self.note.set(html.escape(f"Written as allow_paid_failover in {self.owner.config_path()}."))
+        paid = [p.name for p in self._paid()] or ["none"]
+        self.setSubTitle(f"May a paid provider ({', '.join(paid)}) answer when exo cannot? "
+                         "Choose one.")
+        self._fill_limits()
+        chosen = self.owner.document.paid_failover_chosen()
+        self.group.setExclusive(False)  # so that neither can be checked: nothing chosen yet
+        self.allowed.setChecked(chosen is True)
+        self.local.setChecked(chosen is False)
+        self.group.setExclusive(True)
+        (self.local if chosen is False else self.allowed).setFocus()
+        self._follow_choice()
+        self.note.set(html.escape(f"Written as allow_paid_failover and daily_cost_limit_usd in "
+                                  f"{self.owner.config_path()}. The chat asks before the first "
+                                  "paid answer of each day."))
+
+    def _follow_choice(self) -> None:
+        for field in self.limits.values():
+            field.setEnabled(self.allowed.isChecked())
+        self.completeChanged.emit()
+
+    def _check(self, provider_id: str) -> bool:
+        field, problem = self.limits[provider_id], self.problems[provider_id]
+        try:
+            read_usd(field.text())
+        except FieldProblem as exc:
+            problem.setText(str(exc))
+            problem.show()
+            self.completeChanged.emit()
+            return False
+        problem.hide()
+        self.completeChanged.emit()
+        return True
+
+    def isComplete(self) -> bool:
+        if self.local.isChecked():
+            return True
+        return self.allowed.isChecked() and all(self._valid(f.text()) for f in self.limits.values())
+
+    @staticmethod
+    def _valid(text: str) -> bool:
+        try:
+            read_usd(text)
+        except FieldProblem:
+            return False
+        return True
 
     def validatePage(self) -> bool:
         allowed = self.allowed.isChecked()
-        if not self.owner.write(lambda doc: doc.set_paid_failover(allowed)):
-            return False
-        self.owner.setup.allow_paid_failover(allowed)
-        return True
+        limits = {pid: read_usd(field.text()) for pid, field in self.limits.items()} \
+            if allowed else None
+        return self.owner.write(lambda doc: doc.set_paid_failover(allowed, limits))
 
 
 # -- d. test question -----------------------------------------------------------------------
@@ -312,9 +386,6 @@ class TestPage(QWizardPage):
 
     def initializePage(self) -> None:
         self.question.setFocus()
-        if self.owner.restart_needed:
-            self.who.set("exo's new address is used after the restart (when you press Finish); "
-                         "this question goes the current way.")
 
     def ask(self) -> None:
         text = self.question.text().strip()
@@ -343,8 +414,9 @@ class TestPage(QWizardPage):
 
 # -- the assistant ---------------------------------------------------------------------------
 class SetupWindow(QWizard):
-    """``done_setup(restart)``: emitted when the assistant closes (finished or cancelled);
-    ``restart`` says the running router must restart to use what was written."""
+    """``done_setup(wrote)``: emitted when the assistant closes (finished or cancelled);
+    ``wrote`` says the config file was changed (the running router took each change on at
+    once; the app catches up with the file)."""
 
     done_setup = Signal(bool)
 
@@ -353,7 +425,7 @@ class SetupWindow(QWizard):
         super().__init__()
         self.bridge, self.document = bridge, document
         self.setup = setup or SetupOperations(bridge.router)
-        self.restart_needed = False
+        self.wrote = False  # the config file was changed (the app takes it on when it closes)
         self.setWindowTitle("Exo Bridge — Set up")
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
@@ -396,6 +468,9 @@ class SetupWindow(QWizard):
             self.problem = str(exc)
             self.bridge.error.emit(f"The config was not changed: {exc}")
             return False
+        assert self.document.config is not None
+        self.setup.take(self.document.config)  # in use at once (exo's address, consent, limits)
+        self.wrote = True
         return True
 
     def present(self) -> None:
@@ -416,4 +491,4 @@ class SetupWindow(QWizard):
             self.document.ensure_written()
         except (ConfigError, OSError) as exc:
             self.bridge.error.emit(f"The config file could not be written: {exc}")
-        self.done_setup.emit(self.restart_needed)
+        self.done_setup.emit(self.wrote)
