@@ -63,6 +63,51 @@ __all__ = ["LEDGER_FILE", "Hold", "HoldAsk", "Ledger", "LedgerUnavailable", "Lim
            "bucket_ms", "rows_for"]
 
 
+class _Waiting:
+    """A request waiting for its hold, as the budget thread and the request's loop share it:
+    exactly one of them releases a new hold granted to a request that went away."""
+
+    __slots__ = ("_lock", "answer", "ask", "gone", "granted", "loop")
+
+    def __init__(self, ask: HoldAsk, loop: asyncio.AbstractEventLoop):
+        self.ask = ask
+        self.loop = loop
+        self.answer: asyncio.Future[Granted] = loop.create_future()
+        self._lock = threading.Lock()
+        self.gone = False
+        self.granted: str | None = None
+
+    def deliver(self, result: object) -> bool:
+        """In the budget thread: hand the result to the request; False (the caller releases
+        it) for a new hold whose request is gone."""
+        new = self.ask.reservation is None and isinstance(result, str)
+        with self._lock:
+            if self.gone:
+                return not new
+            if new:
+                self.granted = result  # type: ignore[assignment]
+        try:
+            self.loop.call_soon_threadsafe(self._answered, result)
+        except RuntimeError:  # its loop is closed: nobody will use it
+            return not new
+        return True
+
+    def _answered(self, result: object) -> None:
+        if self.answer.done():  # cancelled meanwhile: leave() gave the hold back
+            return
+        if isinstance(result, BaseException):
+            self.answer.set_exception(result)
+        else:
+            self.answer.set_result(result)  # type: ignore[arg-type]
+
+    def leave(self) -> str | None:
+        """On the request's loop, as it is cancelled: the new hold granted to it, if any (the
+        caller releases it); any later one is released by the budget thread."""
+        with self._lock:
+            self.gone = True
+            return self.granted
+
+
 class Ledger:
     def __init__(self, path: Path, *, on_problem: Callable[[str | None], None] | None = None):
         self.path = path
@@ -412,31 +457,16 @@ class Ledger:
         many concurrent requests). Raises LedgerUnavailable when the ledger cannot take it."""
         if self.problem:
             raise LedgerUnavailable(self.problem)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Granted] = loop.create_future()
-
-        def reply(result: object) -> None:  # in the budget thread
-            try:
-                loop.call_soon_threadsafe(self._answered, ask, answer, result)
-            except RuntimeError:  # the loop is gone: nobody will use it
-                self._unclaimed(ask, result)
-
+        waiting = _Waiting(ask, asyncio.get_running_loop())
         self._start_holder()
-        self._holds.put((ask, reply))
-        return await answer
-
-    def _answered(self, ask: HoldAsk, answer: asyncio.Future[Granted], result: object) -> None:
-        if answer.done():  # the request was cancelled while its hold was decided
-            self._unclaimed(ask, result)
-        elif isinstance(result, BaseException):
-            answer.set_exception(result)
-        else:
-            answer.set_result(result)  # type: ignore[arg-type]
-
-    def _unclaimed(self, ask: HoldAsk, result: object) -> None:
-        """A new hold granted to a request that is gone: it never runs, the hold goes."""
-        if ask.reservation is None and isinstance(result, str):
-            self.release(result)
+        self._holds.put((ask, waiting))
+        try:
+            return await waiting.answer
+        except asyncio.CancelledError:  # the request went away: a hold granted already goes
+            granted = waiting.leave()
+            if granted is not None:
+                self.release(granted)
+            raise
 
     def settle(self, reservation: str, used: Hold) -> None:
         """The attempt holding ``reservation`` ended having used ``used``: the hold becomes
@@ -472,26 +502,31 @@ class Ledger:
                 batch.append(item)
             self._decide(batch)
 
-    def _decide(self, batch: list[tuple[Change, Callable[[object], None] | None]]) -> None:
-        """Holds, settles and releases, in the order they came, in one transaction. Never
-        raises: the budget thread must outlive any error (a hold it cannot decide is refused)."""
-        results: list[object]
+    def _decide(self, batch: list[tuple[Change, _Waiting | None]]) -> None:
+        """Holds, settles and releases, in the order they came, in one transaction (a hold
+        whose request went away is not taken; one granted as it went away is released at
+        once). Never raises: the budget thread must outlive any error (a hold it cannot
+        decide is refused)."""
+        batch = [(change, waiting) for change, waiting in batch
+                 if waiting is None or not waiting.gone]
+        results = self._changed([change for change, _ in batch])
+        unclaimed = [result for (_, waiting), result in zip(batch, results, strict=True)
+                     if waiting is not None and not waiting.deliver(result)]
+        self._changed([Release(granted) for granted in unclaimed if isinstance(granted, str)])
+
+    def _changed(self, changes: list[Change]) -> list[object]:
+        if not changes:
+            return []
         try:
             with self._write_lock:
                 conn = self._connection("_budget_conn", _RESERVE_BUSY_S)
-                results = list(store.reserve(conn, self.owner, [ask for ask, _ in batch]))
+                return list(store.reserve(conn, self.owner, changes))
         except sqlite3.Error as exc:
-            results = [store.classify(self.path, exc)] * len(batch)
+            return [store.classify(self.path, exc)] * len(changes)
         except Exception as exc:
             log.exception("the budget's holds could not be decided")
-            results = [LedgerUnavailable(f"the usage ledger could not decide a budget hold "
-                                         f"({type(exc).__name__}: {exc})")] * len(batch)
-        for (_, reply), result in zip(batch, results, strict=True):
-            if reply is not None:
-                try:
-                    reply(result)
-                except Exception:
-                    log.exception("a budget hold's answer could not be given")
+            return [LedgerUnavailable(f"the usage ledger could not decide a budget hold "
+                                      f"({type(exc).__name__}: {exc})")] * len(changes)
 
     def write_now(self, rows: Sequence[Values]) -> int:
         """Insert rows at once, in the caller's thread (bulk loads: benchmarks, tests)."""
