@@ -500,7 +500,10 @@ class Ledger:
                     self._holds.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            self._decide(batch)
+            try:
+                self._decide(batch)
+            except Exception:  # never expected: _decide answers every error itself
+                log.exception("the budget thread hit an unexpected error; it goes on")
 
     def _decide(self, batch: list[tuple[Change, _Waiting | None]]) -> None:
         """Holds, settles and releases, in the order they came, in one transaction (a hold
