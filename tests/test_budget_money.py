@@ -137,20 +137,24 @@ def limited_config(exo, openrouter, hf, limit: int):
     return parse_config(text, "t")
 
 
-async def hang_ups(router: Router, ledger: Ledger, count: int, seed: int) -> None:
-    """``count`` clients that go away at random moments while their holds are being decided
-    (another process holds the ledger's write lock meanwhile, as a busy `serve` may)."""
+async def hang_ups(router: Router, ledger: Ledger, count: int, seed: int, *,
+                   locked: bool = True) -> None:
+    """``count`` clients that go away at random moments, in waves of 48; ``locked``: while
+    another process holds the ledger's write lock, so all land while their holds are decided
+    (as next to a busy `serve`)."""
     rng = random.Random(seed)
     for _wave in range(count // 48):
         other = sqlite3.connect(ledger.path, timeout=5, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
+        if locked:
+            other.execute("BEGIN IMMEDIATE")
         tasks = [asyncio.ensure_future(router.chat(ASK)) for _ in range(48)]
         for delay in sorted(rng.uniform(0, 0.04) for _ in tasks):
             await asyncio.sleep(delay / len(tasks))
             rng.choice([t for t in tasks if not t.done()] or tasks).cancel()
         for task in tasks:
             task.cancel()
-        other.execute("ROLLBACK")
+        if locked:
+            other.execute("ROLLBACK")
         other.close()
         await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -188,6 +192,21 @@ async def test_480_hang_ups_leave_the_full_days_limit(tmp_path, exo, openrouter,
     assert answered == 29  # 0 before: the holds granted after the hang-ups stayed
     assert (written, held) == (30, 0)
     assert len(openrouter.chat_requests) == 30
+
+
+async def test_hang_ups_at_any_moment_leave_no_hold(tmp_path, exo, openrouter, hf):
+    exo.stop()
+    hf.stop()
+    ledger = Ledger.in_dir(tmp_path / "data")
+    try:
+        async with Router(limited_config(exo, openrouter, hf, 1000), ledger=ledger) as router:
+            await hang_ups(router, ledger, 480, seed=26, locked=False)
+            used, held = todays_calls(ledger, "openrouter")
+    finally:
+        ledger.close()
+    assert held == 0  # 6 before (each counted until the process ended, then all day)
+    # a hang-up after its hold counts as a call (it may have reached the provider), once
+    assert len(openrouter.chat_requests) <= used <= 480
 
 
 # -- 5: the writer never dies silently ---------------------------------------------------------
