@@ -162,15 +162,18 @@ class Budget:
                    tokens: int, cost: float) -> str | None:
         """A hold in this process: without a ledger, or while it cannot take one (it may be
         read-only); what the ledger last knew of today counts too."""
-        used, held = self._counts(provider.id)
-        before = self._ledger_knows(provider.id)
-        over = passed(self._limits(provider, before, used, held, requests=requests,
+        over = passed(self._limits(provider, *self._used_or_held(provider.id), requests=requests,
                                    tokens=tokens, cost=cost), growth=requests == 0)
         if over is not None:
             return self._over(provider, *over)
-        held.add(requests, tokens, cost)
+        self._counts(provider.id)[1].add(requests, tokens, cost)
         reservation.here = True
         return None
+
+    def _used_or_held(self, provider_id: str) -> tuple[DayCounts, DayCounts, DayCounts]:
+        """Today's use as the limits see it: what the ledger last read (every process's rows
+        and holds), and what this process used and holds itself."""
+        return (self._ledger_knows(provider_id), *self._counts(provider_id))
 
     def _ledger_knows(self, provider_id: str) -> DayCounts:
         """Today's use by every process, as the ledger last read it (written and held)."""
@@ -242,9 +245,9 @@ class Budget:
 
     # -- showing ----------------------------------------------------------------------------
     def exhausted(self, provider: ProviderConfig) -> str | None:
-        """Why the provider is over budget right now, or None."""
-        spent = self.today(provider.id)
-        for limit, total, _want, unit in self._limits(provider, spent):
+        """Why the provider is over budget right now (used or held, as a new request would be
+        refused), or None."""
+        for limit, total, _want, unit in self._limits(provider, *self._used_or_held(provider.id)):
             if limit is not None and total >= limit:
                 return f"over budget: {unit}s {total:g}/{limit:g}; resets {self._reset_text()}"
         return None

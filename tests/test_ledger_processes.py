@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -144,6 +145,11 @@ def test_asks_killed_mid_answer_still_count_against_the_limit(exo, openrouter, h
         held = ledger.query("SELECT count(*) FROM reservations")[0][0]
     finally:
         ledger.close()
+    status = subprocess.run([EXE, "status", "--json", "--config", str(config)], text=True,
+                            capture_output=True, env=subprocess_env(
+                                EXO_BRIDGE_DATA_DIR=str(data), OPENROUTER_API_KEY=OR_KEY))
+    shown = {p["id"]: p for p in json.loads(status.stdout)["providers"]}["openrouter"]
+    assert shown["detail"].startswith("over budget: requests 5/5")  # as the limit sees it
     if signum == signal.SIGKILL:  # nothing could be recorded: the holds count all day
         assert (rows, held) == ([], 5)
     else:  # stopped as Ctrl-C stops it: the cut answer is recorded, the hold replaced
