@@ -437,12 +437,17 @@ class Ledger:
             return self.today_day == datetime.now(UTC).date().isoformat()
         day = datetime.now(UTC).date().isoformat()
         try:
-            totals = store.read_only_totals(self.path, day)
+            totals = store.read_only_totals(self.path, day, self._journaled())
         except (sqlite3.Error, OSError) as exc:
             log.warning("today's totals could not be read from %s either: %s", self.path, exc)
             return False
         self.today, self.today_day = totals, day
         return True
+
+    def _journaled(self) -> list[Values]:
+        """The rows in stopped processes' journals (read, not replayed: nothing can be written)."""
+        return [item for path in journal.orphans(self.directory, self.owner)
+                for item in journal.read_rows(path) if not isinstance(item, journal.Unusable)]
 
     def _refresh_today(self) -> None:
         if self._conn is None:

@@ -364,26 +364,45 @@ def day_totals(conn: sqlite3.Connection, day: str) -> dict[str, tuple[Hold, Hold
     return found
 
 
-def read_only_totals(path: Path, day: str) -> dict[str, tuple[Hold, Hold]]:
-    """``day_totals`` of a ledger that cannot be written (a read-only disk): opened read-only,
-    else as immutable (what a WAL not checkpointed holds is then not seen)."""
-    if not path.is_file():
-        return {}
+def read_only_totals(path: Path, day: str,
+                     journaled: Sequence[Values] = ()) -> dict[str, tuple[Hold, Hold]]:
+    """``day_totals`` of a ledger that cannot be written (a read-only disk), with the rows of
+    ``journaled`` (stopped processes' journals) it does not have yet, each in place of its
+    hold. Opened read-only, else as immutable (a WAL not checkpointed is then not seen)."""
     failure: sqlite3.Error | None = None
-    for mode in ("mode=ro", "immutable=1"):
+    for mode in ("mode=ro", "immutable=1") if path.is_file() else ():
         try:
             conn = sqlite3.connect(f"{path.absolute().as_uri()}?{mode}", uri=True)
         except sqlite3.Error as exc:
             failure = exc
             continue
         try:
-            return day_totals(conn, day)
+            return _with_journaled(conn, day_totals(conn, day), day, journaled)
         except sqlite3.Error as exc:
             failure = exc
         finally:
             conn.close()
-    assert failure is not None
-    raise failure
+    if failure is not None:
+        raise failure
+    return _with_journaled(None, {}, day, journaled)
+
+
+def _with_journaled(conn: sqlite3.Connection | None, totals: dict[str, tuple[Hold, Hold]],
+                    day: str, journaled: Sequence[Values]) -> dict[str, tuple[Hold, Hold]]:
+    zero = Hold(0, 0, 0.0)
+    for r in journaled:
+        if r[1] != day or (conn is not None and conn.execute(
+                "SELECT 1 FROM attempts WHERE uid = ?", (r[UID],)).fetchone() is not None):
+            continue
+        written, held = totals.get(r[5], (zero, zero))
+        written = Hold(written.requests + r[7], written.tokens + r[9] + r[10],
+                       written.cost_usd + r[12])
+        hold = conn.execute("SELECT tokens, cost_usd FROM reservations WHERE id = ?",
+                            (r[RESERVATION],)).fetchone() if conn is not None else None
+        if hold is not None:  # the row replaces its hold
+            held = Hold(held.requests - 1, held.tokens - hold[0], held.cost_usd - hold[1])
+        totals[r[5]] = (written, held)
+    return totals
 
 
 def release_owner(conn: sqlite3.Connection, owner: str, today: str) -> int:
