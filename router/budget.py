@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from router.budget_rule import Check, passed
 from router.config import Config, ProviderConfig
 from router.errors import Attempt
 from router.events import BudgetAlert, BudgetLevel, EventHub
@@ -58,6 +59,7 @@ class Reservation:
     growable: bool = False  # no max_tokens, but a limit: hold more as the answer streams
     price: Price | None = None
     id: str | None = None  # the ledger's hold, deleted with the attempt's row
+    here: bool = False  # held in this process (no ledger, or one that cannot take holds now)
 
 
 def utc_now() -> datetime:
@@ -158,12 +160,31 @@ class Budget:
 
     def _hold_here(self, provider: ProviderConfig, reservation: Reservation, requests: int,
                    tokens: int, cost: float) -> str | None:
-        used, held = self._counts(provider.id)
-        for limit, spent, want, unit in self._limits(provider, used, held, requests, tokens, cost):
-            if want and spent + want > limit:
-                return self._over(provider, unit, spent, limit)
-        held.add(requests, tokens, cost)
+        """A hold in this process: without a ledger, or while it cannot take one (it may be
+        read-only); what the ledger last knew of today counts too."""
+        over = passed(self._limits(provider, *self._used_or_held(provider.id), requests=requests,
+                                   tokens=tokens, cost=cost), growth=requests == 0)
+        if over is not None:
+            return self._over(provider, *over)
+        self._counts(provider.id)[1].add(requests, tokens, cost)
+        reservation.here = True
         return None
+
+    def _used_or_held(self, provider_id: str) -> tuple[DayCounts, DayCounts, DayCounts]:
+        """Today's use as the limits see it: what the ledger last read (every process's rows
+        and holds), and what this process used and holds itself."""
+        return (self._ledger_knows(provider_id), *self._counts(provider_id))
+
+    def _ledger_knows(self, provider_id: str) -> DayCounts:
+        """Today's use by every process, as the ledger last read it (written and held)."""
+        if self.ledger is None or self.ledger.today_day != self._roll().isoformat():
+            return DayCounts()
+        written, held = self.ledger.today.get(provider_id) or (None, None)
+        counts = DayCounts()
+        for part in (written, held):
+            if part is not None:
+                counts.add(part.requests, part.tokens, part.cost_usd)
+        return counts
 
     def _over(self, provider: ProviderConfig, unit: str, spent: float, limit: float) -> str:
         self._alert(provider, BudgetLevel.EXHAUSTED, f"{unit} {spent:g}/{limit:g} today")
@@ -171,25 +192,33 @@ class Budget:
                 f"resets {self._reset_text()}")
 
     @staticmethod
-    def _limits(provider: ProviderConfig, used: DayCounts, held: DayCounts,
-                requests: int, tokens: int, cost: float) -> list[tuple[float, float, float, str]]:
-        checks: list[tuple[float, float, float, str]] = []
+    def _limits(provider: ProviderConfig, *counts: DayCounts, requests: int = 0, tokens: int = 0,
+                cost: float = 0.0) -> list[Check]:
+        """Each limit the provider has, with today's use (the sum of ``counts``) and the want."""
+        checks: list[Check] = []
         if provider.daily_request_limit is not None:
-            checks.append((provider.daily_request_limit, used.requests + held.requests, requests,
-                           "request"))
+            checks.append((provider.daily_request_limit, sum(c.requests for c in counts),
+                           requests, "request"))
         if provider.daily_token_limit is not None:
-            checks.append((provider.daily_token_limit, used.tokens + held.tokens, tokens, "token"))
+            checks.append((provider.daily_token_limit, sum(c.tokens for c in counts), tokens,
+                           "token"))
         if provider.daily_cost_limit_usd is not None:
-            checks.append((provider.daily_cost_limit_usd, used.cost_usd + held.cost_usd, cost, "USD"))
+            checks.append((provider.daily_cost_limit_usd, sum(c.cost_usd for c in counts), cost,
+                           "USD"))
         return checks
 
     def settle(self, reservation: Reservation, attempt: Attempt, provider: ProviderConfig) -> None:
-        """Replace the reservation by what the attempt really used (with a ledger, its row does
-        that in SQLite; here only the alerts are checked)."""
+        """Replace the reservation by what the attempt really used, at once: the next hold
+        decided sees the real cost, not the estimate (in the ledger the hold takes it until
+        the attempt's row, written soon after, replaces it)."""
         today = self._roll()
-        if self.ledger is None and limited(provider) and reservation.day == today:
-            usage = attempt.usage or {}
-            tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+        usage = attempt.usage or {}
+        tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+        if reservation.id is not None and self.ledger is not None:
+            from router.ledger import Hold
+
+            self.ledger.settle(reservation.id, Hold(1, tokens, attempt.cost_usd))
+        elif reservation.here and reservation.day == today:
             used, held = self._counts(reservation.provider)
             held.add(1, reservation.tokens, reservation.cost_usd, sign=-1)
             used.add(1, tokens, attempt.cost_usd)
@@ -201,7 +230,7 @@ class Budget:
             usage = attempt.usage or {}
             spent = DayCounts(spent.requests + 1, spent.tokens + int(usage.get("total_tokens") or 0),
                               spent.cost_usd + attempt.cost_usd)
-        for limit, total, _want, unit in self._limits(provider, spent, DayCounts(), 0, 0, 0.0):
+        for limit, total, _want, unit in self._limits(provider, spent):
             if limit and total >= limit:
                 self._alert(provider, BudgetLevel.EXHAUSTED, f"{unit} {total:g}/{limit:g} today")
             elif limit and total >= ALERT_AT * limit:
@@ -216,10 +245,10 @@ class Budget:
 
     # -- showing ----------------------------------------------------------------------------
     def exhausted(self, provider: ProviderConfig) -> str | None:
-        """Why the provider is over budget right now, or None."""
-        spent = self.today(provider.id)
-        for limit, total, _want, unit in self._limits(provider, spent, DayCounts(), 0, 0, 0.0):
-            if total >= limit:
+        """Why the provider is over budget right now (used or held, as a new request would be
+        refused), or None."""
+        for limit, total, _want, unit in self._limits(provider, *self._used_or_held(provider.id)):
+            if limit is not None and total >= limit:
                 return f"over budget: {unit}s {total:g}/{limit:g}; resets {self._reset_text()}"
         return None
 

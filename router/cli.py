@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -165,7 +166,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 async def _ask(config: Config, request: dict[str, Any], *, stream: bool, as_json: bool) -> int:
     with _ledger() as ledger:
-        return await _ask_with(Router(config, ledger=ledger), request, stream=stream, as_json=as_json)
+        return await _unless_stopped(_ask_with(Router(config, ledger=ledger), request,
+                                               stream=stream, as_json=as_json))
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, int]) -> int:
+    """SIGTERM and SIGHUP end ``ask`` as Ctrl-C does: the answer in flight is cancelled and
+    recorded with what it used (killed outright, its budget hold would count all day)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    handled = []
+    for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+                loop.add_signal_handler(signum, stop, signum)
+                handled.append(signum)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        print(f"exo-bridge: stopped by {signal.Signals(received[0]).name}; what the answer "
+              "used so far is recorded", file=sys.stderr)
+        return 128 + received[0]
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as_json: bool) -> int:

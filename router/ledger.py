@@ -10,10 +10,17 @@ write transaction that counts every process's rows and holds.
 
 The writer never dies and never loops: a row SQLite refuses is quarantined; a full, read-only,
 locked or missing ledger keeps the rows in memory (and the journal, if it can be written) and
-is retried; meanwhile ``problem`` says what is wrong, the path and the fix, and the router uses
-no paid provider (their spending could not be recorded). A damaged file is found by ``PRAGMA
-quick_check`` soon after start (and daily), moved aside (never deleted), and a new one started
-with what is still readable of today's rows, so today's budgets still hold.
+is retried; an unexpected error is logged and the turn tried again after a pause; meanwhile
+``problem`` says what is wrong, the path and the fix, and the router uses no paid provider
+(their spending could not be recorded). A ledger that cannot be written is read read-only, so
+today's totals still hold. A damaged file is found by ``PRAGMA quick_check`` when any process
+opens it (and daily), moved aside (never deleted), and a new one started with what is still
+readable of today's rows, so today's budgets still hold.
+
+One place owns a budget hold's life (``hold``, ``settle``, ``release``, decided in order by
+one thread): granted, it becomes the attempt's real usage when the attempt ends, then its row
+replaces it; one granted to a request cancelled meanwhile is released; one of a process that
+died without a row counts until the day ends.
 """
 
 from __future__ import annotations
@@ -34,10 +41,12 @@ from router import ledger_journal as journal
 from router import ledger_store as store
 from router.errors import LedgerCorrupt, LedgerUnavailable
 from router.ledger_rows import Row, Values, bucket_ms, rows_for
-from router.ledger_store import Granted, Hold, HoldAsk, Limits
+from router.ledger_store import Change, Granted, Hold, HoldAsk, Limits, Release, Settle
 from router.processes import owner_alive, owner_id
 
 log = logging.getLogger(__name__)
+
+_WRITER_FAULT = "the usage ledger's writer"
 
 LEDGER_FILE = "usage.sqlite3"
 _BATCH = 5000
@@ -47,18 +56,56 @@ _HOUSEKEEPING_S = 30.0  # orphaned journals and holds of processes that are gone
 _CHECK_EVERY_S = 86400.0  # PRAGMA quick_check
 _MEMORY_ROWS = 500_000  # rows kept in memory while nothing can be written (about 150 MB)
 _RESERVE_BUSY_S = 2.0
+_FAULTS_TO_CLOSE = 3  # unexpected errors in a row before the writer says it cannot record
+_FAULT_BACKOFF_S = (0.25, 30.0)  # first and longest wait after an unexpected error
 
 __all__ = ["LEDGER_FILE", "Hold", "HoldAsk", "Ledger", "LedgerUnavailable", "Limits", "Row",
            "bucket_ms", "rows_for"]
 
 
-def _settle(answer: asyncio.Future[Granted], result: object) -> None:
-    if answer.done():  # the request was cancelled meanwhile
-        return
-    if isinstance(result, BaseException):
-        answer.set_exception(result)
-    else:
-        answer.set_result(result)  # type: ignore[arg-type]
+class _Waiting:
+    """A request waiting for its hold, as the budget thread and the request's loop share it:
+    exactly one of them releases a new hold granted to a request that went away."""
+
+    __slots__ = ("_lock", "answer", "ask", "gone", "granted", "loop")
+
+    def __init__(self, ask: HoldAsk, loop: asyncio.AbstractEventLoop):
+        self.ask = ask
+        self.loop = loop
+        self.answer: asyncio.Future[Granted] = loop.create_future()
+        self._lock = threading.Lock()
+        self.gone = False
+        self.granted: str | None = None
+
+    def deliver(self, result: object) -> bool:
+        """In the budget thread: hand the result to the request; False (the caller releases
+        it) for a new hold whose request is gone."""
+        new = self.ask.reservation is None and isinstance(result, str)
+        with self._lock:
+            if self.gone:
+                return not new
+            if new:
+                self.granted = result  # type: ignore[assignment]
+        try:
+            self.loop.call_soon_threadsafe(self._answered, result)
+        except RuntimeError:  # its loop is closed: nobody will use it
+            return not new
+        return True
+
+    def _answered(self, result: object) -> None:
+        if self.answer.done():  # cancelled meanwhile: leave() gave the hold back
+            return
+        if isinstance(result, BaseException):
+            self.answer.set_exception(result)
+        else:
+            self.answer.set_result(result)  # type: ignore[arg-type]
+
+    def leave(self) -> str | None:
+        """On the request's loop, as it is cancelled: the new hold granted to it, if any (the
+        caller releases it); any later one is released by the budget thread."""
+        with self._lock:
+            self.gone = True
+            return self.granted
 
 
 class Ledger:
@@ -82,9 +129,12 @@ class Ledger:
         self._holds: queue.SimpleQueue[Any] = queue.SimpleQueue()  # budget holds to decide
         self._holder: threading.Thread | None = None
         self._pending: list[Values] = []
+        self._taken: list[Any] = []  # taken from the queue by the writer, not yet done with
+        self._closing = False
+        self._stop_backoff = threading.Event()
         self._next_try = 0.0
         self._next_housekeeping = 0.0
-        self._next_check = time.monotonic() + 1.0
+        self._next_check = time.monotonic() + _CHECK_EVERY_S  # checked at open, then daily
         self._open()
         self._writer = threading.Thread(target=self._write_loop, name="exo-bridge-ledger",
                                         daemon=True)
@@ -96,6 +146,9 @@ class Ledger:
 
     @property
     def can_record(self) -> bool:
+        if self.problem is None and not self._writer.is_alive() and not self._closing:
+            self._set_problem(f"{_WRITER_FAULT} stopped; restart exo-bridge (paid providers are "
+                              "off until then)")
         return self.problem is None
 
     @property
@@ -113,7 +166,8 @@ class Ledger:
             self._journal = self._journal or journal.Journal(self.directory, self.owner)
         except (LedgerUnavailable, OSError) as exc:
             problem = exc if isinstance(exc, LedgerUnavailable) else store.unavailable(self.path, exc)
-            self._set_problem(str(problem))
+            kept = " (today's use so far still counts)" if self._read_only_totals() else ""
+            self._set_problem(f"{problem}; nothing new can be recorded{kept}")
             return False
         self._conn = conn
         try:
@@ -178,7 +232,9 @@ class Ledger:
         done.wait(timeout)
 
     def close(self) -> None:
+        self._closing = True
         self._queue.put(None)
+        self._stop_backoff.set()
         self._writer.join(15)
         with self._lock:
             if self._journal is not None:
@@ -198,22 +254,63 @@ class Ledger:
                 conn.close()
 
     def _write_loop(self) -> None:
-        while True:
-            batch = self._next_batch()
-            for entry in batch:
-                if isinstance(entry, list):
-                    self._keep(entry)
-                elif entry == "check":
-                    self._next_check = 0.0
-            self._write_pending()
-            self._housekeeping()
-            for entry in batch:
-                if isinstance(entry, threading.Event):
-                    entry.set()
-            if any(entry is None for entry in batch):
-                if self._conn is not None:
-                    self._conn.close()
-                return
+        """Turns until closed. An unexpected error is logged and the turn tried again after a
+        pause (nothing taken from the queue is lost); when they keep coming, ``problem`` says
+        so, and paid providers are off until a turn succeeds. Should the thread end anyway,
+        ``problem`` says that too."""
+        faults = 0
+        try:
+            while True:
+                try:
+                    if self._turn():
+                        return
+                except Exception as exc:  # never let the writer die: every row would be lost
+                    faults += 1
+                    self._writer_fault(exc, faults)
+                    continue
+                if faults:
+                    faults = 0
+                    if self.problem is not None and self.problem.startswith(_WRITER_FAULT):
+                        self._set_problem(None)
+        finally:
+            if not self._closing:
+                self._set_problem(f"{_WRITER_FAULT} stopped; restart exo-bridge (paid providers "
+                                  "are off until then)")
+
+    def _turn(self) -> bool:
+        """One turn of the writer: take what is queued, write, housekeeping. True when closed."""
+        if not self._taken:
+            self._next_batch()
+        waiting: list[Any] = []
+        for entry in self._taken:
+            if isinstance(entry, list):
+                self._keep(entry)
+            elif entry == "check":
+                self._next_check = 0.0
+            else:
+                waiting.append(entry)
+        self._taken = waiting  # rows and checks are taken in; flushes and close wait for the end
+        self._write_pending()
+        self._housekeeping()
+        self._taken = []
+        for entry in waiting:
+            if isinstance(entry, threading.Event):
+                entry.set()
+        if any(entry is None for entry in waiting):
+            if self._conn is not None:
+                self._conn.close()
+            return True
+        return False
+
+    def _writer_fault(self, exc: Exception, faults: int) -> None:
+        log.error("the usage ledger's writer hit an unexpected error (%s: %s); it goes on",
+                  type(exc).__name__, exc, exc_info=faults == 1)
+        if faults >= _FAULTS_TO_CLOSE:
+            self._set_problem(f"{_WRITER_FAULT} keeps failing ({type(exc).__name__}: {exc}); "
+                              "it retries, paid providers are off until it records again")
+        first, longest = _FAULT_BACKOFF_S
+        with contextlib.suppress(Exception):  # the clock itself may be what fails
+            self._stop_backoff.wait(min(longest, first * 2 ** (faults - 1)))
 
     def _keep(self, values: list[Values]) -> None:
         self._pending.extend(values)
@@ -223,25 +320,25 @@ class Ledger:
             log.error("the usage ledger could not be written for too long: %d rows dropped from "
                       "memory (they are still in the journal if it could be written)", dropped)
 
-    def _next_batch(self) -> list[Any]:
-        """What is queued: rows, flush events, None (close). Empty after a retry tick."""
+    def _next_batch(self) -> None:
+        """Take what is queued (rows, flush events, None: close) into ``_taken`` as it is
+        taken, so an error meanwhile loses nothing. Nothing after a retry tick."""
         wait = 1.0 if self._pending or self.problem else max(
             0.05, min(_HOUSEKEEPING_S, self._next_check - time.monotonic()))
         try:
             item = self._queue.get(timeout=wait)
         except queue.Empty:
-            return []
+            return
+        self._taken.append(item)
         if isinstance(item, list):
             # Rows are already durable in the journal: gather a batch before waking SQLite,
             # so the writer takes the GIL rarely instead of once per request.
             time.sleep(_BATCH_WAIT_S)
-        batch: list[Any] = [item]
-        while len(batch) < _BATCH:
+        while len(self._taken) < _BATCH:
             try:
-                batch.append(self._queue.get_nowait())
+                self._taken.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        return batch
 
     def _write_pending(self) -> None:
         if time.monotonic() < self._next_try:
@@ -307,8 +404,11 @@ class Ledger:
                 log.warning("ledger housekeeping failed: %s", exc)
 
     def _adopt_orphans(self) -> None:
-        """Rows journaled by processes that are gone go in (once); their holds are released."""
+        """Rows journaled by processes that are gone go in (once), each deleting its hold.
+        A hold of today left without a row (the process was killed mid-answer) still counts
+        until the day ends; older ones are dropped."""
         assert self._conn is not None
+        today = datetime.now(UTC).date().isoformat()
         for path in journal.orphans(self.directory, self.owner):
             good: list[Values] = []
             for item in journal.read_rows(path):
@@ -319,16 +419,35 @@ class Ledger:
             with self._write_lock:
                 if good:
                     store.insert(self._conn, good, self._refused, replay=True)
-                store.release_owner(self._conn, path.stem)
+                store.release_owner(self._conn, path.stem, today)
             path.unlink(missing_ok=True)
-        for owner in store.owners(self._conn):
+        for owner in store.owners(self._conn, today):
             if owner != self.owner and not owner_alive(owner):
                 with self._write_lock:
-                    store.release_owner(self._conn, owner)
+                    store.release_owner(self._conn, owner, today)
 
     def _refused_line(self, reason: str, line: str) -> None:
         log.error("a journal line was quarantined: %s", reason)
         journal.quarantine(self.directory, reason, line)
+
+    def _read_only_totals(self) -> bool:
+        """Today's totals from the file as it is, opened read-only, when it cannot be written:
+        the day's limits still hold on what was used before (True if it could be read)."""
+        if self._conn is not None:
+            return self.today_day == datetime.now(UTC).date().isoformat()
+        day = datetime.now(UTC).date().isoformat()
+        try:
+            totals = store.read_only_totals(self.path, day, self._journaled())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("today's totals could not be read from %s either: %s", self.path, exc)
+            return False
+        self.today, self.today_day = totals, day
+        return True
+
+    def _journaled(self) -> list[Values]:
+        """The rows in stopped processes' journals (read, not replayed: nothing can be written)."""
+        return [item for path in journal.orphans(self.directory, self.owner)
+                for item in journal.read_rows(path) if not isinstance(item, journal.Unusable)]
 
     def _refresh_today(self) -> None:
         if self._conn is None:
@@ -343,11 +462,30 @@ class Ledger:
         many concurrent requests). Raises LedgerUnavailable when the ledger cannot take it."""
         if self.problem:
             raise LedgerUnavailable(self.problem)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Granted] = loop.create_future()
+        waiting = _Waiting(ask, asyncio.get_running_loop())
         self._start_holder()
-        self._holds.put((ask, lambda result: loop.call_soon_threadsafe(_settle, answer, result)))
-        return await answer
+        self._holds.put((ask, waiting))
+        try:
+            return await waiting.answer
+        except asyncio.CancelledError:  # the request went away: a hold granted already goes
+            granted = waiting.leave()
+            if granted is not None:
+                self.release(granted)
+            raise
+
+    def settle(self, reservation: str, used: Hold) -> None:
+        """The attempt holding ``reservation`` ended having used ``used``: the hold becomes
+        that at once (before any later hold of this process is decided), until its row,
+        written soon after, replaces it."""
+        self._change(Settle(reservation, used))
+
+    def release(self, reservation: str) -> None:
+        """A hold that no attempt will use (its request was cancelled before it ran)."""
+        self._change(Release(reservation))
+
+    def _change(self, change: Change) -> None:
+        self._start_holder()
+        self._holds.put((change, None))
 
     def _start_holder(self) -> None:
         if self._holder is None:
@@ -367,18 +505,36 @@ class Ledger:
                     self._holds.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            self._decide(batch)
+            try:
+                self._decide(batch)
+            except Exception:  # never expected: _decide answers every error itself
+                log.exception("the budget thread hit an unexpected error; it goes on")
 
-    def _decide(self, batch: list[tuple[HoldAsk, Callable[[object], None]]]) -> None:
-        results: list[object]
+    def _decide(self, batch: list[tuple[Change, _Waiting | None]]) -> None:
+        """Holds, settles and releases, in the order they came, in one transaction (a hold
+        whose request went away is not taken; one granted as it went away is released at
+        once). Never raises: the budget thread must outlive any error (a hold it cannot
+        decide is refused)."""
+        batch = [(change, waiting) for change, waiting in batch
+                 if waiting is None or not waiting.gone]
+        results = self._changed([change for change, _ in batch])
+        unclaimed = [result for (_, waiting), result in zip(batch, results, strict=True)
+                     if waiting is not None and not waiting.deliver(result)]
+        self._changed([Release(granted) for granted in unclaimed if isinstance(granted, str)])
+
+    def _changed(self, changes: list[Change]) -> list[object]:
+        if not changes:
+            return []
         try:
             with self._write_lock:
                 conn = self._connection("_budget_conn", _RESERVE_BUSY_S)
-                results = list(store.reserve(conn, self.owner, [ask for ask, _ in batch]))
+                return list(store.reserve(conn, self.owner, changes))
         except sqlite3.Error as exc:
-            results = [store.classify(self.path, exc)] * len(batch)
-        for (_, reply), result in zip(batch, results, strict=True):
-            reply(result)
+            return [store.classify(self.path, exc)] * len(changes)
+        except Exception as exc:
+            log.exception("the budget's holds could not be decided")
+            return [LedgerUnavailable(f"the usage ledger could not decide a budget hold "
+                                      f"({type(exc).__name__}: {exc})")] * len(changes)
 
     def write_now(self, rows: Sequence[Values]) -> int:
         """Insert rows at once, in the caller's thread (bulk loads: benchmarks, tests)."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from router.budget_rule import passed
 from router.errors import LedgerCorrupt, LedgerUnavailable
 from router.ledger_journal import PRIVATE
 from router.ledger_rows import (
@@ -79,7 +80,8 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def open_checked(path: Path) -> sqlite3.Connection:
-    """Open and migrate; raises LedgerCorrupt for a damaged file, LedgerUnavailable otherwise."""
+    """Open, check (``PRAGMA quick_check``: the one check every process makes at start) and
+    migrate; raises LedgerCorrupt for a damaged file, LedgerUnavailable otherwise."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -93,6 +95,9 @@ def open_checked(path: Path) -> sqlite3.Connection:
         raise classify(path, exc) from None
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        damage = quick_check(conn)  # every process, at start: a damaged file is not used
+        if damage is not None:
+            raise sqlite3.DatabaseError(f"quick_check: {damage} (database disk image is malformed)")
         migrate(conn)
         with transaction(conn):  # a read-only file or directory fails here, not at the first row
             pass
@@ -261,16 +266,39 @@ class HoldAsk:
     reservation: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """An attempt has ended: its hold becomes what it really used (1 request, its tokens and
+    cost), at once, so the next hold decided sees it before the attempt's row lands."""
+
+    reservation: str
+    used: Hold
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A hold nobody will use (granted to a request that was cancelled meanwhile)."""
+
+    reservation: str
+
+
 Granted = str | tuple[str, float, float]  # the hold's id, or (unit, spent, limit) when over
+Change = HoldAsk | Settle | Release
 
 
-def reserve(conn: sqlite3.Connection, owner: str, asks: Sequence[HoldAsk]) -> list[Granted]:
-    """Hold each ask against its day's limits, counting every process's rows and holds, in one
-    write transaction (the asks that came together are decided together, in order)."""
-    results: list[Granted] = []
+def reserve(conn: sqlite3.Connection, owner: str, asks: Sequence[Change]) -> list[Granted | None]:
+    """Decide each change in order, in one write transaction: a hold against its day's limits,
+    counting every process's rows and holds (the asks that came together are decided together);
+    a settle or a release (None for those)."""
+    results: list[Granted | None] = []
     with transaction(conn):
         spent: dict[tuple[str, str], Hold] = {}
         for ask in asks:
+            if not isinstance(ask, HoldAsk):
+                _change(conn, ask)
+                spent.clear()  # a total may have changed
+                results.append(None)
+                continue
             key = (ask.provider, ask.day)
             now = spent[key] if key in spent else totals(conn, ask.provider, ask.day)
             over = _over(ask, now)
@@ -284,14 +312,20 @@ def reserve(conn: sqlite3.Connection, owner: str, asks: Sequence[HoldAsk]) -> li
     return results
 
 
+def _change(conn: sqlite3.Connection, change: Settle | Release) -> None:
+    if isinstance(change, Release):
+        conn.execute("DELETE FROM reservations WHERE id = ?", (change.reservation,))
+    else:  # no row yet: the hold is its usage now (a row already written deleted it: no-op)
+        conn.execute("UPDATE reservations SET tokens = ?, cost_usd = ? WHERE id = ?",
+                     (change.used.tokens, change.used.cost_usd, change.reservation))
+
+
 def _over(ask: HoldAsk, spent: Hold) -> tuple[str, float, float] | None:
     limits, want = ask.limits, ask.want
-    for limit, used, more, unit in ((limits.requests, spent.requests, want.requests, "request"),
-                                    (limits.tokens, spent.tokens, want.tokens, "token"),
-                                    (limits.cost_usd, spent.cost_usd, want.cost_usd, "USD")):
-        if limit is not None and more and used + more > limit:
-            return unit, used, limit
-    return None
+    return passed(((limits.requests, spent.requests, want.requests, "request"),
+                   (limits.tokens, spent.tokens, want.tokens, "token"),
+                   (limits.cost_usd, spent.cost_usd, want.cost_usd, "USD")),
+                  growth=ask.reservation is not None)
 
 
 def _hold(conn: sqlite3.Connection, owner: str, ask: HoldAsk) -> str:
@@ -330,14 +364,61 @@ def day_totals(conn: sqlite3.Connection, day: str) -> dict[str, tuple[Hold, Hold
     return found
 
 
-def release_owner(conn: sqlite3.Connection, owner: str) -> int:
-    """Drop the holds of a process that is gone (after its journal was replayed)."""
+def read_only_totals(path: Path, day: str,
+                     journaled: Sequence[Values] = ()) -> dict[str, tuple[Hold, Hold]]:
+    """``day_totals`` of a ledger that cannot be written (a read-only disk), with the rows of
+    ``journaled`` (stopped processes' journals) it does not have yet, each in place of its
+    hold. Opened read-only, else as immutable (a WAL not checkpointed is then not seen)."""
+    failure: sqlite3.Error | None = None
+    for mode in ("mode=ro", "immutable=1") if path.is_file() else ():
+        try:
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?{mode}", uri=True)
+        except sqlite3.Error as exc:
+            failure = exc
+            continue
+        try:
+            return _with_journaled(conn, day_totals(conn, day), day, journaled)
+        except sqlite3.Error as exc:
+            failure = exc
+        finally:
+            conn.close()
+    if failure is not None:
+        raise failure
+    return _with_journaled(None, {}, day, journaled)
+
+
+def _with_journaled(conn: sqlite3.Connection | None, totals: dict[str, tuple[Hold, Hold]],
+                    day: str, journaled: Sequence[Values]) -> dict[str, tuple[Hold, Hold]]:
+    zero = Hold(0, 0, 0.0)
+    for r in journaled:
+        if r[1] != day or (conn is not None and conn.execute(
+                "SELECT 1 FROM attempts WHERE uid = ?", (r[UID],)).fetchone() is not None):
+            continue
+        written, held = totals.get(r[5], (zero, zero))
+        written = Hold(written.requests + r[7], written.tokens + r[9] + r[10],
+                       written.cost_usd + r[12])
+        hold = conn.execute("SELECT tokens, cost_usd FROM reservations WHERE id = ?",
+                            (r[RESERVATION],)).fetchone() if conn is not None else None
+        if hold is not None:  # the row replaces its hold
+            held = Hold(held.requests - 1, held.tokens - hold[0], held.cost_usd - hold[1])
+        totals[r[5]] = (written, held)
+    return totals
+
+
+def release_owner(conn: sqlite3.Connection, owner: str, today: str) -> int:
+    """Drop the holds of a process that is gone (after its journal was replayed), of days
+    before ``today`` only. A hold of today with no row is a request that may have been sent
+    and paid for (the process was killed mid-answer): it counts, with its estimate, until
+    the day ends."""
     with transaction(conn):
-        return conn.execute("DELETE FROM reservations WHERE owner = ?", (owner,)).rowcount
+        return conn.execute("DELETE FROM reservations WHERE owner = ? AND day < ?",
+                            (owner, today)).rowcount
 
 
-def owners(conn: sqlite3.Connection) -> list[str]:
-    return [row[0] for row in conn.execute("SELECT DISTINCT owner FROM reservations")]
+def owners(conn: sqlite3.Connection, today: str) -> list[str]:
+    """Processes holding budget of days before ``today`` (theirs to drop once they are gone)."""
+    return [row[0] for row in conn.execute(
+        "SELECT DISTINCT owner FROM reservations WHERE day < ?", (today,))]
 
 
 def dumps(values: Values) -> str:

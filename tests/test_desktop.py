@@ -350,3 +350,52 @@ def test_no_graphical_session_is_a_clear_message(monkeypatch, capsys):
     monkeypatch.setattr(app, "no_display", lambda: True)
     assert app.run_app([]) == 2
     assert "exo-bridge serve" in capsys.readouterr().err
+
+
+async def test_a_ledger_writer_that_keeps_failing_shows_in_the_tray(tray_for, make_config, exo,
+                                                                    tmp_path, monkeypatch):
+    """Issue 25: the writer's failure reaches the tray through the one bridge (a note, a menu
+    line, yellow); the line goes when it records again."""
+    import asyncio
+
+    from router import ledger as ledger_module
+    from router import ledger_store
+    from router.ledger import Ledger
+
+    monkeypatch.setattr(ledger_module, "_FAULT_BACKOFF_S", (0.01, 0.05))
+    real_insert = ledger_store.insert
+    broken = [True]
+
+    def insert(*args, **kw):
+        if broken[0]:
+            raise RuntimeError("injected fault")
+        return real_insert(*args, **kw)
+
+    monkeypatch.setattr(ledger_store, "insert", insert)
+    config, _ = make_config()
+    ledger = Ledger.in_dir(tmp_path / "data")
+    try:
+        async with Router(config, ledger=ledger) as router:
+            tray = tray_for(router)
+            tray.show()
+            await router.chat(ASK)
+            for _ in range(300):
+                if [n.kind for n in tray.shown_notes] == ["ledger"]:
+                    break
+                await asyncio.sleep(0.02)
+            tray.refresh()
+            assert [n.kind for n in tray.shown_notes] == ["ledger"]
+            assert "writer keeps failing" in tray.shown_notes[0].body
+            assert any(line.startswith("Usage ledger: cannot record — the usage ledger's writer")
+                       for line in tray.view.lines)
+            assert tray.view.light is Light.YELLOW
+            broken[0] = False
+            for _ in range(300):
+                if ledger.can_record:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0)  # the event comes through the loop
+            tray.refresh()
+            assert not any(line.startswith("Usage ledger") for line in tray.view.lines)
+    finally:
+        ledger.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from router.cli import EXIT_UNANSWERED
 from router.ledger import Ledger
 from tests.conftest import OR_KEY, config_text, subprocess_env, unused_port
 
@@ -74,8 +76,10 @@ class Serve:
             env=subprocess_env(EXO_BRIDGE_DATA_DIR=str(data), EXO_BRIDGE_TOKEN=TOKEN,
                                OPENROUTER_API_KEY=OR_KEY, **env))
         assert self.proc.stderr is not None
+        self.said: list[str] = []  # what it said at start
         while "serving" not in (line := self.proc.stderr.readline()):
             assert line, "serve did not start"
+            self.said.append(line)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def chat(self, request: dict | None = None) -> httpx.Response:
@@ -97,6 +101,60 @@ def limited_config(exo, openrouter, hf, tmp_path):
     path = tmp_path / "limited.toml"
     path.write_text(text)
     return path
+
+
+def limit_of(exo, openrouter, hf, tmp_path: Path, limit: int, **kw: str) -> Path:
+    text = config_text([exo.origin], openrouter.base_url, hf.base_url, **kw).replace(
+        "daily_request_limit = 1000", f"daily_request_limit = {limit}")
+    path = tmp_path / f"limit-{limit}.toml"
+    path.write_text(text)
+    return path
+
+
+def ask_killed_mid_answer(config: Path, data: Path, openrouter, signum: int) -> int:
+    """One `ask`, sent ``signum`` as soon as the provider has its request; its exit status."""
+    before = len(openrouter.chat_requests)
+    ask = subprocess.Popen([EXE, "ask", "hi", "--config", str(config)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=subprocess_env(
+                               EXO_BRIDGE_DATA_DIR=str(data), OPENROUTER_API_KEY=OR_KEY))
+    deadline = time.monotonic() + 30
+    while len(openrouter.chat_requests) == before and ask.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if ask.poll() is None:
+        ask.send_signal(signum)
+    return ask.wait(30)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGHUP", "SIGKILL"])
+def test_asks_killed_mid_answer_still_count_against_the_limit(exo, openrouter, hf, tmp_path,
+                                                              signum):
+    exo.stop()
+    hf.stop()
+    openrouter.chunk_delay_s = 0.5  # each answer is still streaming when its ask is killed
+    config, data = limit_of(exo, openrouter, hf, tmp_path, 5), tmp_path / "shared"
+    codes = [ask_killed_mid_answer(config, data, openrouter, signum) for _ in range(8)]
+    assert len(openrouter.chat_requests) == 5  # 8 before: the next ask released a dead one's hold
+    assert codes[5:] == [EXIT_UNANSWERED] * 3  # refused: over the day's limit
+    ledger = Ledger.in_dir(data)
+    try:
+        ledger.flush()
+        rows = ledger.query("SELECT outcome FROM attempts WHERE provider = 'openrouter' "
+                             "AND called = 1")
+        held = ledger.query("SELECT count(*) FROM reservations")[0][0]
+    finally:
+        ledger.close()
+    status = subprocess.run([EXE, "status", "--json", "--config", str(config)], text=True,
+                            capture_output=True, env=subprocess_env(
+                                EXO_BRIDGE_DATA_DIR=str(data), OPENROUTER_API_KEY=OR_KEY))
+    shown = {p["id"]: p for p in json.loads(status.stdout)["providers"]}["openrouter"]
+    assert shown["detail"].startswith("over budget: requests 5/5")  # as the limit sees it
+    if signum == signal.SIGKILL:  # nothing could be recorded: the holds count all day
+        assert (rows, held) == ([], 5)
+    else:  # stopped as Ctrl-C stops it: the cut answer is recorded, the hold replaced
+        assert codes[:5] == [128 + signum] * 5
+        assert ([r[0] for r in rows], held) == (["cancelled"] * 5, 0)
 
 
 def test_two_serves_never_overshoot_a_daily_limit(limited_config, tmp_path, exo, openrouter, hf):
@@ -174,6 +232,47 @@ def test_read_only_data_dir_closes_paid_providers_not_exo(limited_config, tmp_pa
                                 capture_output=True, env=subprocess_env(
                                     EXO_BRIDGE_DATA_DIR=str(data), OPENROUTER_API_KEY=OR_KEY))
         assert "usage ledger: cannot record" in status.stdout
+
+
+def test_a_data_dir_remounted_read_only_keeps_todays_limit(exo, openrouter, hf, tmp_path):
+    config = limit_of(exo, openrouter, hf, tmp_path, 1000, exo_extra="daily_request_limit = 3")
+    with mounted_tmpfs(tmp_path / "data", "size=4m") as data:
+        serve = Serve(config, data)
+        try:
+            assert [serve.chat().status_code for _ in range(3)] == [200] * 3
+        finally:
+            serve.stop()
+        remounted = subprocess.run(["mount", "-o", "remount,ro", str(data)], capture_output=True,
+                                   text=True)
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount the test filesystem: {remounted.stderr.strip()}")
+        serve = Serve(config, data)  # restart on the read-only data dir
+        try:
+            refused = serve.chat()
+            problem = serve.health()["ledger"]["problem"]
+        finally:
+            serve.stop()
+    assert refused.status_code == 429  # 3 more were answered before
+    assert "exo:over-budget" in refused.headers["x-exo-bridge-attempts"]
+    assert "openrouter:not-allowed" in refused.headers["x-exo-bridge-attempts"]  # no money
+    assert len(exo.chat_requests) == 3 and openrouter.chat_requests == []
+    assert "nothing new can be recorded" in problem and "still counts" in problem
+    assert "writable" in problem
+
+
+def test_serve_moves_a_damaged_ledger_aside_at_start(limited_config, tmp_path, exo):
+    from tests.test_budget_money import damaged_ledger
+
+    data = tmp_path / "data"
+    damaged_ledger(data)
+    serve = Serve(limited_config, data)
+    try:
+        assert serve.chat().status_code == 200
+    finally:
+        serve.stop()
+    said = "".join(serve.said)
+    assert "damaged" in said and "moved to" in said  # before it serves: 0 of 1 before
+    assert len(delivered_ids(data)) == 1
 
 
 def test_a_full_disk_closes_paid_providers_and_writes_the_rows_once_freed(
