@@ -22,6 +22,7 @@ from router.config import (
 from router.core import Router, Timing
 from router.crashes import Crash, CrashWatch
 from router.discover import Found, configured
+from router.figures import requests_text
 from router.errors import (
     Attempt,
     ClusterActionFailed,
@@ -137,6 +138,7 @@ __all__ = [
     "cluster_lines",
     "config_exists",
     "configured",
+    "requests_text",
     "default_config_path",
     "exo_start_advice",
     "guidance",

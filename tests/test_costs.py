@@ -77,8 +77,8 @@ async def loaded(win) -> None:
 
 async def test_totals_and_stacked_bar_heights(window):
     await loaded(window)
-    assert window.totals.text() == ("cost $0.0700 · 531 tokens · 4 requests · saved $0.0400 · "
-                                    "2 failovers in 4 requests")  # too few for a rate
+    assert window.totals.text() == ("cost $0.0700 · 531 tokens · 4 requests (1 unanswered) · "
+                                    "saved $0.0400 · 2 failovers in 4 requests")  # too few for a rate
     exo, openrouter = window.graphs.bars["exo"].opts, window.graphs.bars["openrouter"].opts
     assert list(exo["height"]) == [0.0, 0.0] and list(openrouter["height"]) == [0.02, 0.05]
     window.metric_box.setCurrentText("tokens")
@@ -368,6 +368,57 @@ async def test_a_window_opened_in_dark_mode_draws_dark_plots(qapp, ledger, make_
         win.deleteLater()
         bridge.deleteLater()
         qapp.processEvents()
+
+
+async def test_twelve_months_show_the_current_month_whole(window, qtbot):
+    """The 12-month range, chosen from the keyboard: the current month's bar is on the plot
+    whole (its right edge was cut at today)."""
+    from PySide6.QtCore import Qt
+
+    await loaded(window)
+    window.range_box.setFocus()
+    qtbot.keyClick(window.range_box, Qt.Key.Key_End)  # the last range: 12 months
+    assert window.range_box.currentText() == "12 months"
+    await loaded(window)
+    graphs = window.graphs
+    (left, right), _ = graphs.main.getPlotItem().getViewBox().viewRange()
+    bars = graphs.bars["openrouter"].opts
+    [current] = [x for x in bars["x"] if x > graphs.centre("2026-10")]
+    assert current - bars["width"] / 2 > left and current + bars["width"] / 2 < right
+    assert "2026-11" in {r.period for r in window.rows}
+
+
+async def test_p50_dots_of_providers_at_the_same_latency_stay_apart(qapp, tmp_path, make_config,
+                                                                    qtbot):
+    from PySide6.QtCore import Qt
+
+    from desktop.bridge import Bridge
+    from desktop.windows.costs import CostWindow
+
+    book = Ledger.in_dir(tmp_path)
+    book.write_now([row("2026-11-21", "exo", cost=0.0, tokens=10, latency=300),
+                    row("2026-11-21", "openrouter", cost=0.01, tokens=10, latency=300)])
+    config, _ = make_config()
+    async with Router(config) as router:
+        bridge = Bridge(router)
+        win = CostWindow(bridge, book, today=TODAY)
+        win.show()
+        await loaded(win)
+        win.metric_box.setFocus()
+        qtbot.keyClick(win.metric_box, Qt.Key.Key_Down)  # another metric: the plots redraw
+        (exo_x, exo_y), (or_x, or_y) = (win.graphs.p50[pid].getData() for pid in ("exo", "openrouter"))
+        assert list(exo_y) == list(or_y)  # the same p50 ...
+        box = win.graphs.latency.getPlotItem().getViewBox()
+        from PySide6.QtCore import QPointF
+
+        apart = abs(box.mapViewToScene(QPointF(exo_x[0], exo_y[0])).x()
+                    - box.mapViewToScene(QPointF(or_x[0], or_y[0])).x())
+        assert apart >= 6  # ... drawn as two dots (6 px wide each), not one over the other
+        win.close()
+        win.deleteLater()
+        bridge.deleteLater()
+        qapp.processEvents()
+    book.close()
 
 
 async def test_the_window_works_from_the_keyboard(window, qtbot, monkeypatch, tmp_path):

@@ -41,7 +41,8 @@ def status(pid: str, state: str, *, requests: int = 0, limit: int | None = None,
     role = Role.LOCAL if pid == "exo" else Role.CLOUD
     return ProviderStatus(pid, names[pid], role, HealthState(state), detail, 1.0, progress,
                           pid != "exo", requests, 0, cost,
-                          {"requests": limit, "tokens": None, "cost_usd": None})
+                          {"requests": limit, "tokens": None, "cost_usd": None},
+                          answered_today=requests)
 
 
 @pytest.mark.parametrize(("states", "light", "tooltip"), [
@@ -61,7 +62,7 @@ def test_budget_above_80_percent_is_yellow_and_menu_lines():
                       status("openrouter", "healthy", requests=850, limit=1000, cost=1.5)])
     assert view.light is Light.YELLOW and "above 80%" in view.tooltip
     assert view.lines == ("Exo Local · 3 requests · free today · downloading 43%",
-                          "OpenRouter · 850/1000 requests · $1.50 today")
+                          "OpenRouter · 850 requests · limit 850 of 1,000 calls · $1.50 today")
 
 
 def test_paused_and_starting_are_grey():

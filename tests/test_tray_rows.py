@@ -25,12 +25,14 @@ NAMES = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging
 
 
 def status(pid: str, state: str, detail: str = "", *, requests: int = 0, limit: int | None = None,
-           cost: float = 0.0, cause: LimitCause | None = None,
-           ends: datetime | None = None) -> ProviderStatus:
+           cost: float = 0.0, cause: LimitCause | None = None, ends: datetime | None = None,
+           calls: int | None = None) -> ProviderStatus:
+    """``requests`` answered today; ``calls``: every attempt (default: all answered)."""
     return ProviderStatus(pid, NAMES[pid], Role.LOCAL if pid == "exo" else Role.CLOUD,
-                          HealthState(state), detail, 1.0, None, pid != "exo", requests, 0, cost,
+                          HealthState(state), detail, 1.0, None, pid != "exo",
+                          requests if calls is None else calls, 0, cost,
                           {"requests": limit, "tokens": None, "cost_usd": None},
-                          limit=cause, limit_ends=ends)
+                          limit=cause, limit_ends=ends, answered_today=requests)
 
 
 def two_pm_today() -> datetime:
@@ -51,7 +53,10 @@ def two_pm_today() -> datetime:
      "OpenRouter · 0 requests · $0.00 today · key invalid"),
     (status("openrouter", "degraded", "the key's credit limit is reached, until …", requests=7,
             limit=100, cost=1.5, cause=LimitCause.KEY_LIMIT, ends=two_pm_today()), Light.YELLOW,
-     "credit limit until 14:00", "OpenRouter · 7/100 requests · $1.50 today · credit limit until 14:00"),
+     "credit limit until 14:00",
+     "OpenRouter · 7 requests · limit 7 of 100 calls · $1.50 today · credit limit until 14:00"),
+    (status("exo", "healthy", "v1 at http://a", requests=5, calls=7), Light.GREEN, None,
+     "Exo Local · 5 requests (2 unanswered) · free today"),
     (status("huggingface", "unknown", "not checked yet"), Light.GREY, "not checked yet",
      "Hugging Face · 0 requests · $0.00 today · not checked yet"),
 ])
@@ -113,7 +118,7 @@ def test_menu_rows_are_enabled_with_the_state_dot_and_reason(tray):
     assert [centre(a) for a in (exo, openrouter, hf)] == [
         QColor(COLOURS[light]).name() for light in (Light.RED, Light.GREEN, Light.GREY)]
     assert exo.text() == "Exo Local · 0 requests · free today · not running"
-    assert openrouter.text() == "OpenRouter · 4/200 requests · $0.25 today"
+    assert openrouter.text() == "OpenRouter · 4 requests · limit 4 of 200 calls · $0.25 today"
     assert hf.text().endswith("· no key")
     assert exo.toolTip() == "Exo Local: down — connection refused" and tray.menu.toolTipsVisible()
 
