@@ -84,7 +84,7 @@ async def test_the_tray_says_which_limit_and_until_when_and_check_now_ends_it(
             await asyncio.sleep(0.02)
         line = openrouter_line(tray)
         again = await router.chat(ASK)
-    assert "out of credits" not in line and "free models 0 of 50 used today" in line
+    assert "out of credits" not in line and "free models 0 of 1,000 used today" in line
     assert again.provider_used == "openrouter"
 
 
