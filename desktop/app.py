@@ -115,6 +115,10 @@ def run_app(argv: Sequence[str]) -> int:
         print(f"exo-bridge: {BROKEN_QT_MESSAGE}", file=sys.stderr)
         return 2
     app.setApplicationName("Exo Bridge")
+    from desktop.icons import APP_ICON_NAME, app_icon
+
+    app.setWindowIcon(app_icon())  # every window's, and the balloons'
+    app.setDesktopFileName(APP_ICON_NAME)  # packaging/exo-bridge.desktop
     from desktop import appearance
 
     appearance.apply(app)  # light or dark: the system's, or EXO_BRIDGE_APPEARANCE

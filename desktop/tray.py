@@ -23,7 +23,7 @@ from desktop.appearance import colours
 from desktop.bridge import Bridge
 from desktop.cluster_menu import ClusterMenu
 from desktop.cluster_model import cluster_menu, warming_note_line
-from desktop.icons import cached_dot_pixmap, dot_icon, menu_dot_icon
+from desktop.icons import app_icon, cached_dot_pixmap, dot_icon, menu_dot_icon
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, ProviderRow, TrayView, tray_view
 
@@ -338,7 +338,7 @@ class Tray(QObject):
         elif self.icon.isVisible():
             self._balloon = note
             body = f"{note.body}\n(click: {note.action})" if note.action else note.body
-            self.icon.showMessage(note.title, body, QSystemTrayIcon.MessageIcon.Information, 8000)
+            self.icon.showMessage(note.title, body, app_icon(), 8000)  # ours, as natively
 
     def on_note_action(self, note: Note) -> None:
         """A notification's button (or its balloon) was pressed: load, or reload, the model."""

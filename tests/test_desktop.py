@@ -271,6 +271,11 @@ async def test_notifications_reach_the_desktop_service(session_bus, tray_for, ma
             await asyncio.sleep(0.05)
     assert session_bus.received == [("Exo Bridge", "Exo Local offline — failing over to OpenRouter",
                                      "Requests now go to OpenRouter (paid cloud usage is recorded).")]
+    # our icon, not desktop-notifier's default (Python's logo)
+    from desktop.icons import app_icon_path
+
+    assert session_bus.icons == [app_icon_path().as_uri()]
+    assert app_icon_path().read_text().startswith("<svg") and "python" not in session_bus.icons[0]
 
 
 async def test_no_notification_service_means_the_tray_balloon(monkeypatch):
