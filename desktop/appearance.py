@@ -66,6 +66,22 @@ def _dark_palette() -> QPalette:
     return palette
 
 
+def _dark_menu_palette() -> QPalette:
+    """Menus in dark: Fusion draws a menu on Base and outlines its check boxes in Window made
+    darker, which on a dark Window is all but invisible; a light Window gives the boxes a
+    visible edge (the menu itself stays dark)."""
+    palette = _dark_palette()
+    palette.setColor(QPalette.ColorRole.Window, QColor("#c8c8c8"))
+    return palette
+
+
+def _light_menu_palette() -> QPalette:
+    """Menus in light: the same edge, dark enough on the white menu (3:1, WCAG's floor)."""
+    palette = _light_palette()
+    palette.setColor(QPalette.ColorRole.Window, QColor("#b0b0b0"))
+    return palette
+
+
 def _light_palette() -> QPalette:
     palette = QPalette(QColor("#efefef"))
     palette.setColor(QPalette.ColorRole.Base, QColor(LIGHT.background))
@@ -101,7 +117,9 @@ def _apply_now(app: QApplication, choice: Appearance) -> None:
     if choice is Appearance.SYSTEM and dark == is_dark(app.palette()):
         return  # the platform already draws what the system asks for
     if choice is Appearance.SYSTEM and not dark:
-        app.setPalette(app.style().standardPalette())
+        app.setPalette(app.style().standardPalette())  # drops the menus' own palette too
         return
     app.setStyle("Fusion")  # the one style that honours a whole custom palette everywhere
     app.setPalette(_dark_palette() if dark else _light_palette())
+    app.setPalette(_dark_menu_palette() if dark else _light_menu_palette(), "QMenu")  # after:
+    # setting the application's palette drops every class's own

@@ -23,6 +23,7 @@ from desktop.appearance import colours
 from desktop.bridge import Bridge
 from desktop.cluster_menu import ClusterMenu
 from desktop.cluster_model import cluster_menu, warming_note_line
+from desktop.menu_rows import InfoRow
 from desktop.icons import app_icon, cached_dot_pixmap, dot_icon, menu_dot_icon
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, ProviderRow, TrayView, tray_view
@@ -197,8 +198,8 @@ class Tray(QObject):
             action.triggered.connect(lambda _=False, pid=provider.id: self.provider_requested.emit(pid))
             self._provider_actions.append(action)
             self._shown_rows.append(None)
-        self.ledger_line = self.menu.addAction("")  # only while the ledger cannot record
-        self.ledger_line.setEnabled(False)
+        self.ledger_line = InfoRow("", self.menu)  # only while the ledger cannot record
+        self.menu.addAction(self.ledger_line)
         self.ledger_line.setVisible(False)
         self.cluster = ClusterMenu(self.menu, self.menu.addSeparator(), self.bridge)
         self.cluster.failed.connect(lambda what, why: self.notify(
@@ -279,8 +280,8 @@ class Tray(QObject):
             self._show_row(i, action, row)
         extra = self.view.lines[len(self.view.rows):]
         self.ledger_line.setVisible(bool(extra))
-        if extra and self.ledger_line.text() != extra[0]:
-            self.ledger_line.setText(extra[0])
+        if extra and self.ledger_line.label.text() != extra[0]:
+            self.ledger_line.set_text(extra[0])
         self.cluster.show_view(cluster_menu(companion.cluster(), companion.warmings(),
                                             companion.problems()))
         self.copy_url.setEnabled(self._endpoint_url() is not None)

@@ -219,6 +219,8 @@ def restored_palette(qapp):
     from PySide6.QtGui import QPalette
 
     style, palette = qapp.style().name(), QPalette(qapp.palette())
+    menus = QPalette(qapp.palette("QMenu"))
     yield qapp
     qapp.setStyle(style)
     qapp.setPalette(palette)
+    qapp.setPalette(menus, "QMenu")

@@ -225,3 +225,53 @@ def test_status_window_redraws_only_the_rows_that_changed(tray):
                 status("openrouter", "healthy"), status("huggingface", "no-key", "no API key")])
     window.show_view(tray.view)
     assert handed == ["text0", "dot0", "text0"] and "not running" in window.rows[0][1].text()
+
+
+def _most_contrast(image, rect, background) -> float:
+    """The strongest contrast of any pixel in ``rect`` against ``background`` (a mark's edge,
+    a letter's stroke)."""
+    from desktop.windows.cost_format import contrast
+
+    best = 1.0
+    for x in range(rect.left(), rect.right(), 1):
+        for y in range(rect.top(), rect.bottom(), 1):
+            best = max(best, contrast(image.pixelColor(x, y).name(), background))
+    return best
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_check_boxes_and_cluster_rows_read_in_light_and_dark(tray, restored_palette, qtbot, scheme):
+    """The menu opened as a person opens it (its cluster submenu with the mouse): the check
+    boxes have a visible edge, a node's row is text in the menu's own colour, not greyed out."""
+    from PySide6.QtCore import QPoint, QRect
+
+    from desktop import appearance
+    from desktop.cluster_model import ClusterMenuView, Item
+
+    appearance.apply(restored_palette, appearance.Appearance(scheme))
+    restored_palette.processEvents()  # the menus' palette comes in a posted event
+    tray.refresh()
+    tray.cluster.show_view(ClusterMenuView("Exo Local cluster: 1 node", (
+        Item("Mac mini · 16 GB · 1 model"),), ()))
+    tray.menu.popup(QPoint(0, 0))
+    qtbot.waitExposed(tray.menu)
+    image = tray.menu.grab().toImage()
+    row = tray.menu.actionGeometry(tray.pause)
+    background = image.pixelColor(row.right() - 4, row.center().y()).name()
+    box = QRect(row.left(), row.top(), row.height(), row.height())
+    assert _most_contrast(image, box, background) >= 3.0  # WCAG's floor for a control's edge
+    for _ in range(10):  # down the menu with the keyboard to the cluster's line, then in
+        if tray.menu.activeAction() is tray.cluster.entry:
+            break
+        qtbot.keyClick(tray.menu, Qt.Key.Key_Down)
+    qtbot.keyClick(tray.menu, Qt.Key.Key_Right)
+    submenu = tray.cluster.submenu
+    qtbot.waitUntil(submenu.isVisible)
+    [node] = submenu.actions()
+    assert node.text() == "Mac mini · 16 GB · 1 model"
+    image = submenu.grab().toImage()
+    line = submenu.actionGeometry(node)
+    background = image.pixelColor(line.right() - 2, line.top() + 2).name()
+    assert _most_contrast(image, line, background) >= 4.5  # WCAG's floor for text
+    submenu.hide()
+    tray.menu.hide()
