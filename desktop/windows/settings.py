@@ -16,7 +16,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop.autostart import Autostart
 from desktop.bridge import Bridge
+from desktop.key_check import result_text
 from desktop.operations import KeyOperations, new_endpoint_token
 from desktop.settings_model import ProviderEdit, ServerEdit, SettingsDocument
 from router import Config, ConfigError, HealthState, Secret, Snapshot
@@ -163,21 +166,31 @@ class ProvidersTab(QWidget):
 
 
 class KeyRow(QWidget):
-    """A masked field; the key is never shown again once saved."""
+    """A masked field; the key is never shown again once saved. What the keychain holds and what
+    a test found go on a wrapped line under the field: however long, they never widen the window
+    or squeeze the field."""
 
     def __init__(self, bridge: Bridge, provider_id: str, name: str):
         super().__init__()
-        self.bridge, self.provider_id = bridge, provider_id
+        self.bridge, self.provider_id, self.name = bridge, provider_id, name
         self.keys = KeyOperations(bridge.router)
         self.field = QLineEdit()
         self.field.setEchoMode(QLineEdit.EchoMode.Password)
         self.field.setPlaceholderText(f"{name} API key")
+        self.field.setMinimumWidth(self.field.fontMetrics().averageCharWidth() * 28)
         self.save, self.test, self.remove = QPushButton("Save"), QPushButton("Test"), QPushButton("Remove")
         self.state = QLabel("")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.field, self.save, self.test, self.remove, self.state):
+        self.state.setWordWrap(True)
+        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        row = QHBoxLayout()
+        for widget in (self.field, self.save, self.test, self.remove):
             row.addWidget(widget)
+        row.setStretch(0, 1)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(row)
+        column.addWidget(self.state)
         self.save.clicked.connect(self._save)
         self.test.clicked.connect(self._test)
         self.remove.clicked.connect(self._remove)
@@ -200,10 +213,20 @@ class KeyRow(QWidget):
         self.bridge.run(self.keys.test(self.provider_id), self._show_test)
 
     def _show_test(self, snapshot: Snapshot) -> None:
-        self.state.setText(f"{snapshot.state}: {snapshot.detail}")
+        provider = self.bridge.router.config.provider(self.provider_id)
+        self.state.setText(result_text(snapshot, provider))
 
     def _remove(self) -> None:
-        self.bridge.run(self.keys.remove(self.provider_id), lambda _: self.refresh())
+        """After a confirmation: requests stop going to the provider at once."""
+        asked = QMessageBox(QMessageBox.Icon.Question, "Remove the key?",
+                            f"Remove the {self.name} key from the keychain? Exo Bridge stops "
+                            f"sending requests to {self.name} until a key is saved again.",
+                            QMessageBox.StandardButton.Cancel, self)
+        remove = asked.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        asked.setDefaultButton(QMessageBox.StandardButton.Cancel)  # Enter does not remove
+        asked.exec()
+        if asked.clickedButton() is remove:
+            self.bridge.run(self.keys.remove(self.provider_id), lambda _: self.refresh())
 
 
 class SettingsWindow(QWidget):

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge
+from desktop.key_check import connection_failed, connection_hint
 from desktop.operations import KeyOperations, SetupOperations, TestAnswer
 from desktop.settings_model import SettingsDocument
 from router import (
@@ -223,6 +224,8 @@ class KeyField(QWidget):
         elif snapshot.invalid_key:
             text = (f"✗ Saved, but {self.provider.name} rejected it: invalid key "
                     f"({snapshot.detail}). Paste the key again.")
+        elif connection_failed(snapshot):
+            text = f"✗ Saved, but not tested: {snapshot.detail}. {connection_hint(self.provider)}"
         else:
             text = f"✗ Saved, but the test failed: {snapshot.detail}."
         self.state.set(html.escape(text))
