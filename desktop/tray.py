@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -90,6 +90,24 @@ class StatusWindow(QWidget):
             self.providers.setText(notes)
         self.providers.setVisible(bool(notes))
         self._view = view
+        self._fit()
+
+    def _fit(self) -> None:
+        """Tall enough for every wrapped line at the width it has now (a top-level window
+        does not grow by itself for text that wraps to more lines: it was cut)."""
+        layout = self.layout()
+        layout.activate()
+        need = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() \
+            else layout.totalMinimumSize().height()
+        if need > 0 and self.minimumHeight() != need:
+            self.setMinimumHeight(need)
+        if self.height() < need:
+            self.resize(self.width(), need)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit()  # narrower: more lines
 
     def _show_rows(self, rows: tuple[ProviderRow, ...], *, again: bool = False) -> None:
         """Hand Qt only the rows that changed (a request changes one row's counts; every

@@ -275,3 +275,27 @@ def test_check_boxes_and_cluster_rows_read_in_light_and_dark(tray, restored_pale
     assert _most_contrast(image, line, background) >= 4.5  # WCAG's floor for text
     submenu.hide()
     tray.menu.hide()
+
+
+def test_the_status_window_shows_every_wrapped_line_as_it_grows_and_narrows(tray, qtbot):
+    """No tray: the status window. Its rows grow longer (a limit, a reason, the ledger's line)
+    and the user makes it narrower: every line of every label still shows."""
+    tray.show()  # offscreen has no tray: the status window is the app
+    window = tray.status_window
+    assert window is not None and window.isVisible()
+    qtbot.waitExposed(window)
+    show(tray, [status("exo", "down", "connection refused", requests=3, calls=9),
+                status("openrouter", "degraded", "the key's credit limit is reached for today",
+                       requests=3, calls=5, limit=1000, cost=1.5, cause=LimitCause.KEY_LIMIT),
+                status("huggingface", "no-key", "no API key")])
+    tray.router.ledger = type("Ledger", (), {"problem": "disk full: cannot write to "
+                                             "/home/someone/.local/share/exo-bridge/usage.sqlite3"})()
+    tray.refresh()
+
+    def all_lines_show() -> bool:
+        labels = [w for w in window.findChildren(QLabel) if w.isVisible() and w.wordWrap()]
+        return bool(labels) and all(w.height() >= w.heightForWidth(w.width()) for w in labels)
+
+    qtbot.waitUntil(all_lines_show)
+    window.resize(window.width() * 3 // 4, window.height())  # the user drags it narrower
+    qtbot.waitUntil(all_lines_show)
