@@ -125,7 +125,7 @@ def run_app(argv: Sequence[str]) -> int:
     app.setQuitOnLastWindowClosed(False)  # closing a window must not stop the loop
     instance = SingleInstance()
     if instance.forward_to_running():
-        print("Exo Bridge is already running; brought it forward.")
+        print("Exo Bridge is already running: its window is shown there.")
         return 0
     instance.listen()
     from desktop.gc_policy import GuiThreadCollector

@@ -25,6 +25,7 @@ from desktop.cluster_menu import ClusterMenu
 from desktop.cluster_model import cluster_menu, warming_note_line
 from desktop.menu_rows import InfoRow
 from desktop.icons import app_icon, cached_dot_pixmap, dot_icon, menu_dot_icon
+from desktop.present import present
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, ProviderRow, TrayView, tray_view
 
@@ -375,11 +376,14 @@ class Tray(QObject):
             self.chat_requested.emit()
 
     def bring_forward(self) -> None:
+        """Another launch asked for us: show a window for real. With a tray, the chat window
+        (what the icon opens); without one, the status window (the app's only face)."""
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.chat_requested.emit()
+            return
         window = self._status_window()
         window.show_view(self.view)
-        window.show()
-        window.raise_()
-        window.activateWindow()
+        present(window)
 
     def _on_pause(self, paused: bool) -> None:
         self.router.local_only = paused

@@ -356,3 +356,45 @@ def test_no_graphical_session_is_a_clear_message(monkeypatch, capsys):
     monkeypatch.setattr(app, "no_display", lambda: True)
     assert app.run_app([]) == 2
     assert "exo-bridge serve" in capsys.readouterr().err
+
+
+async def test_a_second_launch_shows_a_window_for_real(qapp, qtbot, make_config, tmp_path,
+                                                      monkeypatch):
+    """The app running with a tray, minimised chat and all; a second launch asks it to come
+    forward: the chat window (what the icon opens) is on screen, not minimised, active. With no
+    tray: the status window."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from desktop.app import DesktopApp
+    from desktop.bridge import Bridge
+    from desktop.single_instance import SingleInstance
+    from router.ledger import Ledger
+
+    config, _ = make_config()
+    instance = SingleInstance(f"exo-bridge-test-forward-{os.getpid()}")
+    assert instance.listen()
+    ledger = Ledger.in_dir(tmp_path)
+    async with Router(config, ledger=ledger) as router:
+        desktop = DesktopApp(config, instance)
+        bridge = Bridge(router)
+        tray = desktop._make_tray(bridge, ledger)
+        desktop.tray = tray
+        try:
+            monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
+            second = SingleInstance(instance.name)
+            assert second.forward_to_running()
+            qtbot.waitUntil(lambda: desktop.chat is not None and desktop.chat.isVisible())
+            chat = desktop.chat
+            chat.showMinimized()
+            assert second.forward_to_running()
+            qtbot.waitUntil(lambda: not chat.windowState() & Qt.WindowState.WindowMinimized)
+            assert chat.isVisible() and tray.status_window is None
+            monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: False))
+            assert second.forward_to_running()
+            qtbot.waitUntil(lambda: tray.status_window is not None and tray.status_window.isVisible())
+        finally:
+            tray.close()
+            desktop.dispose()
+            bridge.close()
+    ledger.close()

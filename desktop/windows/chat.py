@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.present import present
 from desktop.appearance import Colours, colours
 from desktop.bridge import Bridge
 from router import Config, NoProviderAvailable, Result, RoutingError, router_guidance, usd
@@ -310,9 +311,7 @@ class ChatWindow(QWidget):
     def open(self) -> None:
         self.refresh_models()
         self._show_route()
-        self.show()
-        self.raise_()
-        self.activateWindow()
+        present(self)  # un-minimised too: a second launch or the icon must show it
         self.prompt.setFocus()
 
     # -- asking ---------------------------------------------------------------------------
