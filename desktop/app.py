@@ -251,7 +251,8 @@ class DesktopApp:
         from desktop.tray import Tray
 
         tray = Tray(bridge, endpoint_url=self._endpoint_url, endpoint_token=lambda: self.token,
-                    autostart=Autostart())
+                    autostart=Autostart(), config_file=self.config_path or self.config_source(),
+                    log_file=self.crash_watch.log_file if self.crash_watch is not None else None)
         tray.quit_requested.connect(self.quit.set)
         tray.settings_requested.connect(lambda: self._open_settings(bridge))
         tray.setup_requested.connect(lambda: self._open_setup(bridge))
@@ -260,6 +261,11 @@ class DesktopApp:
         tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
         self.instance.activated.connect(tray.bring_forward)
         return tray
+
+    def config_source(self) -> Path | None:
+        """The file the running config came from (None: built in)."""
+        source = self.config.source
+        return None if source.startswith("<") else Path(source)
 
     def dispose(self) -> None:
         """Destroy the windows and the tray before the interpreter exits (Qt objects destroyed
@@ -270,7 +276,7 @@ class DesktopApp:
         tray = self.tray
         owned: list[QObject | None] = [self.settings, self.chat, self.costs, self.setup]
         if tray is not None:
-            owned += [tray.status_window, tray.menu, tray.icon, tray]
+            owned += [tray.about_box, tray.status_window, tray.menu, tray.icon, tray]
         for item in owned:
             if item is not None and shiboken6.isValid(item):
                 shiboken6.delete(item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence, QResizeEvent
@@ -13,12 +14,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.about import about_html, app_version, open_log, show_about
 from desktop.appearance import colours
 from desktop.bridge import Bridge
 from desktop.cluster_menu import ClusterMenu
@@ -28,6 +31,7 @@ from desktop.icons import app_icon, cached_dot_pixmap, dot_icon, menu_dot_icon
 from desktop.present import present
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
 from desktop.status_model import Light, ProviderRow, TrayView, tray_view
+from router import CrashWatch
 
 # Shown in the menu; they work app-wide while one of our windows has the focus (a tray menu's
 # own shortcuts are hints only: the windows carry the same actions, see ``window_actions``).
@@ -171,7 +175,8 @@ class Tray(QObject):
 
     def __init__(self, bridge: Bridge, *, endpoint_url: Callable[[], str | None],
                  endpoint_token: Callable[[], str | None], autostart: object | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, log_file: Path | None = None,
+                 config_file: Path | None = None):
         super().__init__()
         self.bridge = bridge
         self.router = bridge.router
@@ -183,6 +188,9 @@ class Tray(QObject):
         self._endpoint_url = endpoint_url
         self._endpoint_token = endpoint_token
         self._autostart = autostart
+        self.log_file = log_file if log_file is not None else CrashWatch("tray").log_file
+        self.config_file = config_file
+        self.about_box: QMessageBox | None = None
         self.icon = QSystemTrayIcon(dot_icon(Light.GREY))
         self.menu = QMenu()
         self.status_window: StatusWindow | None = None
@@ -242,6 +250,8 @@ class Tray(QObject):
         else:
             self.login.setEnabled(False)
         self.menu.addSeparator()
+        self.about = self.menu.addAction(f"A&bout Exo Bridge {app_version()}…", self._about)
+        self.open_log = self.menu.addAction("Open lo&g", self._open_log)
         self.menu.addAction("&Quit", self.quit_requested.emit)
 
     def _window_action(self, text: str, window: str, slot: Callable[[], None]) -> QAction:
@@ -396,6 +406,15 @@ class Tray(QObject):
         from desktop.operations import AccountOperations
 
         self.bridge.run(AccountOperations(self.router).check_now(), lambda _: self.refresh())
+
+    def _about(self) -> None:
+        self.about_box = show_about(None, about_html(self._endpoint_url(), self.config_file,
+                                                      self.log_file))
+
+    def _open_log(self) -> None:
+        problem = open_log(self.log_file)
+        if problem is not None:
+            self.notify(Note("log", "log", "Open log", problem))
 
     def _copy_url(self) -> None:
         url = self._endpoint_url()

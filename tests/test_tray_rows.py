@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QObject, QSize, Qt, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
@@ -299,3 +299,45 @@ def test_the_status_window_shows_every_wrapped_line_as_it_grows_and_narrows(tray
     qtbot.waitUntil(all_lines_show)
     window.resize(window.width() * 3 // 4, window.height())  # the user drags it narrower
     qtbot.waitUntil(all_lines_show)
+
+
+def test_the_menu_has_the_version_about_and_open_log(tray, qtbot, tmp_path):
+    """From the keyboard, as in any menu: b opens About (the version, the endpoint, where the
+    log is), g opens the log in the desktop's viewer."""
+    from PySide6.QtCore import QPoint, QUrl
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop.about import app_version
+
+    version = app_version()
+    assert version[0].isdigit()
+    assert tray.about.text() == f"A&bout Exo Bridge {version}…"
+    tray.log_file = tmp_path / "exo-bridge.log"
+    tray.log_file.write_text("a line\n")
+    tray.menu.popup(QPoint(0, 0))
+    qtbot.waitExposed(tray.menu)
+    qtbot.keyClick(tray.menu, Qt.Key.Key_B)
+    qtbot.waitUntil(lambda: tray.about_box is not None and tray.about_box.isVisible())
+    text = tray.about_box.text()
+    assert f"<td>{version}</td>" in text and str(tray.log_file) in text
+    assert not tray.about_box.iconPixmap().isNull()
+    qtbot.keyClick(tray.about_box, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not tray.about_box.isVisible())
+    opened: list[str] = []
+
+    class Viewer(QObject):
+        @Slot(QUrl)
+        def show(self, url: QUrl) -> None:
+            opened.append(url.toLocalFile())
+
+    viewer = Viewer()
+    QDesktopServices.setUrlHandler("file", viewer, "show")
+    try:
+        tray.menu.popup(QPoint(0, 0))
+        qtbot.waitExposed(tray.menu)
+        qtbot.keyClick(tray.menu, Qt.Key.Key_G)
+        qtbot.waitUntil(lambda: opened == [str(tray.log_file)])
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert isinstance(tray.about_box, QMessageBox)
