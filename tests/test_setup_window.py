@@ -224,3 +224,30 @@ def test_the_tray_menu_has_set_up(qapp, tmp_path):
         tray.menu.deleteLater()
         tray.deleteLater()
         qapp.processEvents()
+
+
+async def test_the_test_answer_is_rendered_markdown(wizard_for, exo, closed):
+    """Enter through the pages to the test question, Enter asks: the answer reads as text
+    (bold, a list, code), not as Markdown's marks."""
+    exo.reply = "Hello **there**, friend:\n\n- one\n- two\n\nRun `exo` to start."
+    window, _ = await wizard_for([exo.origin], [exo.origin], closed + "/api/v1", closed + "/v1")
+    await until(lambda: "Found exo" in window.exo_page.found_label.text())
+    for _ in range(3):  # exo, keys, paid failover: Next each
+        press(window)
+    assert window.currentPage() is window.test_page
+    press(window.test_page.question)
+    await until(lambda: window.test_page.outcome is not None)
+    shown = window.test_page.answer.text()
+    assert "Hello there, friend" in shown and "**" not in shown and "`" not in shown
+    assert "- one" not in shown and "one" in shown and "two" in shown
+    assert "font-weight" in window.test_page.answer.toHtml()  # bold as bold
+
+
+async def test_one_exo_on_localhost_and_127_0_0_1_is_listed_once(wizard_for, exo, closed):
+    twin = exo.origin.replace("127.0.0.1", "localhost")
+    window, _ = await wizard_for([exo.origin], [twin, exo.origin, closed], closed + "/api/v1",
+                                 closed + "/v1")
+    page = window.exo_page
+    await until(lambda: "Found exo" in page.found_label.text())
+    assert page.found_label.text().count("Found exo") == 1
+    assert len([f for f in page.found if f.reachable]) == 1

@@ -30,10 +30,12 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from desktop.appearance import colours
 from desktop.bridge import Bridge
 from desktop.key_check import connection_failed, connection_hint
 from desktop.operations import KeyOperations, SetupOperations, TestAnswer
 from desktop.settings_model import SettingsDocument
+from desktop.windows.chat import markdown_html
 from router import (
     Advice,
     ConfigError,
@@ -337,7 +339,8 @@ class TestPage(QWizardPage):
                                 if outcome.advice else f"<p><b>No answer:</b> "
                                 f"{html.escape(outcome.error)}</p>")
             return
-        self.answer.set(f"<p>{html.escape(result.text.strip())}</p>")
+        self.answer.set(markdown_html(result.text.strip(), [], colours(self.palette())))  # as
+        # the chat window renders it: a model's answer is Markdown
         names = {p.id: p.name for p in self.owner.bridge.router.config.providers}
         cost = "free" if result.cost_source == "free" else usd(result.cost_usd)
         self.who.set(html.escape(f"Answered by {names.get(result.provider_used, result.provider_used)}"
