@@ -121,5 +121,7 @@ def _apply_now(app: QApplication, choice: Appearance) -> None:
         return
     app.setStyle("Fusion")  # the one style that honours a whole custom palette everywhere
     app.setPalette(_dark_palette() if dark else _light_palette())
-    app.setPalette(_dark_menu_palette() if dark else _light_menu_palette(), "QMenu")  # after:
-    # setting the application's palette drops every class's own
+    # after the application's palette, which drops every class's own (the stubs say bytes for
+    # the class name; PySide refuses bytes)
+    menus = _dark_menu_palette() if dark else _light_menu_palette()
+    app.setPalette(menus, "QMenu")  # type: ignore[arg-type]

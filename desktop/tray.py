@@ -26,10 +26,10 @@ from desktop.appearance import colours
 from desktop.bridge import Bridge
 from desktop.cluster_menu import ClusterMenu
 from desktop.cluster_model import cluster_menu, warming_note_line
-from desktop.menu_rows import InfoRow
 from desktop.icons import app_icon, cached_dot_pixmap, dot_icon, menu_dot_icon
-from desktop.present import present
+from desktop.menu_rows import InfoRow
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
+from desktop.present import present
 from desktop.status_model import Light, ProviderRow, TrayView, tray_view
 from router import CrashWatch
 
@@ -76,7 +76,7 @@ class StatusWindow(QWidget):
             button.clicked.connect(signal.emit)
             buttons.addWidget(button)
             self.buttons.append(button)
-        layout = QVBoxLayout(self)
+        layout = self._layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(self._rows)
         layout.addWidget(self.providers)
@@ -100,7 +100,7 @@ class StatusWindow(QWidget):
     def _fit(self) -> None:
         """Tall enough for every wrapped line at the width it has now (a top-level window
         does not grow by itself for text that wraps to more lines: it was cut)."""
-        layout = self.layout()
+        layout = self._layout
         layout.activate()
         need = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() \
             else layout.totalMinimumSize().height()

@@ -22,7 +22,6 @@ from router.config import (
 from router.core import Router, Timing
 from router.crashes import Crash, CrashWatch
 from router.discover import Found, configured
-from router.figures import requests_text
 from router.errors import (
     Attempt,
     ClusterActionFailed,
@@ -55,6 +54,7 @@ from router.events import (
     RequestFinished,
     UsageInvalid,
 )
+from router.figures import requests_text
 from router.journey import ChatStream
 from router.keys import Secret
 from router.ledger import Ledger
@@ -138,7 +138,6 @@ __all__ = [
     "cluster_lines",
     "config_exists",
     "configured",
-    "requests_text",
     "default_config_path",
     "exo_start_advice",
     "guidance",
@@ -147,6 +146,7 @@ __all__ = [
     "needs_setup",
     "parse_config",
     "problem_line",
+    "requests_text",
     "router_guidance",
     "usd",
     "warming_line",

@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.present import present
 from desktop.appearance import Colours, colours
 from desktop.bridge import Bridge
+from desktop.present import present
 from router import Config, NoProviderAvailable, Result, RoutingError, router_guidance, usd
 
 RENDER_MS = 33  # repaint a streaming answer at most ~30 times a second
