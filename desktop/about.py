@@ -32,7 +32,8 @@ def about_html(endpoint_url: str | None, config_file: Path | None, log_file: Pat
     return (f"<p><b>{APP_NAME}</b> sends each chat request to your exo cluster first (free), then "
             "to OpenRouter, then Hugging Face, and records every cent.</p>"
             f"<table>{cells}</table>"
-            "<p>Headless commands: <code>exo-bridge --help-commands</code></p>")
+            "<p>Headless commands: <code style='white-space:nowrap'>exo-bridge --help-commands"
+            "</code></p>")
 
 
 def show_about(parent: QWidget | None, text: str) -> QMessageBox:

@@ -9,7 +9,8 @@ Checks, end to end:
 3. stopping exo turns the icon yellow and a notification reaches dunst;
 4. the chat window, opened with xdotool, answers through the failover provider;
 5. screenshots of the tray menu, the chat window and the cost window go to docs/screenshots/;
-6. every window in light and dark (docs/make_screenshots.py) goes there too.
+6. every window in light and dark (docs/make_screenshots.py) goes there too;
+7. a second launch brings the chat window on screen.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ PORT = 18741
 DISPLAY = ":87"
 TRAY = (200, 32)  # trayer's size, top right
 SCREEN = (1024, 700)
+SHOTS_PER_APPEARANCE = 13  # docs/make_screenshots.py: every window and each state issue 28 fixed
 
 
 class Session:
@@ -157,6 +159,7 @@ def check(session: Session) -> None:
     check_keys(session)
     check_tray(session)
     check_failover(session, exo)
+    check_second_launch(session)
     check_chat(session)
     check_costs(session)
     check_screenshots(session)
@@ -170,7 +173,8 @@ def check_screenshots(session: Session) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     written = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("wrote ")]
-    assert len(written) == 12 and all((ROOT / path).stat().st_size > 5000 for path in written), written
+    assert len(written) == 2 * SHOTS_PER_APPEARANCE, written
+    assert all((ROOT / path).stat().st_size > 5000 for path in written), written
     print("ok 6: every window in light and dark in docs/screenshots (docs.make_screenshots)")
 
 
@@ -237,7 +241,23 @@ def check_failover(session: Session, exo: subprocess.Popen[str]) -> None:
         ["dunstctl", "history"], capture_output=True, text=True, env=session.env).stdout and "yes",
         15, "no notification reached dunst")
     assert history
-    print("ok 3b: the failover notification reached org.freedesktop.Notifications (dunst)")
+    shutil.copy(session.screenshot(session.tmp / "notification.png"), SHOTS / "notification-real.png")
+    print("ok 3b: the failover notification reached org.freedesktop.Notifications (dunst), with "
+          "our icon (docs/screenshots/notification-real.png)")
+
+
+def check_second_launch(session: Session) -> None:
+    """A second `exo-bridge` while one runs: it says so and exits, and the running one shows
+    its chat window for real (a window on screen, not only a message)."""
+    second = subprocess.run([EXE], capture_output=True, text=True, env=session.env, timeout=30)
+    assert second.returncode == 0 and "already running" in second.stdout, second
+    window = window_named(session, "Exo Bridge — Chat", "a second launch showed no window")
+    visible = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "Exo Bridge — Chat"],
+                             capture_output=True, text=True, env=session.env).stdout.split()
+    assert window in visible, "the chat window is not on screen"
+    subprocess.run(["import", "-window", window, str(SHOTS / "second-launch-real.png")],
+                   env=session.env, check=True)
+    print("ok 7: a second launch brought the chat window on screen")
 
 
 def check_chat(session: Session) -> None:

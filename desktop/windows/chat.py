@@ -85,16 +85,17 @@ def _prose_html(text: str, link: str) -> str:
     return body.replace(QT_LINK_BLUE, f"color:{link};")
 
 
-def markdown_html(text: str, code: list[str], tint: Colours) -> str:
+def markdown_html(text: str, code: list[str] | None, tint: Colours) -> str:
     """An answer in Markdown as HTML; each fenced code block's text is appended to ``code``
-    and its Copy link is ``code:<its index there>``."""
+    and its Copy link is ``code:<its index there>`` (``code`` None: no Copy links)."""
     parts, last = [], 0
     for match in _CODE.finditer(text):
         if prose := text[last:match.start()].strip():
             parts.append(_prose_html(prose, tint.link))
         block = match.group(1).removesuffix("\n")
-        parts.append(code_html(block, len(code), tint))
-        code.append(block)
+        parts.append(code_html(block, None if code is None else len(code), tint))
+        if code is not None:
+            code.append(block)
         last = match.end()
     if prose := text[last:].strip():
         parts.append(_prose_html(prose, tint.link))

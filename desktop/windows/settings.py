@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIntValidator, QKeyEvent
+from PySide6.QtGui import QDesktopServices, QIntValidator, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMessageBox,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -182,7 +181,6 @@ class KeyRow(QWidget):
         self.state = QLabel("")
         self.state.setWordWrap(True)
         self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row = QHBoxLayout()
         for widget in (self.field, self.save, self.test, self.remove):
             row.addWidget(widget)
@@ -198,8 +196,11 @@ class KeyRow(QWidget):
     def refresh(self) -> None:
         self.bridge.run(self.keys.stored(self.provider_id), self._show_stored)
 
+    def say(self, text: str) -> None:
+        self.state.setText(text)
+
     def _show_stored(self, key: Secret | None) -> None:
-        self.state.setText(f"in the keychain {key.masked()}" if key else "no key in the keychain")
+        self.say(f"in the keychain {key.masked()}" if key else "no key in the keychain")
 
     def _save(self) -> None:
         value = self.field.text().strip()
@@ -209,12 +210,12 @@ class KeyRow(QWidget):
         self.bridge.run(self.keys.save(self.provider_id, value), lambda _: self.refresh())
 
     def _test(self) -> None:
-        self.state.setText("testing…")
+        self.say("testing…")
         self.bridge.run(self.keys.test(self.provider_id), self._show_test)
 
     def _show_test(self, snapshot: Snapshot) -> None:
         provider = self.bridge.router.config.provider(self.provider_id)
-        self.state.setText(result_text(snapshot, provider))
+        self.say(result_text(snapshot, provider))
 
     def _remove(self) -> None:
         """After a confirmation: requests stop going to the provider at once."""
@@ -337,6 +338,7 @@ class SettingsWindow(QWidget):
         layout = QVBoxLayout(tab)
         self.keychain_note = QLabel("")
         self.keychain_note.setWordWrap(True)
+        self.keychain_note.hide()  # only when there is no keychain (no blank line above the keys)
         layout.addWidget(self.keychain_note)
         self.key_rows = []
         assert self.document.config is not None
@@ -346,12 +348,14 @@ class SettingsWindow(QWidget):
             row = KeyRow(self.bridge, p.id, p.name)
             self.key_rows.append(row)
             layout.addWidget(row)
+        layout.addStretch()  # the rows together at the top, not spread down the tab
         self.bridge.run(KeyOperations(self.bridge.router).keychain_problem(), self._keychain_state)
         return tab
 
     def _keychain_state(self, problem: str | None) -> None:
         if problem:
             self.keychain_note.setText(problem)
+            self.keychain_note.show()
             for row in self.key_rows:
                 row.save.setEnabled(False)
         else:

@@ -339,8 +339,8 @@ class TestPage(QWizardPage):
                                 if outcome.advice else f"<p><b>No answer:</b> "
                                 f"{html.escape(outcome.error)}</p>")
             return
-        self.answer.set(markdown_html(result.text.strip(), [], colours(self.palette())))  # as
-        # the chat window renders it: a model's answer is Markdown
+        # a model's answer is Markdown: rendered as the chat window does (no Copy links here)
+        self.answer.set(markdown_html(result.text.strip(), None, colours(self.palette())))
         names = {p.id: p.name for p in self.owner.bridge.router.config.providers}
         cost = "free" if result.cost_source == "free" else usd(result.cost_usd)
         self.who.set(html.escape(f"Answered by {names.get(result.provider_used, result.provider_used)}"
