@@ -5,8 +5,8 @@
 The chat window shows a real answer from a fake provider, the cost window a synthetic month (and
 12 months); the tray menu (and its cluster submenu, About), the settings window (and a failed
 key test, Remove's confirmation), the first-run assistant (exo found, a test answer) and the
-status window (used where there is no tray) are shown as a user sees them. The desktop-session check runs this after its own
-real-desktop screenshots."""
+status window (used where there is no tray) are shown as a user sees them. The desktop-session
+check runs this after its own real-desktop screenshots."""
 
 from __future__ import annotations
 
@@ -67,6 +67,22 @@ class Shots:
             QApplication.processEvents()
         path = OUT / f"{name}-{self.appearance}.png"
         widget.grab().save(str(path))
+        self.written.append(path)
+
+    def save_side_by_side(self, menu, submenu, top: int, name: str) -> None:
+        """A menu with its submenu open beside it at ``top``, as on screen."""
+        from PySide6.QtGui import QPainter, QPixmap
+
+        QApplication.processEvents()
+        left, right = menu.grab(), submenu.grab()
+        canvas = QPixmap(left.width() + right.width(), max(left.height(), top + right.height()))
+        canvas.fill(menu.palette().color(menu.palette().ColorRole.Base))  # the menus' own
+        painter = QPainter(canvas)
+        painter.drawPixmap(0, 0, left)
+        painter.drawPixmap(left.width(), top, right)
+        painter.end()
+        path = OUT / f"{name}-{self.appearance}.png"
+        canvas.save(str(path))
         self.written.append(path)
 
     async def chat(self) -> None:
@@ -197,9 +213,10 @@ class Shots:
         tray.refresh()
         tray.menu.popup(QPoint(0, 0))
         self.save(tray.menu, "tray-menu")
-        tray.cluster.submenu.popup(QPoint(0, 0))  # a node's rows: the menu's text colour
-        self.save(tray.cluster.submenu, "tray-cluster")
-        tray.cluster.submenu.hide()
+        entry = tray.menu.actionGeometry(tray.cluster.entry)
+        tray.cluster.submenu.popup(tray.menu.mapToGlobal(entry.topRight()))
+        self.save_side_by_side(tray.menu, tray.cluster.submenu, entry.top(), "tray-cluster")
+        tray.cluster.submenu.hide()  # (a node's rows: the menu's own text colour)
         tray.menu.hide()
         tray.about.trigger()
         assert tray.about_box is not None

@@ -46,7 +46,8 @@ class Session:
         self.procs: list[subprocess.Popen[str]] = []
         self.env = {**os.environ, "DISPLAY": DISPLAY, "XDG_CONFIG_HOME": str(tmp / "xdg"),
                     "XDG_DATA_HOME": str(tmp / "share"), "EXO_BRIDGE_DATA_DIR": str(tmp / "data"),
-                    "EXO_BRIDGE_TOKEN": TOKEN, "XDG_RUNTIME_DIR": str(tmp)}
+                    "EXO_BRIDGE_TOKEN": TOKEN, "XDG_RUNTIME_DIR": str(tmp),
+                    "TMPDIR": str(tmp)}  # the single-instance socket: this session's own
         for name in ("QT_QPA_PLATFORM", "PYTHON_KEYRING_BACKEND", "OPENROUTER_API_KEY", "HF_TOKEN"):
             self.env.pop(name, None)
 
@@ -237,11 +238,16 @@ def check_failover(session: Session, exo: subprocess.Popen[str]) -> None:
     print("ok 2b: the app answered through OpenRouter with the key from the keychain")
     wait_for(lambda: icon_colour(session, "failover") == "yellow", 15, "the icon never turned yellow")
     print("ok 3a: exo stopped, the icon is yellow")
+    wait_for(lambda: subprocess.run(["dunstctl", "count", "displayed"], capture_output=True,
+                                    text=True, env=session.env).stdout.strip() not in ("", "0"),
+             15, "no notification on screen")
+    time.sleep(0.5)  # drawn
+    shutil.copy(session.screenshot(session.tmp / "notification.png"), SHOTS / "notification-real.png")
+    subprocess.run(["dunstctl", "close-all"], env=session.env, check=True)  # into the history
     history = wait_for(lambda: "failing over to OpenRouter" in subprocess.run(
         ["dunstctl", "history"], capture_output=True, text=True, env=session.env).stdout and "yes",
         15, "no notification reached dunst")
     assert history
-    shutil.copy(session.screenshot(session.tmp / "notification.png"), SHOTS / "notification-real.png")
     print("ok 3b: the failover notification reached org.freedesktop.Notifications (dunst), with "
           "our icon (docs/screenshots/notification-real.png)")
 

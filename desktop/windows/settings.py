@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIntValidator, QKeyEvent, QResizeEvent
+from PySide6.QtGui import QDesktopServices, QIntValidator, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
