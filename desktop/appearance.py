@@ -66,19 +66,23 @@ def _dark_palette() -> QPalette:
     return palette
 
 
+# Fusion outlines a check box or a radio button (in a menu or a window) in the Window colour made
+# darker, which on a dark Window is all but invisible: these classes get a light Window, which
+# only that edge uses (a menu is drawn on Base; a check box's label on its parent's background).
+EDGED = ("QMenu", "QCheckBox", "QRadioButton")
+
+
 def _dark_menu_palette() -> QPalette:
-    """Menus in dark: Fusion draws a menu on Base and outlines its check boxes in Window made
-    darker, which on a dark Window is all but invisible; a light Window gives the boxes a
-    visible edge (the menu itself stays dark)."""
+    """Check boxes' and radio buttons' edges in dark (the menu itself stays dark)."""
     palette = _dark_palette()
     palette.setColor(QPalette.ColorRole.Window, QColor("#c8c8c8"))
     return palette
 
 
 def _light_menu_palette() -> QPalette:
-    """Menus in light: the same edge, dark enough on the white menu (3:1, WCAG's floor)."""
+    """The same edge in light, dark enough on white (3:1, WCAG's floor for a control)."""
     palette = _light_palette()
-    palette.setColor(QPalette.ColorRole.Window, QColor("#b0b0b0"))
+    palette.setColor(QPalette.ColorRole.Window, QColor("#909090"))
     return palette
 
 
@@ -123,5 +127,6 @@ def _apply_now(app: QApplication, choice: Appearance) -> None:
     app.setPalette(_dark_palette() if dark else _light_palette())
     # after the application's palette, which drops every class's own (the stubs say bytes for
     # the class name; PySide refuses bytes)
-    menus = _dark_menu_palette() if dark else _light_menu_palette()
-    app.setPalette(menus, "QMenu")  # type: ignore[arg-type]
+    edged = _dark_menu_palette() if dark else _light_menu_palette()
+    for name in EDGED:
+        app.setPalette(edged, name)  # type: ignore[arg-type]

@@ -403,3 +403,30 @@ def test_a_full_disk_is_said_and_the_file_stays_as_it_was(config_file, monkeypat
     monkeypatch.setattr(model.os, "fsync", real_fsync)
     window.save(providers, server, notifications)  # room again: the same save goes through
     assert load_config(config_file).server.port == 9400
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_provider_names_whole_and_check_boxes_edged(window, qtbot, restored_palette, scheme):
+    """The Providers tab as it opens: every provider's name whole in the order list (it was
+    cut under a scroll bar), the check boxes with a visible edge in light and dark."""
+    from PySide6.QtCore import QRect
+
+    from desktop import appearance
+    from desktop.windows.cost_format import contrast
+
+    appearance.apply(restored_palette, appearance.Appearance(scheme))
+    restored_palette.processEvents()
+    window.show()
+    qtbot.waitExposed(window)
+    order = window.providers.order
+    for row in range(order.count()):
+        rect = order.visualItemRect(order.item(row))
+        assert rect.right() <= order.viewport().width(), order.item(row).text()
+    assert not order.horizontalScrollBar().isVisible()
+    box = window.providers.paid
+    image = box.grab().toImage()
+    background = image.pixelColor(box.width() - 2, box.height() // 2).name()
+    edge = QRect(0, 0, box.height(), box.height())
+    best = max(contrast(image.pixelColor(x, y).name(), background)
+               for x in range(edge.left(), edge.right()) for y in range(edge.top(), edge.bottom()))
+    assert best >= 3.0  # WCAG's floor for a control's edge

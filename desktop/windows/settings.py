@@ -111,6 +111,9 @@ class ProvidersTab(QWidget):
     def _fill_order(self) -> None:
         self.order.clear()
         self.order.addItems([f"{e.name} ({e.id})" for e in self.edits])
+        # every name whole (it was cut, under a scroll bar)
+        self.order.setMinimumWidth(self.order.sizeHintForColumn(0) + 2 * self.order.frameWidth()
+                                   + self.order.fontMetrics().averageCharWidth() * 2)
 
     def _show(self, row: int) -> None:
         self.collect()
