@@ -99,8 +99,8 @@ class AccountStatus:
             lines.append("billed to the key: " + ", ".join(spent))
         if self.free_requests is not None:
             free = self.free_requests
-            lines.append(f"free-model requests today: {free.used} of {free.limit} used, "
-                         f"{free.remaining} left" + (" (nearly gone)" if self.free_level else ""))
+            lines.append(f"{free_requests_text(free.used, free.limit)}, {free.remaining:,} left"
+                         + (" (nearly gone)" if self.free_level else ""))
         if report.expires_at is not None:
             lines.append(f"key expires {report.expires_at:%Y-%m-%d %H:%M} UTC")
         if self.reconciliation is not None:

@@ -306,7 +306,7 @@ def _today_text(status: ProviderStatus) -> str:
     """The tray's figures (router/figures.py), and the tokens against their limit."""
     limit = status.limits.get("tokens")
     tokens = f"{status.tokens_today:,} tokens" + (f" of {limit:,.0f}" if limit else "")
-    return f"today {status.day_text()} · {tokens}"
+    return f"{status.day_text()} · {tokens}"
 
 
 # -- usage ---------------------------------------------------------------------------------
