@@ -487,3 +487,50 @@ print('clipped' if bad else 'ok', app.devicePixelRatio(), bad)
     env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split()[:2] == ["ok", "2.0"], out.stdout
+
+
+async def test_the_menu_and_costs_count_todays_requests_alike(qapp, qtbot, tmp_path, make_config,
+                                                             exo, keys_in_env):
+    """exo answers one request, then refuses one (OpenRouter answers it): the tray menu's exo
+    row and the cost window (requests, the bar under the pointer) say the same 1 request; the
+    refused attempt is said apart in the menu, never counted as a request."""
+    from PySide6.QtCore import QPoint, Qt
+
+    from desktop.bridge import Bridge
+    from desktop.tray import Tray
+    from desktop.windows.costs import CostWindow
+
+    config, _ = make_config()
+    book = Ledger.in_dir(tmp_path)
+    ask = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]}
+    async with Router(config, ledger=book) as router:
+        assert (await router.chat(ask)).provider_used == "exo"
+        exo.stop()
+        assert (await router.chat(ask)).provider_used == "openrouter"
+        book.flush()
+        bridge = Bridge(router)
+        tray = Tray(bridge, endpoint_url=lambda: None, endpoint_token=lambda: None)
+        tray.starting = False
+        tray.refresh()
+        tray.menu.popup(QPoint(0, 0))
+        qtbot.waitExposed(tray.menu)
+        menu_row = tray._provider_actions[0].text()
+        tray.menu.hide()
+        win = CostWindow(bridge, book)
+        win.open()
+        await loaded(win)
+        win.metric_box.setFocus()
+        qtbot.keyClick(win.metric_box, Qt.Key.Key_End)  # Show: requests
+        assert win.metric_box.currentText() == "requests"
+        today = datetime.now(UTC).date().isoformat()
+        point_at(qtbot, win.graphs.main, win.graphs.centre(today), 0.5)
+        readout = win.graphs.main_panel.readout.text()
+        answered = sum(r.requests for r in win.rows if r.provider == "exo" and r.period == today)
+        win.close()
+        tray.timer.stop()
+        bridge.close()
+    book.close()
+    assert answered == 1
+    assert menu_row.startswith(f"Exo Local · {answered} request")
+    assert "unanswered)" in menu_row  # the refused attempt, apart
+    assert f"exo {answered} request" in readout
