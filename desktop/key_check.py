@@ -24,7 +24,7 @@ def connection_hint(provider: ProviderConfig) -> str:
     host = urlsplit(provider.base_url or "").netloc or provider.base_url or "its address"
     return (f"Exo Bridge could not reach {provider.name} at {host}, so the key was not checked: "
             "check this computer's internet connection, a proxy (HTTPS_PROXY) or a firewall, "
-            "then press Test again.")
+            "then test the key again.")
 
 
 def result_text(snapshot: Snapshot, provider: ProviderConfig) -> str:

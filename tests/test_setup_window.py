@@ -14,6 +14,7 @@ pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from desktop.operations import SetupOperations
 from desktop.settings_model import SettingsDocument
@@ -251,3 +252,25 @@ async def test_one_exo_on_localhost_and_127_0_0_1_is_listed_once(wizard_for, exo
     await until(lambda: "Found exo" in page.found_label.text())
     assert page.found_label.text().count("Found exo") == 1
     assert len([f for f in page.found if f.reachable]) == 1
+
+
+async def test_a_key_test_that_cannot_connect_says_so_whole(wizard_for, exo, openrouter, hf,
+                                                            keyring_store):
+    """A key typed and Enter while OpenRouter cannot be reached: saved, not tested, what to check
+    — every line of it shown (two lines used to scroll the rest away)."""
+    window, _ = await wizard_for([exo.origin], [exo.origin], openrouter.base_url, hf.base_url)
+    press(window)  # Next: the keys
+    row = next(r for r in window.keys_page.rows if r.provider.id == "openrouter")
+    openrouter.stop()
+    row.field.setFocus()
+    QTest.keyClicks(row.field, OR_KEY)
+    press(row.field)
+    await until(lambda: row.works is not None)
+    text = row.state.text()
+    assert row.works is False and "not tested: connection refused" in text
+    assert "could not reach OpenRouter" in text and "internet connection" in text
+    assert keyring_store.entries[("exo-bridge", "openrouter")] == OR_KEY  # saved all the same
+    QApplication.processEvents()
+    document = row.state.document()
+    document.setTextWidth(row.state.viewport().width())
+    assert row.state.viewport().height() >= document.size().height() - 1  # no line scrolled away

@@ -13,7 +13,7 @@ import html
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -65,14 +65,34 @@ class _Text(QTextBrowser):
         self.setOpenLinks(False)
         height = self.fontMetrics().lineSpacing() * lines + 8
         self.setMinimumHeight(height)
-        if lines < 5:  # a status line or two: no more room than that (it scrolls if need be)
+        self.short = lines < 5  # a status line or two: as tall as its text, up to MAX_LINES
+        if self.short:
             self.setMaximumHeight(height)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the page's fields and buttons
         self.set(text)
 
+    MAX_LINES = 8
+
     def set(self, text: str) -> None:
         self.source_html = text
         self.setHtml(text)
+        self._fit()
+
+    def _fit(self) -> None:
+        """A short text grows to show all its lines (a failed key test's hint ran past two and
+        was cut to a scrolled sliver)."""
+        if not self.short:
+            return
+        self.document().setTextWidth(self.viewport().width())
+        frame = 2 * self.frameWidth() + 8
+        most = self.fontMetrics().lineSpacing() * self.MAX_LINES + frame
+        need = min(most, max(self.minimumHeight(), int(self.document().size().height()) + frame))
+        if self.maximumHeight() != need:
+            self.setMaximumHeight(need)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
 
     def text(self) -> str:
         return self.toPlainText()
