@@ -115,13 +115,17 @@ def run_app(argv: Sequence[str]) -> int:
         print(f"exo-bridge: {BROKEN_QT_MESSAGE}", file=sys.stderr)
         return 2
     app.setApplicationName("Exo Bridge")
+    from desktop.icons import APP_ICON_NAME, app_icon
+
+    app.setWindowIcon(app_icon())  # every window's, and the balloons'
+    app.setDesktopFileName(APP_ICON_NAME)  # packaging/exo-bridge.desktop
     from desktop import appearance
 
     appearance.apply(app)  # light or dark: the system's, or EXO_BRIDGE_APPEARANCE
     app.setQuitOnLastWindowClosed(False)  # closing a window must not stop the loop
     instance = SingleInstance()
     if instance.forward_to_running():
-        print("Exo Bridge is already running; brought it forward.")
+        print("Exo Bridge is already running: its window is shown there.")
         return 0
     instance.listen()
     from desktop.gc_policy import GuiThreadCollector
@@ -253,7 +257,8 @@ class DesktopApp:
         from desktop.tray import Tray
 
         tray = Tray(bridge, endpoint_url=self._endpoint_url, endpoint_token=lambda: self.token,
-                    autostart=Autostart())
+                    autostart=Autostart(), config_file=self.config_path or self.config_source(),
+                    log_file=self.crash_watch.log_file if self.crash_watch is not None else None)
         tray.quit_requested.connect(self.quit.set)
         tray.settings_requested.connect(lambda: self._open_settings(bridge))
         tray.setup_requested.connect(lambda: self._open_setup(bridge))
@@ -262,6 +267,11 @@ class DesktopApp:
         tray.costs_requested.connect(lambda: self._open_costs(bridge, ledger))
         self.instance.activated.connect(tray.bring_forward)
         return tray
+
+    def config_source(self) -> Path | None:
+        """The file the running config came from (None: built in)."""
+        source = self.config.source
+        return None if source.startswith("<") else Path(source)
 
     def dispose(self) -> None:
         """Destroy the windows and the tray before the interpreter exits (Qt objects destroyed
@@ -272,7 +282,7 @@ class DesktopApp:
         tray = self.tray
         owned: list[QObject | None] = [self.settings, self.chat, self.costs, self.setup]
         if tray is not None:
-            owned += [tray.status_window, tray.menu, tray.icon, tray]
+            owned += [tray.about_box, tray.status_window, tray.menu, tray.icon, tray]
         for item in owned:
             if item is not None and shiboken6.isValid(item):
                 shiboken6.delete(item)

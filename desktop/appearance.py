@@ -66,6 +66,26 @@ def _dark_palette() -> QPalette:
     return palette
 
 
+# Fusion outlines a check box or a radio button (in a menu or a window) in the Window colour made
+# darker, which on a dark Window is all but invisible: these classes get a light Window, which
+# only that edge uses (a menu is drawn on Base; a check box's label on its parent's background).
+EDGED = ("QMenu", "QCheckBox", "QRadioButton")
+
+
+def _dark_menu_palette() -> QPalette:
+    """Check boxes' and radio buttons' edges in dark (the menu itself stays dark)."""
+    palette = _dark_palette()
+    palette.setColor(QPalette.ColorRole.Window, QColor("#c8c8c8"))
+    return palette
+
+
+def _light_menu_palette() -> QPalette:
+    """The same edge in light, dark enough on white (3:1, WCAG's floor for a control)."""
+    palette = _light_palette()
+    palette.setColor(QPalette.ColorRole.Window, QColor("#909090"))
+    return palette
+
+
 def _light_palette() -> QPalette:
     palette = QPalette(QColor("#efefef"))
     palette.setColor(QPalette.ColorRole.Base, QColor(LIGHT.background))
@@ -101,7 +121,12 @@ def _apply_now(app: QApplication, choice: Appearance) -> None:
     if choice is Appearance.SYSTEM and dark == is_dark(app.palette()):
         return  # the platform already draws what the system asks for
     if choice is Appearance.SYSTEM and not dark:
-        app.setPalette(app.style().standardPalette())
+        app.setPalette(app.style().standardPalette())  # drops the menus' own palette too
         return
     app.setStyle("Fusion")  # the one style that honours a whole custom palette everywhere
     app.setPalette(_dark_palette() if dark else _light_palette())
+    # after the application's palette, which drops every class's own (the stubs say bytes for
+    # the class name; PySide refuses bytes)
+    edged = _dark_menu_palette() if dark else _light_menu_palette()
+    for name in EDGED:
+        app.setPalette(edged, name)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMenu
 
 from desktop.bridge import Bridge
 from desktop.cluster_model import Act, ClusterMenuView, Item
+from desktop.menu_rows import InfoRow
 from desktop.operations import ExoOperations
 from router import ClusterActionFailed
 
@@ -46,19 +47,21 @@ class ClusterMenu(QObject):
             return
         self.entry.setText(view.title)
         for item in view.items:
-            self._add(item, self.submenu.addAction(item.text))
+            self.submenu.addAction(self._action(item, self.submenu))
         for item in view.main:
-            action = QAction(item.text, self._menu)
+            action = self._action(item, self._menu)
             self._menu.insertAction(self._before, action)
-            self._add(item, action)
             self.main_actions.append(action)
 
-    def _add(self, item: Item, action: QAction) -> None:
+    def _action(self, item: Item, menu: QMenu) -> QAction:
+        """A line that does something, or one that only says something (a node, a warming):
+        that one in the menu's text colour, not greyed out."""
         if item.act is None:
-            action.setEnabled(False)
-        else:
-            act, model = item.act, item.model
-            action.triggered.connect(lambda: self.act(act, model))
+            return InfoRow(item.text, menu)
+        action = QAction(item.text, menu)
+        act, model = item.act, item.model
+        action.triggered.connect(lambda: self.act(act, model))
+        return action
 
     def act(self, act: Act | str, model: str) -> None:
         """Do what a menu item or a notification's button asks, off the GUI thread's back."""

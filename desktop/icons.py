@@ -3,10 +3,17 @@ dark panels (a colour cannot be a macOS template image, so the outline does the 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 
 from desktop.status_model import Light
+
+APP_NAME = "Exo Bridge"
+APP_ICON_NAME = "exo-bridge"  # in the icon theme, where an install put resources/exo-bridge.svg
+_ICON_FILE = Path("exo-bridge.svg")
 
 COLOURS = {Light.GREEN: "#2ecc40", Light.YELLOW: "#ffc107", Light.RED: "#e53935",
            Light.GREY: "#9e9e9e"}
@@ -83,3 +90,18 @@ def menu_dot_icon(light: Light) -> QIcon:
             icon.addPixmap(dot_pixmap(light, 16, ratio))
         _MENU_DOTS[light] = icon
     return icon
+
+
+def app_icon_path() -> Path | None:
+    """Our icon's file: beside the sources (a checkout), in a frozen build, or where pip put it
+    (``share/icons/hicolor/scalable/apps``); None when none is there."""
+    here = Path(__file__).resolve().parent.parent
+    places = [here / "resources", Path(getattr(sys, "_MEIPASS", here)) / "resources",
+              Path(sys.prefix) / "share" / "icons" / "hicolor" / "scalable" / "apps"]
+    return next((place / _ICON_FILE for place in places if (place / _ICON_FILE).is_file()), None)
+
+
+def app_icon() -> QIcon:
+    """The app's icon for its windows and notifications (the theme's, else our file's)."""
+    path = app_icon_path()
+    return QIcon(str(path)) if path is not None else QIcon.fromTheme(APP_ICON_NAME)

@@ -10,8 +10,10 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from desktop.icons import APP_ICON_NAME, APP_NAME, app_icon_path
 from router import (
     NOTIFICATION_KINDS,
     AccountLimited,
@@ -223,8 +225,9 @@ class NativeNotifications:
 
     SERVICE = "org.freedesktop.Notifications"
 
-    def __init__(self, app_name: str = "Exo Bridge"):
+    def __init__(self, app_name: str = APP_NAME, icon: Path | None = None):
         self.app_name = app_name
+        self.icon = icon if icon is not None else app_icon_path()  # never the notifier's default
         self._notifier: object | None = None
 
     async def available(self) -> bool:
@@ -250,6 +253,13 @@ class NativeNotifications:
             return False
         return bool(reply is not None and reply.body and reply.body[0])
 
+    def app_icon(self) -> Any:
+        """Our icon for the notification service (desktop-notifier's default is Python's logo):
+        the file, else the icon theme's ``exo-bridge``."""
+        from desktop_notifier import Icon
+
+        return Icon(path=self.icon) if self.icon is not None else Icon(name=APP_ICON_NAME)
+
     async def close(self) -> None:
         """Leave the D-Bus connection the notifier opened, if it did (at quit: otherwise its
         reader's end-of-file is reported as an error nobody retrieved)."""
@@ -264,7 +274,7 @@ class NativeNotifications:
         from desktop_notifier import Button, DesktopNotifier
 
         if self._notifier is None:
-            self._notifier = DesktopNotifier(app_name=self.app_name)
+            self._notifier = DesktopNotifier(app_name=self.app_name, app_icon=self.app_icon())
         buttons = [Button(note.action, on_pressed=lambda: on_action(note))] \
             if note.action and on_action is not None else []
         await self._notifier.send(title=note.title, message=note.body,  # type: ignore[attr-defined]

@@ -111,12 +111,9 @@ def provider_light(status: ProviderStatus) -> Light:
 
 
 def provider_usage(status: ProviderStatus) -> str:
-    limit = status.limits.get("requests")
-    requests = f"{status.requests_today}/{limit:g}" if limit else f"{status.requests_today}"
-    cost = "free" if status.role is Role.LOCAL else usd(status.cost_today_usd, cents=True)
-    if status.limits.get("cost_usd"):
-        cost += f"/{usd(status.limits['cost_usd'] or 0, cents=True)}"
-    usage = f"{requests} requests · {cost} today"
+    """Today's figures as router/figures.py defines them (the cost window and `exo-bridge
+    status` count the same way), a download, the account."""
+    usage = status.day_text()
     if status.download_progress is not None:
         usage += f" · downloading {status.download_progress:g}%"
     if status.account is not None and (account := status.account.summary()):

@@ -5,27 +5,33 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.about import about_html, app_version, open_log, show_about
 from desktop.appearance import colours
 from desktop.bridge import Bridge
 from desktop.cluster_menu import ClusterMenu
 from desktop.cluster_model import cluster_menu, warming_note_line
-from desktop.icons import cached_dot_pixmap, dot_icon, menu_dot_icon
+from desktop.icons import app_icon, cached_dot_pixmap, dot_icon, menu_dot_icon
+from desktop.menu_rows import InfoRow
 from desktop.notify import Debouncer, NativeNotifications, Note, note_for
+from desktop.present import present
 from desktop.status_model import Light, ProviderRow, TrayView, tray_view
+from router import CrashWatch
 
 # Shown in the menu; they work app-wide while one of our windows has the focus (a tray menu's
 # own shortcuts are hints only: the windows carry the same actions, see ``window_actions``).
@@ -70,7 +76,7 @@ class StatusWindow(QWidget):
             button.clicked.connect(signal.emit)
             buttons.addWidget(button)
             self.buttons.append(button)
-        layout = QVBoxLayout(self)
+        layout = self._layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(self._rows)
         layout.addWidget(self.providers)
@@ -89,6 +95,24 @@ class StatusWindow(QWidget):
             self.providers.setText(notes)
         self.providers.setVisible(bool(notes))
         self._view = view
+        self._fit()
+
+    def _fit(self) -> None:
+        """Tall enough for every wrapped line at the width it has now (a top-level window
+        does not grow by itself for text that wraps to more lines: it was cut)."""
+        layout = self._layout
+        layout.activate()
+        need = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() \
+            else layout.totalMinimumSize().height()
+        if need > 0 and self.minimumHeight() != need:
+            self.setMinimumHeight(need)
+        if self.height() < need:
+            self.resize(self.width(), need)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit()  # narrower: more lines
 
     def _show_rows(self, rows: tuple[ProviderRow, ...], *, again: bool = False) -> None:
         """Hand Qt only the rows that changed (a request changes one row's counts; every
@@ -151,7 +175,8 @@ class Tray(QObject):
 
     def __init__(self, bridge: Bridge, *, endpoint_url: Callable[[], str | None],
                  endpoint_token: Callable[[], str | None], autostart: object | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, log_file: Path | None = None,
+                 config_file: Path | None = None):
         super().__init__()
         self.bridge = bridge
         self.router = bridge.router
@@ -163,6 +188,9 @@ class Tray(QObject):
         self._endpoint_url = endpoint_url
         self._endpoint_token = endpoint_token
         self._autostart = autostart
+        self.log_file = log_file if log_file is not None else CrashWatch("tray").log_file
+        self.config_file = config_file
+        self.about_box: QMessageBox | None = None
         self.icon = QSystemTrayIcon(dot_icon(Light.GREY))
         self.menu = QMenu()
         self.status_window: StatusWindow | None = None
@@ -195,8 +223,8 @@ class Tray(QObject):
         for provider in self.router.config.providers:
             action = self.menu.addAction(menu_dot_icon(Light.GREY), provider.name.replace("&", "&&"))
             self._provider_action(action, provider.id)
-        self.ledger_line = self.menu.addAction("")  # only while the ledger cannot record
-        self.ledger_line.setEnabled(False)
+        self.ledger_line = InfoRow("", self.menu)  # only while the ledger cannot record
+        self.menu.addAction(self.ledger_line)
         self.ledger_line.setVisible(False)
         self.cluster = ClusterMenu(self.menu, self.menu.addSeparator(), self.bridge)
         self.cluster.failed.connect(lambda what, why: self.notify(
@@ -220,6 +248,8 @@ class Tray(QObject):
         else:
             self.login.setEnabled(False)
         self.menu.addSeparator()
+        self.about = self.menu.addAction(f"A&bout Exo Bridge {app_version()}…", self._about)
+        self.open_log = self.menu.addAction("Open lo&g", self._open_log)
         self.menu.addAction("&Quit", self.quit_requested.emit)
 
     def _provider_action(self, action: QAction, provider_id: str) -> None:
@@ -300,8 +330,8 @@ class Tray(QObject):
             self._show_row(i, action, row)
         extra = self.view.lines[len(self.view.rows):]
         self.ledger_line.setVisible(bool(extra))
-        if extra and self.ledger_line.text() != extra[0]:
-            self.ledger_line.setText(extra[0])
+        if extra and self.ledger_line.label.text() != extra[0]:
+            self.ledger_line.set_text(extra[0])
         self.cluster.show_view(cluster_menu(companion.cluster(), companion.warmings(),
                                             companion.problems()))
         self.copy_url.setEnabled(self._endpoint_url() is not None)
@@ -359,7 +389,7 @@ class Tray(QObject):
         elif self.icon.isVisible():
             self._balloon = note
             body = f"{note.body}\n(click: {note.action})" if note.action else note.body
-            self.icon.showMessage(note.title, body, QSystemTrayIcon.MessageIcon.Information, 8000)
+            self.icon.showMessage(note.title, body, app_icon(), 8000)  # ours, as natively
 
     def on_note_action(self, note: Note) -> None:
         """A notification's button (or its balloon) was pressed: load, or reload, the model."""
@@ -377,11 +407,14 @@ class Tray(QObject):
             self.chat_requested.emit()
 
     def bring_forward(self) -> None:
+        """Another launch asked for us: show a window for real. With a tray, the chat window
+        (what the icon opens); without one, the status window (the app's only face)."""
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.chat_requested.emit()
+            return
         window = self._status_window()
         window.show_view(self.view)
-        window.show()
-        window.raise_()
-        window.activateWindow()
+        present(window)
 
     def _on_pause(self, paused: bool) -> None:
         self.router.local_only = paused
@@ -394,6 +427,15 @@ class Tray(QObject):
         from desktop.operations import AccountOperations
 
         self.bridge.run(AccountOperations(self.router).check_now(), lambda _: self.refresh())
+
+    def _about(self) -> None:
+        self.about_box = show_about(None, about_html(self._endpoint_url(), self.config_file,
+                                                      self.log_file))
+
+    def _open_log(self) -> None:
+        problem = open_log(self.log_file)
+        if problem is not None:
+            self.notify(Note("log", "log", "Open log", problem))
 
     def _copy_url(self) -> None:
         url = self._endpoint_url()

@@ -2,10 +2,11 @@
 
     .venv/bin/python -m docs.make_screenshots [--appearance light|dark|both]
 
-The chat window shows a real answer from a fake provider, the cost window a synthetic month; the
-tray menu, the settings window, the first-run assistant and the status window (used where there
-is no tray) are shown as a user sees them. The desktop-session check runs this after its own
-real-desktop screenshots."""
+The chat window shows a real answer from a fake provider, the cost window a synthetic month (and
+12 months); the tray menu (and its cluster submenu, About), the settings window (and a failed
+key test, Remove's confirmation), the first-run assistant (exo found, a test answer) and the
+status window (used where there is no tray) are shown as a user sees them. The desktop-session
+check runs this after its own real-desktop screenshots."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def synthetic_ledger(directory: Path):
 class Shots:
     """Every window in one appearance, as ``NAME-APPEARANCE.png``."""
 
-    def __init__(self, appearance: str, router, ledger, config_path: Path, exo=None):
+    def __init__(self, appearance: str, router, ledger, config_path: Path, fakes: dict):
         from desktop import appearance as look
         from desktop.bridge import Bridge
 
@@ -60,14 +61,32 @@ class Shots:
         look.apply(app, look.Appearance(appearance))
         self.appearance, self.router, self.ledger = appearance, router, ledger
         self.config_path = config_path
-        self.exo = exo  # the fake exo, stopped for the chat's paid answer
+        self.fakes = fakes  # "exo", "openrouter", "huggingface": the fake providers
+        self.exo = fakes["exo"]  # stopped for the chat's paid answer
         self.bridge = Bridge(router)
         self.written: list[Path] = []
 
     def save(self, widget, name: str) -> None:
-        QApplication.processEvents()
+        for _ in range(3):  # a layout's changes reach its parents' in turn (no Qt loop runs here)
+            QApplication.processEvents()
         path = OUT / f"{name}-{self.appearance}.png"
         widget.grab().save(str(path))
+        self.written.append(path)
+
+    def save_side_by_side(self, menu, submenu, top: int, name: str) -> None:
+        """A menu with its submenu open beside it at ``top``, as on screen."""
+        from PySide6.QtGui import QPainter, QPixmap
+
+        QApplication.processEvents()
+        left, right = menu.grab(), submenu.grab()
+        canvas = QPixmap(left.width() + right.width(), max(left.height(), top + right.height()))
+        canvas.fill(menu.palette().color(menu.palette().ColorRole.Base))  # the menus' own
+        painter = QPainter(canvas)
+        painter.drawPixmap(0, 0, left)
+        painter.drawPixmap(left.width(), top, right)
+        painter.end()
+        path = OUT / f"{name}-{self.appearance}.png"
+        canvas.save(str(path))
         self.written.append(path)
 
     async def chat(self) -> None:
@@ -100,6 +119,12 @@ class Shots:
         graphs.hover(graphs.main, box.mapViewToScene(QPointF(graphs.centre(yesterday), 0.0)))
         await asyncio.sleep(0.2)
         self.save(costs, "costs")
+        costs.rows = []
+        costs.range_box.setCurrentText("12 months")  # the current month whole, p50 dots apart
+        while not costs.rows:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        self.save(costs, "costs-12-months")
         costs.hide()
 
     async def settings(self) -> None:
@@ -114,11 +139,64 @@ class Shots:
             settings.show()
             await asyncio.sleep(0.2)
             self.save(settings, "settings")
+            await self.key_test(settings)
             settings.hide()
         setup = SetupWindow(self.bridge, SettingsDocument(self.config_path))
         setup.show()
         await asyncio.sleep(1.0)  # its first page looks for exo
         self.save(setup, "setup")
+        setup.hide()
+        await self.setup_found_and_answered()
+
+    async def key_test(self, settings) -> None:
+        """Keys → Test while OpenRouter cannot be reached: the hint on a line of its own, the
+        field as wide as before; then Remove, which asks first."""
+        from PySide6.QtCore import QTimer
+
+        settings.tabs.setCurrentIndex(1)
+        row = next(r for r in settings.key_rows if r.provider_id == "openrouter")
+        cloud = self.fakes["openrouter"]
+        cloud.stop()
+        try:
+            row.test.click()
+            while not row.state.text().startswith("✗"):
+                await asyncio.sleep(0.05)
+        finally:
+            cloud.start()
+        await asyncio.sleep(0.2)  # the layout takes the wrapped lines
+        self.save(settings, "settings-key-test")
+
+        def shoot_and_cancel() -> None:
+            dialog = QApplication.activeModalWidget()
+            if dialog is None:
+                QTimer.singleShot(20, shoot_and_cancel)
+                return
+            self.save(dialog, "settings-remove-key")
+            dialog.reject()
+
+        QTimer.singleShot(0, shoot_and_cancel)
+        row.remove.click()  # modal until the shot is taken; Cancel keeps the key
+
+    async def setup_found_and_answered(self) -> None:
+        """exo answering on localhost and 127.0.0.1 (listed once); the test answer, rendered."""
+        from desktop.operations import SetupOperations
+        from desktop.settings_model import SettingsDocument
+        from desktop.windows.setup import SetupWindow
+
+        origin = self.fakes["exo"].origin
+        setup = SetupWindow(self.bridge, SettingsDocument(self.config_path), SetupOperations(
+            self.router, [origin.replace("127.0.0.1", "localhost"), origin]))
+        setup.show()
+        while "Found exo" not in setup.exo_page.found_label.text():
+            await asyncio.sleep(0.05)
+        self.save(setup, "setup-found-exo")
+        for _ in range(3):  # exo, keys, paid failover (as the config has it)
+            setup.next()
+        assert setup.currentPage() is setup.test_page
+        setup.test_page.ask()
+        while setup.test_page.outcome is None:
+            await asyncio.sleep(0.05)
+        self.save(setup, "setup-answer")
         setup.hide()
 
     def tray(self) -> None:
@@ -128,8 +206,10 @@ class Shots:
         from desktop.tray import StatusWindow, Tray
 
         status = StatusWindow()
-        status.show_view(tray_view(self.router.statuses()))
+        status.show_view(tray_view(self.router.statuses(), ledger_problem="disk full: cannot "
+                                   "write to ~/.local/share/exo-bridge/usage.sqlite3"))
         status.show()
+        status.resize(status.width() * 4 // 5, status.height())  # narrower: more lines, all shown
         self.save(status, "status-window")
         status.hide()
         tray = Tray(self.bridge, endpoint_url=lambda: "http://127.0.0.1:8741/v1",
@@ -137,7 +217,15 @@ class Shots:
         tray.refresh()
         tray.menu.popup(QPoint(0, 0))
         self.save(tray.menu, "tray-menu")
+        entry = tray.menu.actionGeometry(tray.cluster.entry)
+        tray.cluster.submenu.popup(tray.menu.mapToGlobal(entry.topRight()))
+        self.save_side_by_side(tray.menu, tray.cluster.submenu, entry.top(), "tray-cluster")
+        tray.cluster.submenu.hide()  # (a node's rows: the menu's own text colour)
         tray.menu.hide()
+        tray.about.trigger()
+        assert tray.about_box is not None
+        self.save(tray.about_box, "about")
+        tray.about_box.close()
         tray.timer.stop()
 
     async def fixed_in_issue_28(self) -> None:
@@ -256,6 +344,7 @@ async def main(appearances: list[str]) -> None:
 
     OUT.mkdir(exist_ok=True)
     os.environ.pop("EXO_BRIDGE_TOKEN", None)  # Regenerate is off under it: shown as a user sees it
+    os.environ["OPENROUTER_API_KEY"] = "sk-or-screenshots-0000000000"  # a key to test (the fake's)
     exo, cloud, hf = FakeProvider("exo"), FakeProvider("openrouter"), FakeProvider("huggingface")
     exo.reply = ("Here is a loop in Python:\n\n- it counts **three** times\n- it prints each "
                  "number\n\n```python\nfor i in range(3):\n    print(i)\n```\n"
@@ -268,9 +357,9 @@ async def main(appearances: list[str]) -> None:
             config_path.write_text(text)
             ledger = synthetic_ledger(Path(tmp))
             async with Router(config, ledger=ledger) as router:
+                fakes = {"exo": exo, "openrouter": cloud, "huggingface": hf}
                 for appearance in appearances:
-                    shots = Shots(appearance, router, ledger, config_path, exo)
-                    for path in await shots.all():
+                    for path in await Shots(appearance, router, ledger, config_path, fakes).all():
                         print("wrote", path.relative_to(OUT.parent.parent))
             ledger.close()
     finally:

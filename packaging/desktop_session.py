@@ -12,6 +12,7 @@ Checks, end to end:
 6. every window in light and dark (docs/make_screenshots.py) goes there too, with the states
    issue 28 fixed (a field typed wrong, Regenerate asking, the paid choice, the chat asking);
 7. Settings → Save applies in place: the chat window stays open, an unchanged file is not written.
+8. a second launch brings the chat window on screen.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # issue 28's fixed states, as docs/make_screenshots.py draws them (FIXED_IN_ISSUE_28 there)
 FIXED_IN_ISSUE_28 = ("settings-usd-problem", "settings-node-problem", "token-regenerate-confirm",
                      "token-regenerated", "setup-paid-unchosen", "setup-paid-allowed",
-                     "chat-paid-question")
+                     "chat-paid-question", "costs-12-months", "settings-key-test",
+                     "settings-remove-key", "setup-found-exo", "setup-answer", "tray-cluster",
+                     "about")
 EXE = str(Path(sys.executable).with_name("exo-bridge"))
 SHOTS = ROOT / "docs" / "screenshots"
 KEY = "sk-or-desktop-session-0123456789"
@@ -42,6 +45,7 @@ PORT = 18741
 DISPLAY = ":87"
 TRAY = (200, 32)  # trayer's size, top right
 SCREEN = (1024, 700)
+SHOTS_PER_APPEARANCE = 20  # docs/make_screenshots.py: every window and each state issue 28 fixed
 
 
 class Session:
@@ -165,6 +169,7 @@ def check(session: Session) -> None:
     check_keys(session)
     check_tray(session)
     check_failover(session, exo)
+    check_second_launch(session)
     check_chat(session)
     check_costs(session)
     check_screenshots(session)
@@ -179,6 +184,7 @@ def check_screenshots(session: Session) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     written = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("wrote ")]
+    assert len(written) == 2 * SHOTS_PER_APPEARANCE, written
     assert all((ROOT / path).stat().st_size > 3000 for path in written), written
     names = {Path(path).stem for path in written}
     for name in ("chat", "costs", "settings", "setup", "status-window", "tray-menu",
@@ -247,11 +253,32 @@ def check_failover(session: Session, exo: subprocess.Popen[str]) -> None:
     print("ok 2b: the app answered through OpenRouter with the key from the keychain")
     wait_for(lambda: icon_colour(session, "failover") == "yellow", 15, "the icon never turned yellow")
     print("ok 3a: exo stopped, the icon is yellow")
+    wait_for(lambda: subprocess.run(["dunstctl", "count", "displayed"], capture_output=True,
+                                    text=True, env=session.env).stdout.strip() not in ("", "0"),
+             15, "no notification on screen")
+    time.sleep(0.5)  # drawn
+    shutil.copy(session.screenshot(session.tmp / "notification.png"), SHOTS / "notification-real.png")
+    subprocess.run(["dunstctl", "close-all"], env=session.env, check=True)  # into the history
     history = wait_for(lambda: "failing over to OpenRouter" in subprocess.run(
         ["dunstctl", "history"], capture_output=True, text=True, env=session.env).stdout and "yes",
         15, "no notification reached dunst")
     assert history
-    print("ok 3b: the failover notification reached org.freedesktop.Notifications (dunst)")
+    print("ok 3b: the failover notification reached org.freedesktop.Notifications (dunst), with "
+          "our icon (docs/screenshots/notification-real.png)")
+
+
+def check_second_launch(session: Session) -> None:
+    """A second `exo-bridge` while one runs: it says so and exits, and the running one shows
+    its chat window for real (a window on screen, not only a message)."""
+    second = subprocess.run([EXE], capture_output=True, text=True, env=session.env, timeout=30)
+    assert second.returncode == 0 and "already running" in second.stdout, second
+    window = window_named(session, "Exo Bridge — Chat", "a second launch showed no window")
+    visible = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "Exo Bridge — Chat"],
+                             capture_output=True, text=True, env=session.env).stdout.split()
+    assert window in visible, "the chat window is not on screen"
+    subprocess.run(["import", "-window", window, str(SHOTS / "second-launch-real.png")],
+                   env=session.env, check=True)
+    print("ok 8: a second launch brought the chat window on screen")
 
 
 def check_chat(session: Session) -> None:

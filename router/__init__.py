@@ -54,6 +54,7 @@ from router.events import (
     RequestFinished,
     UsageInvalid,
 )
+from router.figures import requests_text
 from router.journey import ChatStream
 from router.keys import Secret
 from router.ledger import Ledger
@@ -149,6 +150,7 @@ __all__ = [
     "needs_setup",
     "parse_config",
     "problem_line",
+    "requests_text",
     "router_guidance",
     "usd",
     "warming_line",

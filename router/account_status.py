@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from router.events import CreditLevel, CreditWall
+from router.figures import free_requests_text
 from router.money import usd
 from router.providers.account import AccountReport, FreeRequests
 from router.reconcile import Reconciliation
@@ -67,13 +68,12 @@ class AccountStatus:
         parts = []
         report = self.report
         if report.remaining_usd is not None and report.limit_usd is not None:
-            parts.append(f"credit {usd(report.remaining_usd, cents=True)}/"
-                         f"{usd(report.limit_usd, cents=True)}"
+            parts.append(f"credit {usd(report.remaining_usd, cents=True)} of "
+                         f"{usd(report.limit_usd, cents=True)} left"
                          + (f" ({self.level} of the way to {_WALLS[self.credit[0]]})"
                             if self.level and self.credit else ""))
         if self.free_requests is not None:
-            parts.append(f"{self.free_requests.remaining}/{self.free_requests.limit} free requests"
-                         " left today")
+            parts.append(free_requests_text(self.free_requests.used, self.free_requests.limit))
         if self.reconciliation is not None and self.reconciliation.drifted:
             parts.append(f"ledger vs bill: {self.reconciliation.text()}")
         return " · ".join(parts)
@@ -99,8 +99,8 @@ class AccountStatus:
             lines.append("billed to the key: " + ", ".join(spent))
         if self.free_requests is not None:
             free = self.free_requests
-            lines.append(f"free-model requests today: {free.used} of {free.limit} used, "
-                         f"{free.remaining} left" + (" (nearly gone)" if self.free_level else ""))
+            lines.append(f"{free_requests_text(free.used, free.limit)}, {free.remaining:,} left"
+                         + (" (nearly gone)" if self.free_level else ""))
         if report.expires_at is not None:
             lines.append(f"key expires {report.expires_at:%Y-%m-%d %H:%M} UTC")
         if self.reconciliation is not None:

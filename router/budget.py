@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.budget_rule import Check, passed
 from router.config import Config, ProviderConfig
-from router.errors import Attempt
+from router.errors import Attempt, Outcome
 from router.events import BudgetAlert, BudgetLevel, EventHub
 from router.prices import Price
 from router.result import text_length
@@ -38,9 +38,10 @@ ALERT_AT = 0.8
 
 @dataclass(slots=True)
 class DayCounts:
-    requests: int = 0  # calls made to the provider
+    requests: int = 0  # calls made to the provider (what a daily request limit counts)
     tokens: int = 0
     cost_usd: float = 0.0
+    answered: int = 0  # requests it answered (router/figures.py: the "requests" shown)
 
     def add(self, requests: int, tokens: int, cost: float, sign: int = 1) -> None:
         self.requests += sign * requests
@@ -222,6 +223,7 @@ class Budget:
             used, held = self._counts(reservation.provider)
             held.add(1, reservation.tokens, reservation.cost_usd, sign=-1)
             used.add(1, tokens, attempt.cost_usd)
+            used.answered += attempt.outcome is Outcome.OK
         self._check_alerts(provider, attempt)
 
     def _check_alerts(self, provider: ProviderConfig, attempt: Attempt | None = None) -> None:
@@ -260,8 +262,8 @@ class Budget:
         if self.ledger.today_day != today.isoformat():
             return DayCounts()
         written = self.ledger.today.get(provider_id)
-        return DayCounts(written[0].requests, written[0].tokens, written[0].cost_usd) \
-            if written else DayCounts()
+        return DayCounts(written[0].requests, written[0].tokens, written[0].cost_usd,
+                         written[2]) if written else DayCounts()
 
     def _reset_text(self) -> str:
         left = self.resets_at() - self.now()

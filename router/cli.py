@@ -328,18 +328,17 @@ async def _check(config: Config) -> tuple[list[ProviderStatus], str | None, dict
 def _status_json(status: ProviderStatus) -> dict[str, Any]:
     return {"id": status.id, "name": status.name, "state": status.state, "detail": status.detail,
             "latency_ms": status.latency_ms, "download_progress": status.download_progress,
-            "requests_today": status.requests_today, "tokens_today": status.tokens_today,
+            "requests_today": status.answered_today, "calls_today": status.requests_today,
+            "tokens_today": status.tokens_today,
             "cost_today_usd": round(status.cost_today_usd, 8), "limits": status.limits,
             "limit": accounts.limit_json(status), "account": accounts.account_json(status)}
 
 
 def _today_text(status: ProviderStatus) -> str:
-    limits = status.limits
-    parts = [f"{status.requests_today}" + (f"/{limits['requests']}" if limits.get("requests") else "")
-             + " req", f"{status.tokens_today}" + (f"/{limits['tokens']}" if limits.get("tokens") else "")
-             + " tok", usd(status.cost_today_usd)
-             + (f"/{usd(limits['cost_usd'] or 0, cents=True)}" if limits.get("cost_usd") else "")]
-    return "today " + " · ".join(parts)
+    """The tray's figures (router/figures.py), and the tokens against their limit."""
+    limit = status.limits.get("tokens")
+    tokens = f"{status.tokens_today:,} tokens" + (f" of {limit:,.0f}" if limit else "")
+    return f"{status.day_text()} · {tokens}"
 
 
 # -- usage ---------------------------------------------------------------------------------

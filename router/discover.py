@@ -1,5 +1,6 @@
 """Finding exo on this machine: its current port (52415) and the old one (8000), on both
-``localhost`` and ``127.0.0.1``, all at once with short timeouts.
+``localhost`` and ``127.0.0.1``, all at once with short timeouts; one server answering on both
+names is one result.
 
 Each address gets exo's own probe (router/providers/exo.py: ``/node_id`` for the current API,
 ``/healthcheck`` for the legacy one), so what is reported — which API generation, which models
@@ -73,7 +74,20 @@ async def discover(urls: Sequence[str] = CANDIDATES, *, http: httpx.AsyncClient 
 
 
 async def _discover(urls: Sequence[str], http: httpx.AsyncClient, timeout_s: float) -> list[Found]:
-    return list(await asyncio.gather(*(_look(http, url.rstrip("/"), timeout_s) for url in urls)))
+    return distinct(await asyncio.gather(*(_look(http, url.rstrip("/"), timeout_s) for url in urls)))
+
+
+def distinct(found: Sequence[Found]) -> list[Found]:
+    """One result per server: ``localhost`` and ``127.0.0.1`` on one port are the same exo,
+    listed once (the address that answered, else the first given), in the order given."""
+    kept: list[Found] = []
+    for item in found:
+        twin = next((i for i, k in enumerate(kept) if same_address(k.url, item.url)), None)
+        if twin is None:
+            kept.append(item)
+        elif item.reachable and not kept[twin].reachable:
+            kept[twin] = item
+    return kept
 
 
 async def _look(http: httpx.AsyncClient, url: str, timeout_s: float) -> Found:

@@ -116,7 +116,8 @@ class Ledger:
         self.notice: str | None = None  # said once at start (a damaged file moved aside)
         self.problem: str | None = None  # why rows cannot be written now (path and fix)
         self.on_problem = on_problem  # called from the writer thread when ``problem`` changes
-        self.today: dict[str, tuple[Hold, Hold]] = {}  # provider -> (written, held), for displays
+        self.today: dict[str, tuple[Hold, Hold, int]] = {}  # provider -> (written, held,
+        # requests answered), for displays
         self.today_day = ""
         self._conn: sqlite3.Connection | None = None
         self._budget_conn: sqlite3.Connection | None = None

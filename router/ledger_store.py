@@ -349,18 +349,19 @@ def totals(conn: sqlite3.Connection, provider: str, day: str) -> Hold:
     return Hold(used[0] + held[0], used[1] + held[1], used[2] + held[2])
 
 
-def day_totals(conn: sqlite3.Connection, day: str) -> dict[str, tuple[Hold, Hold]]:
-    """provider -> (written, held) on ``day``, for the displays."""
-    found: dict[str, tuple[Hold, Hold]] = {}
-    for provider, calls, tokens, cost in conn.execute(
-            "SELECT provider, calls, prompt_tokens + completion_tokens, cost_usd FROM daily "
-            "WHERE day = ?", (day,)):
-        found[provider] = (Hold(calls, tokens, cost), Hold(0, 0, 0.0))
+def day_totals(conn: sqlite3.Connection, day: str) -> dict[str, tuple[Hold, Hold, int]]:
+    """provider -> (written, held, requests answered) on ``day``, for the displays (a Hold
+    counts calls: what a daily request limit counts)."""
+    found: dict[str, tuple[Hold, Hold, int]] = {}
+    for provider, calls, tokens, cost, answered in conn.execute(
+            "SELECT provider, calls, prompt_tokens + completion_tokens, cost_usd, requests "
+            "FROM daily WHERE day = ?", (day,)):
+        found[provider] = (Hold(calls, tokens, cost), Hold(0, 0, 0.0), answered)
     for provider, count, tokens, cost in conn.execute(
             "SELECT provider, count(*), sum(tokens), sum(cost_usd) FROM reservations WHERE day = ? "
             "GROUP BY provider", (day,)):
-        written = found.get(provider, (Hold(0, 0, 0.0), Hold(0, 0, 0.0)))[0]
-        found[provider] = (written, Hold(count, tokens or 0, cost or 0.0))
+        written, _, answered = found.get(provider, (Hold(0, 0, 0.0), Hold(0, 0, 0.0), 0))
+        found[provider] = (written, Hold(count, tokens or 0, cost or 0.0), answered)
     return found
 
 

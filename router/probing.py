@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
 from router.errors import LimitCause
+from router.figures import day_text
 from router.health import HealthBook
 from router.keys import Secret
 from router.providers import Adapter, HealthState, Role, Snapshot
@@ -39,7 +40,7 @@ class ProviderStatus:
     latency_ms: float
     download_progress: float | None
     paid: bool
-    requests_today: int = 0
+    requests_today: int = 0  # calls today, answered or not (a daily request limit counts them)
     tokens_today: int = 0
     cost_today_usd: float = 0.0
     limits: dict[str, float | None] = field(default_factory=dict)
@@ -47,6 +48,12 @@ class ProviderStatus:
     limit: LimitCause | None = None  # a limit of its account holds it (or some models) back
     limit_ends: datetime | None = None  # when that ends; None with a limit: when the user acts
     account: AccountStatus | None = None  # what its key call said of the account
+    answered_today: int = 0  # requests it answered today: the "requests" every display shows
+
+    def day_text(self) -> str:
+        """Today's requests, request limit and cost (router/figures.py says what each means)."""
+        return day_text(self.answered_today, self.requests_today, self.cost_today_usd,
+                        self.limits, free=self.role is Role.LOCAL)
 
     @property
     def can_serve(self) -> bool:
@@ -137,5 +144,6 @@ def statuses(config: Config, health: HealthBook, budget: Budget, ledger: Ledger 
                                      round(h.last_latency_ms, 1), progress, p.paid, today.requests,
                                      today.tokens, today.cost_usd, limits, over_budget=bool(over),
                                      limit=hold.cause if hold else None,
-                                     limit_ends=health.ends_at(hold) if hold else None))
+                                     limit_ends=health.ends_at(hold) if hold else None,
+                                     answered_today=today.answered))
     return result

@@ -219,6 +219,11 @@ def restored_palette(qapp):
     from PySide6.QtGui import QPalette
 
     style, palette = qapp.style().name(), QPalette(qapp.palette())
+    from desktop.appearance import EDGED
+
+    edged = {name: QPalette(qapp.palette(name)) for name in EDGED}
     yield qapp
     qapp.setStyle(style)
     qapp.setPalette(palette)
+    for name, own in edged.items():
+        qapp.setPalette(own, name)

@@ -314,7 +314,7 @@ async def test_key_limit_warnings_at_80_and_95_percent_and_at_the_wall(make_conf
     assert alerts[0].left == pytest.approx(2.0) and alerts[0].of == 10.0
     assert alerts[0].resets_at == next_reset("weekly", datetime.now(UTC))
     assert status.account is not None and status.account.level is CreditLevel.NEARLY
-    assert "credit $1.80/$10.00 (80% of the way to the key's limit)" in status.account.summary()
+    assert "credit $1.80 of $10.00 left (80% of the way to the key's limit)" in status.account.summary()
 
 
 async def test_a_credit_floor_warns_before_the_credit_gets_there(make_config, exo, openrouter, hf):

@@ -84,7 +84,7 @@ async def test_the_tray_says_which_limit_and_until_when_and_check_now_ends_it(
             await asyncio.sleep(0.02)
         line = openrouter_line(tray)
         again = await router.chat(ASK)
-    assert "out of credits" not in line and "free requests left today" in line
+    assert "out of credits" not in line and "free models 0 of 1,000 used today" in line
     assert again.provider_used == "openrouter"
 
 
@@ -100,7 +100,7 @@ async def test_a_key_nearing_its_limit_turns_yellow_with_one_warning(tray_for, m
     assert [n.title for n in tray.shown_notes] == ["OpenRouter: 80% of the key limit used"]
     assert tray.shown_notes[0].body == "$1.50 left of $10.00."
     assert tray.view.light.value == "yellow" and "a key's credit is 80% used" in tray.view.tooltip
-    assert "credit $1.50/$10.00 (80% of the way to the key's limit)" in openrouter_line(tray)
+    assert "credit $1.50 of $10.00 left (80% of the way to the key's limit)" in openrouter_line(tray)
 
 
 def test_note_texts_for_the_accounts():

@@ -125,7 +125,8 @@ def test_status_json_shows_busy_exo_with_download(capsys, cfg, exo, openrouter):
     assert "$12.50 credit left" in providers["openrouter"]["detail"]
     assert providers["huggingface"]["state"] == "healthy"
     assert set(providers["exo"]) == {"id", "name", "state", "detail", "latency_ms", "download_progress",
-                                     "requests_today", "tokens_today", "cost_today_usd", "limits",
+                                     "requests_today", "calls_today", "tokens_today",
+                                     "cost_today_usd", "limits",
                                      "limit", "account"}
 
 

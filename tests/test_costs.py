@@ -77,8 +77,8 @@ async def loaded(win) -> None:
 
 async def test_totals_and_stacked_bar_heights(window):
     await loaded(window)
-    assert window.totals.text() == ("cost $0.0700 · 531 tokens · 4 requests · saved $0.0400 · "
-                                    "2 failovers in 4 requests")  # too few for a rate
+    assert window.totals.text() == ("cost $0.0700 · 531 tokens · 4 requests (1 unanswered) · "
+                                    "saved $0.0400 · 2 failovers in 4 requests")  # too few for a rate
     exo, openrouter = window.graphs.bars["exo"].opts, window.graphs.bars["openrouter"].opts
     assert list(exo["height"]) == [0.0, 0.0] and list(openrouter["height"]) == [0.02, 0.05]
     window.metric_box.setCurrentText("tokens")
@@ -370,6 +370,57 @@ async def test_a_window_opened_in_dark_mode_draws_dark_plots(qapp, ledger, make_
         qapp.processEvents()
 
 
+async def test_twelve_months_show_the_current_month_whole(window, qtbot):
+    """The 12-month range, chosen from the keyboard: the current month's bar is on the plot
+    whole (its right edge was cut at today)."""
+    from PySide6.QtCore import Qt
+
+    await loaded(window)
+    window._today = date(2026, 11, 3)  # early in the month: the bar stands past today
+    window.range_box.setFocus()
+    qtbot.keyClick(window.range_box, Qt.Key.Key_End)  # the last range: 12 months
+    assert window.range_box.currentText() == "12 months"
+    await loaded(window)
+    graphs = window.graphs
+    (left, right), _ = graphs.main.getPlotItem().getViewBox().viewRange()
+    width = graphs.bars["huggingface"].opts["width"]
+    for month in ("2025-11", "2026-11"):  # the first and the current month, whole
+        assert graphs.centre(month) - width / 2 > left and graphs.centre(month) + width / 2 < right
+
+
+async def test_p50_dots_of_providers_at_the_same_latency_stay_apart(qapp, tmp_path, make_config,
+                                                                    qtbot):
+    from PySide6.QtCore import Qt
+
+    from desktop.bridge import Bridge
+    from desktop.windows.costs import CostWindow
+
+    book = Ledger.in_dir(tmp_path)
+    book.write_now([row("2026-11-21", "exo", cost=0.0, tokens=10, latency=300),
+                    row("2026-11-21", "openrouter", cost=0.01, tokens=10, latency=300)])
+    config, _ = make_config()
+    async with Router(config) as router:
+        bridge = Bridge(router)
+        win = CostWindow(bridge, book, today=TODAY)
+        win.show()
+        await loaded(win)
+        win.metric_box.setFocus()
+        qtbot.keyClick(win.metric_box, Qt.Key.Key_Down)  # another metric: the plots redraw
+        (exo_x, exo_y), (or_x, or_y) = (win.graphs.p50[pid].getData() for pid in ("exo", "openrouter"))
+        assert list(exo_y) == list(or_y)  # the same p50 ...
+        box = win.graphs.latency.getPlotItem().getViewBox()
+        from PySide6.QtCore import QPointF
+
+        apart = abs(box.mapViewToScene(QPointF(exo_x[0], exo_y[0])).x()
+                    - box.mapViewToScene(QPointF(or_x[0], or_y[0])).x())
+        assert apart >= 6  # ... drawn as two dots (6 px wide each), not one over the other
+        win.close()
+        win.deleteLater()
+        bridge.deleteLater()
+        qapp.processEvents()
+    book.close()
+
+
 async def test_the_window_works_from_the_keyboard(window, qtbot, monkeypatch, tmp_path):
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication, QFileDialog
@@ -436,3 +487,50 @@ print('clipped' if bad else 'ok', app.devicePixelRatio(), bad)
     env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split()[:2] == ["ok", "2.0"], out.stdout
+
+
+async def test_the_menu_and_costs_count_todays_requests_alike(qapp, qtbot, tmp_path, make_config,
+                                                             exo, keys_in_env):
+    """exo answers one request, then refuses one (OpenRouter answers it): the tray menu's exo
+    row and the cost window (requests, the bar under the pointer) say the same 1 request; the
+    refused attempt is said apart in the menu, never counted as a request."""
+    from PySide6.QtCore import QPoint, Qt
+
+    from desktop.bridge import Bridge
+    from desktop.tray import Tray
+    from desktop.windows.costs import CostWindow
+
+    config, _ = make_config()
+    book = Ledger.in_dir(tmp_path)
+    ask = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]}
+    async with Router(config, ledger=book) as router:
+        assert (await router.chat(ask)).provider_used == "exo"
+        exo.stop()
+        assert (await router.chat(ask)).provider_used == "openrouter"
+        book.flush()
+        bridge = Bridge(router)
+        tray = Tray(bridge, endpoint_url=lambda: None, endpoint_token=lambda: None)
+        tray.starting = False
+        tray.refresh()
+        tray.menu.popup(QPoint(0, 0))
+        qtbot.waitExposed(tray.menu)
+        menu_row = tray._provider_actions[0].text()
+        tray.menu.hide()
+        win = CostWindow(bridge, book)
+        win.open()
+        await loaded(win)
+        win.metric_box.setFocus()
+        qtbot.keyClick(win.metric_box, Qt.Key.Key_End)  # Show: requests
+        assert win.metric_box.currentText() == "requests"
+        today = datetime.now(UTC).date().isoformat()
+        point_at(qtbot, win.graphs.main, win.graphs.centre(today), 0.5)
+        readout = win.graphs.main_panel.readout.text()
+        answered = sum(r.requests for r in win.rows if r.provider == "exo" and r.period == today)
+        win.close()
+        tray.timer.stop()
+        bridge.close()
+    book.close()
+    assert answered == 1
+    assert menu_row.startswith(f"Exo Local · {answered} request")
+    assert "unanswered)" in menu_row  # the refused attempt, apart
+    assert f"exo {answered} request" in readout

@@ -41,7 +41,8 @@ def status(pid: str, state: str, *, requests: int = 0, limit: int | None = None,
     role = Role.LOCAL if pid == "exo" else Role.CLOUD
     return ProviderStatus(pid, names[pid], role, HealthState(state), detail, 1.0, progress,
                           pid != "exo", requests, 0, cost,
-                          {"requests": limit, "tokens": None, "cost_usd": None})
+                          {"requests": limit, "tokens": None, "cost_usd": None},
+                          answered_today=requests)
 
 
 @pytest.mark.parametrize(("states", "light", "tooltip"), [
@@ -61,7 +62,7 @@ def test_budget_above_80_percent_is_yellow_and_menu_lines():
                       status("openrouter", "healthy", requests=850, limit=1000, cost=1.5)])
     assert view.light is Light.YELLOW and "above 80%" in view.tooltip
     assert view.lines == ("Exo Local · 3 requests · free today · downloading 43%",
-                          "OpenRouter · 850/1000 requests · $1.50 today")
+                          "OpenRouter · 850 requests · limit 850 of 1,000 calls · $1.50 today")
 
 
 def test_paused_and_starting_are_grey():
@@ -270,6 +271,11 @@ async def test_notifications_reach_the_desktop_service(session_bus, tray_for, ma
             await asyncio.sleep(0.05)
     assert session_bus.received == [("Exo Bridge", "Exo Local offline — failing over to OpenRouter",
                                      "Requests now go to OpenRouter (paid cloud usage is recorded).")]
+    # our icon, not desktop-notifier's default (Python's logo)
+    from desktop.icons import app_icon_path
+
+    assert session_bus.icons == [app_icon_path().as_uri()]
+    assert app_icon_path().read_text().startswith("<svg") and "python" not in session_bus.icons[0]
 
 
 async def test_no_notification_service_means_the_tray_balloon(monkeypatch):
@@ -399,3 +405,45 @@ async def test_a_ledger_writer_that_keeps_failing_shows_in_the_tray(tray_for, ma
             assert not any(line.startswith("Usage ledger") for line in tray.view.lines)
     finally:
         ledger.close()
+
+
+async def test_a_second_launch_shows_a_window_for_real(qapp, qtbot, make_config, tmp_path,
+                                                      monkeypatch):
+    """The app running with a tray, minimised chat and all; a second launch asks it to come
+    forward: the chat window (what the icon opens) is on screen, not minimised, active. With no
+    tray: the status window."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from desktop.app import DesktopApp
+    from desktop.bridge import Bridge
+    from desktop.single_instance import SingleInstance
+    from router.ledger import Ledger
+
+    config, _ = make_config()
+    instance = SingleInstance(f"exo-bridge-test-forward-{os.getpid()}")
+    assert instance.listen()
+    ledger = Ledger.in_dir(tmp_path)
+    async with Router(config, ledger=ledger) as router:
+        desktop = DesktopApp(config, instance)
+        bridge = Bridge(router)
+        tray = desktop._make_tray(bridge, ledger)
+        desktop.tray = tray
+        try:
+            monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
+            second = SingleInstance(instance.name)
+            assert second.forward_to_running()
+            qtbot.waitUntil(lambda: desktop.chat is not None and desktop.chat.isVisible())
+            chat = desktop.chat
+            chat.showMinimized()
+            assert second.forward_to_running()
+            qtbot.waitUntil(lambda: not chat.windowState() & Qt.WindowState.WindowMinimized)
+            assert chat.isVisible() and tray.status_window is None
+            monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: False))
+            assert second.forward_to_running()
+            qtbot.waitUntil(lambda: tray.status_window is not None and tray.status_window.isVisible())
+        finally:
+            tray.close()
+            desktop.dispose()
+            bridge.close()
+    ledger.close()

@@ -310,6 +310,10 @@ def test_usage_cli_json_and_csv(capsys, make_config, exo, openrouter, tmp_path, 
     assert main(["status", "--json", "--config", str(path)]) == 0
     status = {p["id"]: p for p in json.loads(capsys.readouterr().out)["providers"]}
     assert status["openrouter"]["requests_today"] == 2 and status["openrouter"]["cost_today_usd"] > 0
+    # one definition of "requests": `status` says what `usage` (and the cost window) says;
+    # exo's refused attempt is a call, not a request
+    assert status["exo"]["requests_today"] == by["exo"]["requests"] == 1
+    assert status["exo"]["calls_today"] > 1
     assert status["openrouter"]["limits"]["requests"] == 1000
 
 

@@ -92,7 +92,7 @@ def test_status_shows_the_account_and_the_limit(capsys, cfg, openrouter):
     code, out, _ = run(capsys, "status", "--config", cfg)
     assert "limit: the key's credit limit is reached — ends " in out
     assert "credit: $0.00 of $10.00 left, resets daily" in out
-    assert "free-model requests today: 12 of 50 used, 38 left" in out
+    assert "free models 12 of 50 used today, 38 left" in out
 
 
 async def test_serve_reconciles_once_a_day_and_announces_a_drift_once(make_config, exo, openrouter,

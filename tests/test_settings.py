@@ -46,6 +46,97 @@ async def settle() -> None:
         await asyncio.sleep(0.02)
 
 
+def answer_with(label: str, seen: list[str] | None = None) -> None:
+    """Press ``label`` with the mouse in the dialog about to open (``seen``: its text)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
+
+    def press() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(10, press)
+            return
+        if seen is not None and isinstance(dialog, QMessageBox):
+            seen.append(dialog.text())
+        button = next(b for b in dialog.findChildren(QAbstractButton)
+                      if b.text().replace("&", "") == label)
+        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, press)
+
+
+@pytest.fixture
+async def fakes_window(qapp, make_config, tmp_path):
+    """The window on the fake providers (a key test reaches them, never the internet)."""
+    from desktop.bridge import Bridge
+    from desktop.windows.settings import SettingsWindow
+
+    config, path = make_config()
+    async with Router(config) as router:
+        win = SettingsWindow(Bridge(router), SettingsDocument(path), Autostart(tmp_path / "auto"),
+                             endpoint_token=lambda: "the-token")
+        yield win
+        win.close()
+        win.deleteLater()
+        qapp.processEvents()
+
+
+async def until(check, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("never happened")
+
+
+async def test_a_failed_key_test_says_what_to_check_and_widens_nothing(fakes_window, qtbot,
+                                                                    keyring_store, openrouter):
+    """Keys, then Test, with the mouse, while OpenRouter cannot be reached: the answer says
+    the connection failed and what to check, on a wrapped line under the field; the window
+    keeps its width and the key field its room."""
+    from PySide6.QtWidgets import QApplication
+
+    window = fakes_window
+    window.show()
+    qtbot.waitExposed(window)
+    bar = window.tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())  # Keys
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Keys"
+    row = next(r for r in window.key_rows if r.provider_id == "openrouter")
+    qtbot.mouseClick(row.field, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(row.field, OR_KEY)
+    qtbot.mouseClick(row.save, Qt.MouseButton.LeftButton)
+    await until(lambda: row.state.text().startswith("in the keychain"))
+    width, field = window.width(), row.field.width()
+    openrouter.stop()  # the network goes away
+    qtbot.mouseClick(row.test, Qt.MouseButton.LeftButton)
+    await until(lambda: row.state.text().startswith("✗"))
+    QApplication.processEvents()
+    text = row.state.text()
+    assert "Connection refused" in text and "could not reach OpenRouter at 127.0.0.1" in text
+    assert "internet connection" in text and OR_KEY not in text
+    assert window.width() == width and row.field.width() >= field
+    assert row.field.width() >= row.field.fontMetrics().averageCharWidth() * 28
+    assert row.state.height() >= row.state.heightForWidth(row.state.width())  # all of it shows
+
+
+async def test_remove_asks_first_and_cancel_keeps_the_key(fakes_window, qtbot, keyring_store):
+    window = fakes_window
+    window.show()
+    row = next(r for r in window.key_rows if r.provider_id == "openrouter")
+    keyring_store.entries[("exo-bridge", "openrouter")] = OR_KEY
+    seen: list[str] = []
+    answer_with("Cancel", seen)
+    qtbot.mouseClick(row.remove, Qt.MouseButton.LeftButton)
+    await settle()
+    assert seen and "Remove the OpenRouter key" in seen[0]
+    assert keyring_store.entries[("exo-bridge", "openrouter")] == OR_KEY
+    answer_with("Remove")
+    qtbot.mouseClick(row.remove, Qt.MouseButton.LeftButton)
+    await until(lambda: ("exo-bridge", "openrouter") not in keyring_store.entries)
+
+
 async def test_round_trip_keeps_comments_and_applies_edits(window, config_file):
     saved = []
     window.saved.connect(saved.append)
@@ -109,6 +200,7 @@ async def test_keys_saved_to_the_keychain_and_never_shown_again(window, keyring_
     assert row.field.text() == "" and OR_KEY not in row.state.text()
     assert row.state.text().endswith(OR_KEY[-4:])
     assert window.bridge.router.has_key(window.bridge.router.config.provider("openrouter"))
+    answer_with("Remove")  # the confirmation
     row.remove.click()
     await settle()
     assert ("exo-bridge", "openrouter") not in keyring_store.entries
@@ -483,3 +575,30 @@ async def test_regenerate_is_off_when_the_token_comes_from_the_environment(
                              endpoint_token=lambda: "t" * 32)
         assert not win.regenerate.isEnabled() and "EXO_BRIDGE_TOKEN" in win.regenerate.toolTip()
         win.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_provider_names_whole_and_check_boxes_edged(window, qtbot, restored_palette, scheme):
+    """The Providers tab as it opens: every provider's name whole in the order list (it was
+    cut under a scroll bar), the check boxes with a visible edge in light and dark."""
+    from PySide6.QtCore import QRect
+
+    from desktop import appearance
+    from desktop.windows.cost_format import contrast
+
+    appearance.apply(restored_palette, appearance.Appearance(scheme))
+    restored_palette.processEvents()
+    window.show()
+    qtbot.waitExposed(window)
+    order = window.providers.order
+    for row in range(order.count()):
+        rect = order.visualItemRect(order.item(row))
+        assert rect.right() <= order.viewport().width(), order.item(row).text()
+    assert not order.horizontalScrollBar().isVisible()
+    box = window.providers.paid
+    image = box.grab().toImage()
+    background = image.pixelColor(box.width() - 2, box.height() // 2).name()
+    edge = QRect(0, 0, box.height(), box.height())
+    best = max(contrast(image.pixelColor(x, y).name(), background)
+               for x in range(edge.left(), edge.right()) for y in range(edge.top(), edge.bottom()))
+    assert best >= 3.0  # WCAG's floor for a control's edge

@@ -14,6 +14,7 @@ pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from desktop.operations import SetupOperations
 from desktop.settings_model import SettingsDocument
@@ -262,3 +263,52 @@ async def test_a_typed_daily_limit_is_checked_and_local_only_needs_none(
     assert window.bridge.router.config.allow_paid_failover is False
     window.back()  # back again: the choice written is the one shown
     assert paid.local.isChecked() and not paid.allowed.isChecked()
+
+
+async def test_the_test_answer_is_rendered_markdown(wizard_for, exo, closed):
+    """Enter through the pages to the test question, Enter asks: the answer reads as text
+    (bold, a list, code), not as Markdown's marks."""
+    exo.reply = "Hello **there**, friend:\n\n- one\n- two\n\nRun `exo` to start."
+    window, _ = await wizard_for([exo.origin], [exo.origin], closed + "/api/v1", closed + "/v1")
+    await until(lambda: "Found exo" in window.exo_page.found_label.text())
+    for _ in range(3):  # exo, keys, paid failover: Next each
+        press(window)
+    assert window.currentPage() is window.test_page
+    press(window.test_page.question)
+    await until(lambda: window.test_page.outcome is not None)
+    shown = window.test_page.answer.text()
+    assert "Hello there, friend" in shown and "**" not in shown and "`" not in shown
+    assert "- one" not in shown and "one" in shown and "two" in shown
+    assert "font-weight" in window.test_page.answer.toHtml()  # bold as bold
+
+
+async def test_one_exo_on_localhost_and_127_0_0_1_is_listed_once(wizard_for, exo, closed):
+    twin = exo.origin.replace("127.0.0.1", "localhost")
+    window, _ = await wizard_for([exo.origin], [twin, exo.origin, closed], closed + "/api/v1",
+                                 closed + "/v1")
+    page = window.exo_page
+    await until(lambda: "Found exo" in page.found_label.text())
+    assert page.found_label.text().count("Found exo") == 1
+    assert len([f for f in page.found if f.reachable]) == 1
+
+
+async def test_a_key_test_that_cannot_connect_says_so_whole(wizard_for, exo, openrouter, hf,
+                                                            keyring_store):
+    """A key typed and Enter while OpenRouter cannot be reached: saved, not tested, what to check
+    — every line of it shown (two lines used to scroll the rest away)."""
+    window, _ = await wizard_for([exo.origin], [exo.origin], openrouter.base_url, hf.base_url)
+    press(window)  # Next: the keys
+    row = next(r for r in window.keys_page.rows if r.provider.id == "openrouter")
+    openrouter.stop()
+    row.field.setFocus()
+    QTest.keyClicks(row.field, OR_KEY)
+    press(row.field)
+    await until(lambda: row.works is not None)
+    text = row.state.text()
+    assert row.works is False and "not tested: connection refused" in text
+    assert "could not reach OpenRouter" in text and "internet connection" in text
+    assert keyring_store.entries[("exo-bridge", "openrouter")] == OR_KEY  # saved all the same
+    QApplication.processEvents()
+    document = row.state.document()
+    document.setTextWidth(row.state.viewport().width())
+    assert row.state.viewport().height() >= document.size().height() - 1  # no line scrolled away

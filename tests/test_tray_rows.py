@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QObject, QSize, Qt, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel
 
@@ -25,12 +25,14 @@ NAMES = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging
 
 
 def status(pid: str, state: str, detail: str = "", *, requests: int = 0, limit: int | None = None,
-           cost: float = 0.0, cause: LimitCause | None = None,
-           ends: datetime | None = None) -> ProviderStatus:
+           cost: float = 0.0, cause: LimitCause | None = None, ends: datetime | None = None,
+           calls: int | None = None) -> ProviderStatus:
+    """``requests`` answered today; ``calls``: every attempt (default: all answered)."""
     return ProviderStatus(pid, NAMES[pid], Role.LOCAL if pid == "exo" else Role.CLOUD,
-                          HealthState(state), detail, 1.0, None, pid != "exo", requests, 0, cost,
+                          HealthState(state), detail, 1.0, None, pid != "exo",
+                          requests if calls is None else calls, 0, cost,
                           {"requests": limit, "tokens": None, "cost_usd": None},
-                          limit=cause, limit_ends=ends)
+                          limit=cause, limit_ends=ends, answered_today=requests)
 
 
 def two_pm_today() -> datetime:
@@ -51,7 +53,10 @@ def two_pm_today() -> datetime:
      "OpenRouter · 0 requests · $0.00 today · key invalid"),
     (status("openrouter", "degraded", "the key's credit limit is reached, until …", requests=7,
             limit=100, cost=1.5, cause=LimitCause.KEY_LIMIT, ends=two_pm_today()), Light.YELLOW,
-     "credit limit until 14:00", "OpenRouter · 7/100 requests · $1.50 today · credit limit until 14:00"),
+     "credit limit until 14:00",
+     "OpenRouter · 7 requests · limit 7 of 100 calls · $1.50 today · credit limit until 14:00"),
+    (status("exo", "healthy", "v1 at http://a", requests=5, calls=7), Light.GREEN, None,
+     "Exo Local · 5 requests (2 unanswered) · free today"),
     (status("huggingface", "unknown", "not checked yet"), Light.GREY, "not checked yet",
      "Hugging Face · 0 requests · $0.00 today · not checked yet"),
 ])
@@ -113,7 +118,7 @@ def test_menu_rows_are_enabled_with_the_state_dot_and_reason(tray):
     assert [centre(a) for a in (exo, openrouter, hf)] == [
         QColor(COLOURS[light]).name() for light in (Light.RED, Light.GREEN, Light.GREY)]
     assert exo.text() == "Exo Local · 0 requests · free today · not running"
-    assert openrouter.text() == "OpenRouter · 4/200 requests · $0.25 today"
+    assert openrouter.text() == "OpenRouter · 4 requests · limit 4 of 200 calls · $0.25 today"
     assert hf.text().endswith("· no key")
     assert exo.toolTip() == "Exo Local: down — connection refused" and tray.menu.toolTipsVisible()
 
@@ -220,3 +225,119 @@ def test_status_window_redraws_only_the_rows_that_changed(tray):
                 status("openrouter", "healthy"), status("huggingface", "no-key", "no API key")])
     window.show_view(tray.view)
     assert handed == ["text0", "dot0", "text0"] and "not running" in window.rows[0][1].text()
+
+
+def _most_contrast(image, rect, background) -> float:
+    """The strongest contrast of any pixel in ``rect`` against ``background`` (a mark's edge,
+    a letter's stroke)."""
+    from desktop.windows.cost_format import contrast
+
+    best = 1.0
+    for x in range(rect.left(), rect.right(), 1):
+        for y in range(rect.top(), rect.bottom(), 1):
+            best = max(best, contrast(image.pixelColor(x, y).name(), background))
+    return best
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_check_boxes_and_cluster_rows_read_in_light_and_dark(tray, restored_palette, qtbot, scheme):
+    """The menu opened as a person opens it (its cluster submenu with the mouse): the check
+    boxes have a visible edge, a node's row is text in the menu's own colour, not greyed out."""
+    from PySide6.QtCore import QPoint, QRect
+
+    from desktop import appearance
+    from desktop.cluster_model import ClusterMenuView, Item
+
+    appearance.apply(restored_palette, appearance.Appearance(scheme))
+    restored_palette.processEvents()  # the menus' palette comes in a posted event
+    tray.refresh()
+    tray.cluster.show_view(ClusterMenuView("Exo Local cluster: 1 node", (
+        Item("Mac mini · 16 GB · 1 model"),), ()))
+    tray.menu.popup(QPoint(0, 0))
+    qtbot.waitExposed(tray.menu)
+    image = tray.menu.grab().toImage()
+    row = tray.menu.actionGeometry(tray.pause)
+    background = image.pixelColor(row.right() - 4, row.center().y()).name()
+    box = QRect(row.left(), row.top(), row.height(), row.height())
+    assert _most_contrast(image, box, background) >= 3.0  # WCAG's floor for a control's edge
+    for _ in range(10):  # down the menu with the keyboard to the cluster's line, then in
+        if tray.menu.activeAction() is tray.cluster.entry:
+            break
+        qtbot.keyClick(tray.menu, Qt.Key.Key_Down)
+    qtbot.keyClick(tray.menu, Qt.Key.Key_Right)
+    submenu = tray.cluster.submenu
+    qtbot.waitUntil(submenu.isVisible)
+    [node] = submenu.actions()
+    assert node.text() == "Mac mini · 16 GB · 1 model"
+    image = submenu.grab().toImage()
+    line = submenu.actionGeometry(node)
+    background = image.pixelColor(line.right() - 2, line.top() + 2).name()
+    assert _most_contrast(image, line, background) >= 4.5  # WCAG's floor for text
+    submenu.hide()
+    tray.menu.hide()
+
+
+def test_the_status_window_shows_every_wrapped_line_as_it_grows_and_narrows(tray, qtbot):
+    """No tray: the status window. Its rows grow longer (a limit, a reason, the ledger's line)
+    and the user makes it narrower: every line of every label still shows."""
+    tray.show()  # offscreen has no tray: the status window is the app
+    window = tray.status_window
+    assert window is not None and window.isVisible()
+    qtbot.waitExposed(window)
+    show(tray, [status("exo", "down", "connection refused", requests=3, calls=9),
+                status("openrouter", "degraded", "the key's credit limit is reached for today",
+                       requests=3, calls=5, limit=1000, cost=1.5, cause=LimitCause.KEY_LIMIT),
+                status("huggingface", "no-key", "no API key")])
+    tray.router.ledger = type("Ledger", (), {"problem": "disk full: cannot write to "
+                                             "/home/someone/.local/share/exo-bridge/usage.sqlite3"})()
+    tray.refresh()
+
+    def all_lines_show() -> bool:
+        labels = [w for w in window.findChildren(QLabel) if w.isVisible() and w.wordWrap()]
+        return bool(labels) and all(w.height() >= w.heightForWidth(w.width()) for w in labels)
+
+    qtbot.waitUntil(all_lines_show)
+    window.resize(window.width() * 3 // 4, window.height())  # the user drags it narrower
+    qtbot.waitUntil(all_lines_show)
+
+
+def test_the_menu_has_the_version_about_and_open_log(tray, qtbot, tmp_path):
+    """From the keyboard, as in any menu: b opens About (the version, the endpoint, where the
+    log is), g opens the log in the desktop's viewer."""
+    from PySide6.QtCore import QPoint, QUrl
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop.about import app_version
+
+    version = app_version()
+    assert version[0].isdigit()
+    assert tray.about.text() == f"A&bout Exo Bridge {version}…"
+    tray.log_file = tmp_path / "exo-bridge.log"
+    tray.log_file.write_text("a line\n")
+    tray.menu.popup(QPoint(0, 0))
+    qtbot.waitExposed(tray.menu)
+    qtbot.keyClick(tray.menu, Qt.Key.Key_B)
+    qtbot.waitUntil(lambda: tray.about_box is not None and tray.about_box.isVisible())
+    text = tray.about_box.text()
+    assert f"<td>{version}</td>" in text and str(tray.log_file) in text
+    assert not tray.about_box.iconPixmap().isNull()
+    qtbot.keyClick(tray.about_box, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not tray.about_box.isVisible())
+    opened: list[str] = []
+
+    class Viewer(QObject):
+        @Slot(QUrl)
+        def show(self, url: QUrl) -> None:
+            opened.append(url.toLocalFile())
+
+    viewer = Viewer()
+    QDesktopServices.setUrlHandler("file", viewer, "show")
+    try:
+        tray.menu.popup(QPoint(0, 0))
+        qtbot.waitExposed(tray.menu)
+        qtbot.keyClick(tray.menu, Qt.Key.Key_G)
+        qtbot.waitUntil(lambda: opened == [str(tray.log_file)])
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert isinstance(tray.about_box, QMessageBox)

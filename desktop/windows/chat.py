@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from desktop.appearance import Colours, colours
 from desktop.bridge import Bridge
+from desktop.present import present
 from desktop.windows.chat_paid import NextAnswer, PaidQuestion, next_answer
 from router import (
     PAID_WAITS,
@@ -94,16 +95,17 @@ def _prose_html(text: str, link: str) -> str:
     return body.replace(QT_LINK_BLUE, f"color:{link};")
 
 
-def markdown_html(text: str, code: list[str], tint: Colours) -> str:
+def markdown_html(text: str, code: list[str] | None, tint: Colours) -> str:
     """An answer in Markdown as HTML; each fenced code block's text is appended to ``code``
-    and its Copy link is ``code:<its index there>``."""
+    and its Copy link is ``code:<its index there>`` (``code`` None: no Copy links)."""
     parts, last = [], 0
     for match in _CODE.finditer(text):
         if prose := text[last:match.start()].strip():
             parts.append(_prose_html(prose, tint.link))
         block = match.group(1).removesuffix("\n")
-        parts.append(code_html(block, len(code), tint))
-        code.append(block)
+        parts.append(code_html(block, None if code is None else len(code), tint))
+        if code is not None:
+            code.append(block)
         last = match.end()
     if prose := text[last:].strip():
         parts.append(_prose_html(prose, tint.link))
@@ -341,9 +343,7 @@ class ChatWindow(QWidget):
     def open(self) -> None:
         self.refresh_models()
         self._show_route()
-        self.show()
-        self.raise_()
-        self.activateWindow()
+        present(self)  # un-minimised too: a second launch or the icon must show it
         self.prompt.setFocus()
 
     # -- asking ---------------------------------------------------------------------------

@@ -44,6 +44,23 @@ def period_start(period: str) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
+def span_end(until: date, by: str) -> float:
+    """Where the time axis ends: after ``until``'s day, or after its whole month (a month's bar
+    stands mid-month: the current one would be cut at today)."""
+    if by != "month":
+        return period_start(until.isoformat()) + DAY_S
+    following = date(until.year + until.month // 12, until.month % 12 + 1, 1)
+    return period_start(following.isoformat())
+
+
+def dodge(provider_ids: list[str], width: float) -> dict[str, float]:
+    """Each provider's p50 dots a little apart within the bucket, so two providers with the same
+    latency are two dots, not one hiding the other."""
+    step = width / (2 * max(1, len(provider_ids)))
+    middle = (len(provider_ids) - 1) / 2
+    return {pid: (i - middle) * step for i, pid in enumerate(provider_ids)}
+
+
 def metric_value(row: UsageRow, metric: str) -> float:
     if metric == "tokens":
         return float(row.prompt_tokens + row.completion_tokens)
@@ -208,8 +225,7 @@ class CostGraphs(QWidget):
         per = {"day": "day", "week": "week", "month": "month"}.get(by, by)
         self.main_panel.title.setText(f"<b>{html.escape(metric.capitalize())} per {per}</b>")
         self.main_axis.set_unit("money" if metric == "cost" else "count", AXIS_LABELS[metric])
-        self.main.setXRange(period_start(since.isoformat()), period_start(until.isoformat()) + DAY_S,
-                            padding=0.02)
+        self.main.setXRange(period_start(since.isoformat()), span_end(until, by), padding=0.02)
         width = DAY_S * (0.8 if by == "day" else 24)  # a bar is centred in its day or month
         base: dict[float, float] = defaultdict(float)
         per_provider: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
@@ -234,8 +250,9 @@ class CostGraphs(QWidget):
         self.failover_bars.setOpts(x=xs, height=[failovers[x] for x in xs], width=width)
         self.failovers.setYRange(0, max([*failovers.values(), 1.0]) * 1.25, padding=0)
         latency_top = 0.0
+        shift = dodge(list(self.p50), DAY_S * (0.8 if by == "day" else 24))
         for pid, line in self.p50.items():
-            latencies = sorted((self.centre(r.period), r.p50_latency_ms) for r in rows
+            latencies = sorted((self.centre(r.period) + shift[pid], r.p50_latency_ms) for r in rows
                                if r.provider == pid and r.p50_latency_ms is not None)
             line.setData([p[0] for p in latencies], [p[1] for p in latencies])
             latency_top = max([latency_top, *(p[1] for p in latencies)])

@@ -26,7 +26,7 @@ from desktop.bridge import Bridge
 from desktop.icons import provider_colours
 from desktop.operations import UsageOperations
 from desktop.windows.cost_format import count_text, failover_text
-from router import Reconciliation, UsageRow, usd
+from router import Reconciliation, UsageRow, requests_text, usd
 
 if TYPE_CHECKING:
     from desktop.windows.cost_graphs import CostGraphs
@@ -60,8 +60,9 @@ def totals_text(rows: list[UsageRow]) -> str:
     requests = sum(r.requests for r in rows)
     failovers = sum(r.failovers for r in rows)
     tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows)
+    calls = sum(r.calls for r in rows)  # requests as the tray counts them: router/figures.py
     return (f"cost {money(sum(r.cost_usd for r in rows))} · {count_text(tokens, 'token')} · "
-            f"{count_text(requests, 'request')} · saved {money(sum(r.saved_usd for r in rows))} · "
+            f"{requests_text(requests, calls)} · saved {money(sum(r.saved_usd for r in rows))} · "
             f"{failover_text(failovers, requests)}")
 
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop.autostart import Autostart
 from desktop.bridge import Bridge
+from desktop.key_check import result_text
 from desktop.operations import KeyOperations, new_endpoint_token, token_from_environment
 from desktop.settings_fields import (
     SUGGESTED_USD_A_DAY,
@@ -141,6 +142,9 @@ class ProvidersTab(QWidget):
     def _fill_order(self) -> None:
         self.order.clear()
         self.order.addItems([f"{e.name} ({e.id})" for e in self.edits])
+        # every name whole (it was cut, under a scroll bar)
+        self.order.setMinimumWidth(self.order.sizeHintForColumn(0) + 2 * self.order.frameWidth()
+                                   + self.order.fontMetrics().averageCharWidth() * 2)
 
     def _show(self, row: int) -> None:
         self.collect()
@@ -254,21 +258,30 @@ class ProvidersTab(QWidget):
 
 
 class KeyRow(QWidget):
-    """A masked field; the key is never shown again once saved."""
+    """A masked field; the key is never shown again once saved. What the keychain holds and what
+    a test found go on a wrapped line under the field: however long, they never widen the window
+    or squeeze the field."""
 
     def __init__(self, bridge: Bridge, provider_id: str, name: str):
         super().__init__()
-        self.bridge, self.provider_id = bridge, provider_id
+        self.bridge, self.provider_id, self.name = bridge, provider_id, name
         self.keys = KeyOperations(bridge.router)
         self.field = QLineEdit()
         self.field.setEchoMode(QLineEdit.EchoMode.Password)
         self.field.setPlaceholderText(f"{name} API key")
+        self.field.setMinimumWidth(self.field.fontMetrics().averageCharWidth() * 28)
         self.save, self.test, self.remove = QPushButton("Save"), QPushButton("Test"), QPushButton("Remove")
         self.state = QLabel("")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.field, self.save, self.test, self.remove, self.state):
+        self.state.setWordWrap(True)
+        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        row = QHBoxLayout()
+        for widget in (self.field, self.save, self.test, self.remove):
             row.addWidget(widget)
+        row.setStretch(0, 1)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(row)
+        column.addWidget(self.state)
         self.save.clicked.connect(self._save)
         self.test.clicked.connect(self._test)
         self.remove.clicked.connect(self._remove)
@@ -276,8 +289,11 @@ class KeyRow(QWidget):
     def refresh(self) -> None:
         self.bridge.run(self.keys.stored(self.provider_id), self._show_stored)
 
+    def say(self, text: str) -> None:
+        self.state.setText(text)
+
     def _show_stored(self, key: Secret | None) -> None:
-        self.state.setText(f"in the keychain {key.masked()}" if key else "no key in the keychain")
+        self.say(f"in the keychain {key.masked()}" if key else "no key in the keychain")
 
     def _save(self) -> None:
         value = self.field.text().strip()
@@ -287,14 +303,24 @@ class KeyRow(QWidget):
         self.bridge.run(self.keys.save(self.provider_id, value), lambda _: self.refresh())
 
     def _test(self) -> None:
-        self.state.setText("testing…")
+        self.say("testing…")
         self.bridge.run(self.keys.test(self.provider_id), self._show_test)
 
     def _show_test(self, snapshot: Snapshot) -> None:
-        self.state.setText(f"{snapshot.state}: {snapshot.detail}")
+        provider = self.bridge.router.config.provider(self.provider_id)
+        self.say(result_text(snapshot, provider))
 
     def _remove(self) -> None:
-        self.bridge.run(self.keys.remove(self.provider_id), lambda _: self.refresh())
+        """After a confirmation: requests stop going to the provider at once."""
+        asked = QMessageBox(QMessageBox.Icon.Question, "Remove the key?",
+                            f"Remove the {self.name} key from the keychain? Exo Bridge stops "
+                            f"sending requests to {self.name} until a key is saved again.",
+                            QMessageBox.StandardButton.Cancel, self)
+        remove = asked.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        asked.setDefaultButton(QMessageBox.StandardButton.Cancel)  # Enter does not remove
+        asked.exec()
+        if asked.clickedButton() is remove:
+            self.bridge.run(self.keys.remove(self.provider_id), lambda _: self.refresh())
 
 
 def confirm(parent: QWidget, title: str, text: str, yes: str,
@@ -424,6 +450,7 @@ class SettingsWindow(QWidget):
         layout = QVBoxLayout(tab)
         self.keychain_note = QLabel("")
         self.keychain_note.setWordWrap(True)
+        self.keychain_note.hide()  # only when there is no keychain (no blank line above the keys)
         layout.addWidget(self.keychain_note)
         self.key_rows = []
         assert self.document.config is not None
@@ -433,12 +460,14 @@ class SettingsWindow(QWidget):
             row = KeyRow(self.bridge, p.id, p.name)
             self.key_rows.append(row)
             layout.addWidget(row)
+        layout.addStretch()  # the rows together at the top, not spread down the tab
         self.bridge.run(KeyOperations(self.bridge.router).keychain_problem(), self._keychain_state)
         return tab
 
     def _keychain_state(self, problem: str | None) -> None:
         if problem:
             self.keychain_note.setText(problem)
+            self.keychain_note.show()
             for row in self.key_rows:
                 row.save.setEnabled(False)
         else:

@@ -13,7 +13,7 @@ import html
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -30,10 +30,13 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from desktop.appearance import colours
 from desktop.bridge import Bridge
+from desktop.key_check import connection_failed, connection_hint
 from desktop.operations import KeyOperations, SetupOperations, TestAnswer
 from desktop.settings_fields import SUGGESTED_USD_A_DAY, FieldProblem, read_usd
 from desktop.settings_model import SettingsDocument
+from desktop.windows.chat import markdown_html
 from desktop.windows.field_problem import problem_label
 from router import (
     Advice,
@@ -64,14 +67,34 @@ class _Text(QTextBrowser):
         self.setOpenLinks(False)
         height = self.fontMetrics().lineSpacing() * lines + 8
         self.setMinimumHeight(height)
-        if lines < 5:  # a status line or two: no more room than that (it scrolls if need be)
+        self.short = lines < 5  # a status line or two: as tall as its text, up to MAX_LINES
+        if self.short:
             self.setMaximumHeight(height)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the page's fields and buttons
         self.set(text)
 
+    MAX_LINES = 8
+
     def set(self, text: str) -> None:
         self.source_html = text
         self.setHtml(text)
+        self._fit()
+
+    def _fit(self) -> None:
+        """A short text grows to show all its lines (a failed key test's hint ran past two and
+        was cut to a scrolled sliver)."""
+        if not self.short:
+            return
+        self.document().setTextWidth(self.viewport().width())
+        frame = 2 * self.frameWidth() + 8
+        most = self.fontMetrics().lineSpacing() * self.MAX_LINES + frame
+        need = min(most, max(self.minimumHeight(), int(self.document().size().height()) + frame))
+        if self.maximumHeight() != need:
+            self.setMaximumHeight(need)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
 
     def text(self) -> str:
         return self.toPlainText()
@@ -223,6 +246,8 @@ class KeyField(QWidget):
         elif snapshot.invalid_key:
             text = (f"✗ Saved, but {self.provider.name} rejected it: invalid key "
                     f"({snapshot.detail}). Paste the key again.")
+        elif connection_failed(snapshot):
+            text = f"✗ Saved, but not tested: {snapshot.detail}. {connection_hint(self.provider)}"
         else:
             text = f"✗ Saved, but the test failed: {snapshot.detail}."
         self.state.set(html.escape(text))
@@ -405,7 +430,8 @@ class TestPage(QWizardPage):
                                 if outcome.advice else f"<p><b>No answer:</b> "
                                 f"{html.escape(outcome.error)}</p>")
             return
-        self.answer.set(f"<p>{html.escape(result.text.strip())}</p>")
+        # a model's answer is Markdown: rendered as the chat window does (no Copy links here)
+        self.answer.set(markdown_html(result.text.strip(), None, colours(self.palette())))
         names = {p.id: p.name for p in self.owner.bridge.router.config.providers}
         cost = "free" if result.cost_source == "free" else usd(result.cost_usd)
         self.who.set(html.escape(f"Answered by {names.get(result.provider_used, result.provider_used)}"

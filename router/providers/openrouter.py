@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.errors import Outcome, ProviderFailure
+from router.figures import free_requests_text
 from router.prices import Price, PriceTable, usable_price
 from router.providers.account import AccountReport
 from router.providers.base import CostSource, Kind, Role, Snapshot
@@ -77,7 +78,7 @@ class OpenRouter(OpenAICompatible):
             text += " (free tier)"
         free = report.free_requests
         if free is not None:
-            text += f" · {free.remaining}/{free.limit} free-model requests left today"
+            text += f" · {free_requests_text(free.used, free.limit)}"
         return text
 
     def read_account(self, response: Fetched) -> AccountReport | None:

@@ -13,12 +13,14 @@ class FakeNotifications(ServiceInterface):
     def __init__(self):
         super().__init__("org.freedesktop.Notifications")
         self.received = []
+        self.icons = []  # each notification's app_icon: a file URI or an icon theme's name
         self.actions = []  # each notification's actions: [key, label, key, label, ...]
 
     @method()
     def Notify(self, app_name: "s", replaces_id: "u", app_icon: "s", summary: "s", body: "s",
                actions: "as", hints: "a{sv}", expire_timeout: "i") -> "u":
         self.received.append((app_name, summary, body))
+        self.icons.append(app_icon)
         self.actions.append(list(actions))
         return len(self.received)
 
