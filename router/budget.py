@@ -180,7 +180,7 @@ class Budget:
         """Today's use by every process, as the ledger last read it (written and held)."""
         if self.ledger is None or self.ledger.today_day != self._roll().isoformat():
             return DayCounts()
-        written, held = self.ledger.today.get(provider_id) or (None, None)
+        written, held, _ = self.ledger.today.get(provider_id) or (None, None, 0)
         counts = DayCounts()
         for part in (written, held):
             if part is not None:

@@ -63,6 +63,11 @@ COLUMNS = ("ts", "day", "request_id", "logical_model", "model", "provider", "out
 INSERT = (f"INSERT OR IGNORE INTO attempts ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' * len(COLUMNS))})")
 UID, RESERVATION = 21, 22  # positions in Row.values()
+# A column's position in Row.values(), by its name (never by a number written by hand).
+(DAY, PROVIDER, OUTCOME, CALLED, PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS, COST_USD,
+ FAILOVERS, FLAGS, SAVED_USD, LATENCY_BUCKET) = (COLUMNS.index(name) for name in (
+    "day", "provider", "outcome", "called", "prompt_tokens", "completion_tokens", "total_tokens",
+    "cost_usd", "failovers", "flags", "saved_usd", "latency_bucket"))
 
 UPSERT_DAILY = (
     "INSERT INTO daily (day, provider, calls, requests, prompt_tokens, completion_tokens, cost_usd, "
@@ -119,7 +124,7 @@ def checked_values(raw: Any) -> Values | str:
     for index, (value, check) in enumerate(zip(values, ROW_SHAPE, strict=True)):
         if not check(value):
             return f"{COLUMNS[index] if index < len(COLUMNS) else 'reservation'} is {value!r}"
-    if values[11] != values[9] + values[10]:
+    if values[TOTAL_TOKENS] != values[PROMPT_TOKENS] + values[COMPLETION_TOKENS]:
         return "total_tokens is not prompt + completion"
     return values
 
@@ -131,14 +136,15 @@ def rollup(rows: Iterable[Values]) -> tuple[list[Values], list[Values]]:
     daily: dict[tuple[str, str], list[Any]] = {}
     hist: dict[tuple[str, str, int], int] = {}
     for r in rows:
-        day, provider, outcome = r[1], r[5], r[6]
-        ok = outcome == "ok"
+        day, provider, bucket = r[DAY], r[PROVIDER], r[LATENCY_BUCKET]
+        ok = r[OUTCOME] == "ok"
         sums = daily.setdefault((day, provider), [0, 0, 0, 0, 0.0, 0, 0.0, 0])
-        for index, value in enumerate((r[7], ok, r[9], r[10], r[12], r[17], r[19],
-                                       "cost-anomaly" in r[18])):
+        for index, value in enumerate((r[CALLED], ok, r[PROMPT_TOKENS], r[COMPLETION_TOKENS],
+                                       r[COST_USD], r[FAILOVERS], r[SAVED_USD],
+                                       "cost-anomaly" in r[FLAGS])):
             sums[index] += value
-        if ok and r[20] is not None:
-            hist[(day, provider, r[20])] = hist.get((day, provider, r[20]), 0) + 1
+        if ok and bucket is not None:
+            hist[(day, provider, bucket)] = hist.get((day, provider, bucket), 0) + 1
     return ([(*key, *sums) for key, sums in daily.items()],
             [(*key, n) for key, n in hist.items()])
 

@@ -20,8 +20,15 @@ from router.budget_rule import passed
 from router.errors import LedgerCorrupt, LedgerUnavailable
 from router.ledger_journal import PRIVATE
 from router.ledger_rows import (
+    CALLED,
     COLUMNS,
+    COMPLETION_TOKENS,
+    COST_USD,
+    DAY,
     INSERT,
+    OUTCOME,
+    PROMPT_TOKENS,
+    PROVIDER,
     RESERVATION,
     UID,
     UPSERT_DAILY,
@@ -255,6 +262,9 @@ class Hold:
     cost_usd: float
 
 
+DayTotals = tuple[Hold, Hold, int]  # a provider's day: (written, held, requests answered)
+
+
 @dataclass(frozen=True, slots=True)
 class HoldAsk:
     """One request's hold: new, or more for ``reservation`` (a growing answer)."""
@@ -349,10 +359,10 @@ def totals(conn: sqlite3.Connection, provider: str, day: str) -> Hold:
     return Hold(used[0] + held[0], used[1] + held[1], used[2] + held[2])
 
 
-def day_totals(conn: sqlite3.Connection, day: str) -> dict[str, tuple[Hold, Hold, int]]:
+def day_totals(conn: sqlite3.Connection, day: str) -> dict[str, DayTotals]:
     """provider -> (written, held, requests answered) on ``day``, for the displays (a Hold
     counts calls: what a daily request limit counts)."""
-    found: dict[str, tuple[Hold, Hold, int]] = {}
+    found: dict[str, DayTotals] = {}
     for provider, calls, tokens, cost, answered in conn.execute(
             "SELECT provider, calls, prompt_tokens + completion_tokens, cost_usd, requests "
             "FROM daily WHERE day = ?", (day,)):
@@ -366,7 +376,7 @@ def day_totals(conn: sqlite3.Connection, day: str) -> dict[str, tuple[Hold, Hold
 
 
 def read_only_totals(path: Path, day: str,
-                     journaled: Sequence[Values] = ()) -> dict[str, tuple[Hold, Hold]]:
+                     journaled: Sequence[Values] = ()) -> dict[str, DayTotals]:
     """``day_totals`` of a ledger that cannot be written (a read-only disk), with the rows of
     ``journaled`` (stopped processes' journals) it does not have yet, each in place of its
     hold. Opened read-only, else as immutable (a WAL not checkpointed is then not seen)."""
@@ -388,21 +398,24 @@ def read_only_totals(path: Path, day: str,
     return _with_journaled(None, {}, day, journaled)
 
 
-def _with_journaled(conn: sqlite3.Connection | None, totals: dict[str, tuple[Hold, Hold]],
-                    day: str, journaled: Sequence[Values]) -> dict[str, tuple[Hold, Hold]]:
+def _with_journaled(conn: sqlite3.Connection | None, totals: dict[str, DayTotals],
+                    day: str, journaled: Sequence[Values]) -> dict[str, DayTotals]:
     zero = Hold(0, 0, 0.0)
     for r in journaled:
-        if r[1] != day or (conn is not None and conn.execute(
+        if r[DAY] != day or (conn is not None and conn.execute(
                 "SELECT 1 FROM attempts WHERE uid = ?", (r[UID],)).fetchone() is not None):
             continue
-        written, held = totals.get(r[5], (zero, zero))
-        written = Hold(written.requests + r[7], written.tokens + r[9] + r[10],
-                       written.cost_usd + r[12])
+        provider = str(r[PROVIDER])
+        written, held, answered = totals.get(provider, (zero, zero, 0))
+        written = Hold(written.requests + int(r[CALLED]),
+                       written.tokens + int(r[PROMPT_TOKENS]) + int(r[COMPLETION_TOKENS]),
+                       written.cost_usd + float(r[COST_USD]))
+        answered += r[OUTCOME] == "ok"
         hold = conn.execute("SELECT tokens, cost_usd FROM reservations WHERE id = ?",
                             (r[RESERVATION],)).fetchone() if conn is not None else None
         if hold is not None:  # the row replaces its hold
             held = Hold(held.requests - 1, held.tokens - hold[0], held.cost_usd - hold[1])
-        totals[r[5]] = (written, held)
+        totals[provider] = (written, held, answered)
     return totals
 
 
