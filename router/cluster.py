@@ -131,12 +131,13 @@ class Cluster:
     downloads: tuple[Download, ...] = ()
     catalogue: Mapping[str, Card] = field(default_factory=dict)
     gone: Mapping[str, str] = field(default_factory=dict)  # node id -> its name
+    _names: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._names.update((node.id, node.name) for node in self.nodes)  # found in one look
 
     def node_name(self, node_id: str) -> str:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node.name
-        return self.gone.get(node_id) or short_id(node_id)
+        return self._names.get(node_id) or self.gone.get(node_id) or short_id(node_id)
 
     def instance_of(self, model: str) -> Instance | None:
         return next((i for i in self.instances if i.model == model), None)

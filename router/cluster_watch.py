@@ -52,13 +52,15 @@ class ClusterWatch:
         if before is None:
             return ()
         now_ids = {n.id for n in cluster.nodes}
+        before_ids = {n.id for n in before.nodes}  # once a probe: 12,000 nodes are 12,000 looks
         for node in before.nodes:
             if node.id not in now_ids:
                 self.emit(NodeChanged(self.provider.id, node.id, node.name, joined=False))
                 self._lose_models_on(node.id, node.name, before, cluster)
-        joined = tuple(n.id for n in cluster.nodes if n.id not in {b.id for b in before.nodes})
-        for node_id in joined:
-            self.emit(NodeChanged(self.provider.id, node_id, cluster.node_name(node_id), joined=True))
+        joined = tuple(n.id for n in cluster.nodes if n.id not in before_ids)
+        for node in cluster.nodes:
+            if node.id not in before_ids:
+                self.emit(NodeChanged(self.provider.id, node.id, node.name, joined=True))
         return joined
 
     def _lose_models_on(self, node: str, name: str, before: Cluster, cluster: Cluster) -> None:
