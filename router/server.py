@@ -148,8 +148,18 @@ class EndpointServer:
         connections.request_started(request.protocol)  # its head is in: no header timeout
         try:
             return await self._checked(request, handler)
+        except web.HTTPException as exc:
+            failed = error_response(exc.status, exc.reason, "invalid_request_error", None)
+        except Exception:  # a defect of ours: still an answer in OpenAI's shape, and logged
+            log.exception("unexpected error answering %s %s", request.method, request.path)
+            failed = error_response(500, "internal error in exo-bridge (see its log)",
+                                    "server_error", "internal_error")
         finally:
             connections.request_ended(request.protocol)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin in self._origins:
+            failed.headers.update(self._cors(origin))
+        return failed
 
     async def _checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if _host_name(request.headers.get("Host", "")) not in self._hosts:
@@ -165,14 +175,7 @@ class EndpointServer:
         if request.path.startswith("/v1/") and not self._authorised(request):
             return error_response(401, "missing or wrong bearer token (see `exo-bridge token`)",
                                   "authentication_error", "invalid_api_key")
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            return error_response(exc.status, exc.reason, "invalid_request_error", None)
-        except Exception:  # a defect of ours: still an answer in OpenAI's shape, and logged
-            log.exception("unexpected error answering %s %s", request.method, request.path)
-            return error_response(500, "internal error in exo-bridge (see its log)", "server_error",
-                                  "internal_error")
+        response = await handler(request)  # its exceptions: answered in _guard
         if origin is not None and not response.prepared:
             response.headers.update(self._cors(origin))
         return response
@@ -182,7 +185,11 @@ class EndpointServer:
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer":  # the anthropic SDK sends its key as x-api-key
             value = request.headers.get("x-api-key", "")
-        return hmac.compare_digest(value.strip().encode(), self._token)
+        try:
+            presented = value.strip().encode()
+        except UnicodeEncodeError:  # bytes that are no UTF-8 (aiohttp keeps them as surrogates)
+            return False  # are no token of ours
+        return hmac.compare_digest(presented, self._token)
 
     @staticmethod
     def _cors(origin: str) -> dict[str, str]:

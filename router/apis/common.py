@@ -37,6 +37,22 @@ def optional_number(body: Mapping[str, Any], name: str) -> None:
            f"'{name}' must be a number", name)
 
 
+def optional_bool(body: Mapping[str, Any], name: str) -> None:
+    """``stream`` and the like: true, false or absent; ``"false"`` is no false (a 400, never a
+    stream the caller did not ask for)."""
+    value = body.get(name)
+    expect(value is None or isinstance(value, bool), f"'{name}' must be true or false", name)
+
+
+def type_tag(value: Mapping[str, Any], where: str) -> str | None:
+    """The ``type`` tag of an object of the request: a string, or None when absent. A list or a
+    number there is the caller's mistake (a 400 naming the field), not a key to look up."""
+    tag = value.get("type")
+    expect(tag is None or isinstance(tag, str), f"{where}.type must be a string",
+           f"{where}.type")
+    return tag
+
+
 def optional_model(body: Mapping[str, Any]) -> None:
     """The router's own rule for ``model`` (router/request_check.py), said in translation."""
     value = body.get("model")

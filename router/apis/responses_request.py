@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from router.apis.common import Unmappable, expect, optional_model, optional_number
+from router.apis.common import (
+    Unmappable,
+    expect,
+    optional_bool,
+    optional_model,
+    optional_number,
+    type_tag,
+)
 
 # Fields that need server-side state or execution: refused when set.
 _STATEFUL = {
@@ -31,6 +38,7 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
             raise Unmappable(f"'{name}' is not supported: {why}", name)
     for name in ("temperature", "top_p"):
         optional_number(body, name)
+    optional_bool(body, "stream")
     optional_model(body)
     chat: dict[str, Any] = {k: body[k] for k in _COPIED if body.get(k) is not None}
     chat["messages"] = _instructions(body.get("instructions")) + _input(body.get("input"))
@@ -70,7 +78,7 @@ def _input(value: Any) -> list[dict[str, Any]]:
 
 
 def _add_item(messages: list[dict[str, Any]], item: Mapping[str, Any], where: str) -> None:
-    kind = item.get("type", "message" if "role" in item else None)
+    kind = type_tag(item, where) if "type" in item else ("message" if "role" in item else None)
     if kind == "message":
         messages.append(_message(item, where))
     elif kind == "function_call":
@@ -111,7 +119,7 @@ def _message(item: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def _part(part: Any, where: str) -> dict[str, Any]:
     expect(isinstance(part, dict), f"{where} must be an object", where)
-    kind = part.get("type")
+    kind = type_tag(part, where)
     if kind in _TEXT_PARTS:
         expect(isinstance(part.get("text"), str), f"{where}.text must be a string", f"{where}.text")
         return {"type": "text", "text": part["text"]}
@@ -161,8 +169,9 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     for index, tool in enumerate(tools):
         where = f"tools[{index}]"
         expect(isinstance(tool, dict), f"{where} must be an object", where)
-        if tool.get("type") != "function":
-            raise Unmappable(f"{where}: the built-in tool {tool.get('type')!r} runs on OpenAI's "
+        kind = type_tag(tool, where)
+        if kind != "function":
+            raise Unmappable(f"{where}: the built-in tool {kind!r} runs on OpenAI's "
                              "servers and is not available here; only function tools are",
                              f"{where}.type")
         expect(isinstance(tool.get("name"), str), f"{where}.name must be a string", f"{where}.name")
@@ -177,7 +186,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
 def _tool_choice(choice: Any) -> Any:
     if choice in ("auto", "none", "required"):
         return choice
-    if isinstance(choice, dict) and choice.get("type") == "function" \
+    if isinstance(choice, dict) and type_tag(choice, "tool_choice") == "function" \
             and isinstance(choice.get("name"), str):
         return {"type": "function", "function": {"name": choice["name"]}}
     raise Unmappable("'tool_choice' must be auto, none, required or a function "
@@ -190,15 +199,18 @@ def _text_format(text: Any) -> dict[str, Any] | None:
         return None
     expect(isinstance(text, dict), "'text' must be an object", "text")
     fmt = text.get("format")
-    if fmt is None or (isinstance(fmt, dict) and fmt.get("type") == "text"):
+    if fmt is None:
         return None
     expect(isinstance(fmt, dict), "'text.format' must be an object", "text.format")
-    if fmt.get("type") == "json_object":
+    kind = type_tag(fmt, "text.format")
+    if kind == "text":
+        return None
+    if kind == "json_object":
         return {"type": "json_object"}
-    if fmt.get("type") == "json_schema":
+    if kind == "json_schema":
         expect(isinstance(fmt.get("name"), str) and isinstance(fmt.get("schema"), dict),
                "'text.format' json_schema needs a name and a schema", "text.format")
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
         return {"type": "json_schema", "json_schema": schema}
-    raise Unmappable(f"'text.format' of type {fmt.get('type')!r} is not supported",
+    raise Unmappable(f"'text.format' of type {kind!r} is not supported",
                      "text.format.type")
