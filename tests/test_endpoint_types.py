@@ -6,6 +6,7 @@ based, no body of any shape gets a 5xx from /v1/chat/completions, /v1/responses 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -189,8 +190,26 @@ BODIES = st.one_of(st.tuples(st.just(RESPONSES), R_BODY), st.tuples(st.just(MESS
 @given(request_=BODIES)
 def test_no_body_to_any_of_the_three_apis_gets_a_5xx(threaded_endpoint, http_client, request_):  # noqa: F811
     path, body = request_
-    response = http_client.post(f"{threaded_endpoint}{path}", json=body, headers=AUTH)
+    response = http_client.post(f"{threaded_endpoint}{path}", content=json.dumps(body).encode(),
+                                headers={**AUTH, "content-type": "application/json"})
     assert response.status_code < 500 or response.status_code == 503, \
         (path, body, response.status_code, response.text[:300])
     if response.status_code >= 400:
         assert isinstance(response.json()["error"]["message"], str)
+
+
+@pytest.mark.parametrize(("path", "field", "text"), [
+    (RESPONSES, "temperature", "1e400"), (RESPONSES, "temperature", "9" * 400),
+    (RESPONSES, "temperature", "Infinity"), (RESPONSES, "temperature", "2.5"),
+    (RESPONSES, "top_p", "-0.1"), (MESSAGES, "temperature", "NaN"), (MESSAGES, "temperature", "1.5"),
+    (MESSAGES, "top_k", "-" + "9" * 400), (MESSAGES, "top_p", "1e400"),
+])
+async def test_a_sampling_number_out_of_range_is_a_400_naming_it(endpoint, exo, path, field, text):
+    body = (_responses() if path == RESPONSES else _messages())
+    raw = json.dumps(body)[:-1] + f', "{field}": {text}}}'
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(f"{endpoint.url}{path}", content=raw.encode(),
+                                   headers={**AUTH, "content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert f"'{field}' must be a number from" in said(response)
+    assert exo.chat_requests == []

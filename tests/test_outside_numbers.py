@@ -260,3 +260,27 @@ async def test_one_bad_key_figure_keeps_the_rest(openrouter, make_config, keys_i
     assert snapshot.account is not None
     assert snapshot.account.limit_usd is None and snapshot.account.usage_daily_usd == 1.25
     assert OR_KEY not in repr(snapshot)
+
+
+async def test_a_probe_that_raises_marks_its_provider_down_and_probing_goes_on(cfg, caplog):
+    """Whatever an adapter's probe raises (a defect, a value no validator foresaw) is that
+    provider's failed check, logged; the background probes of every provider go on."""
+    config = parse_config(Path(cfg).read_text(), cfg)
+    async with Router(config) as router:
+        adapter = router.prober.adapters["exo"]
+        real, calls = adapter.probe, []
+
+        async def flaky(*args: Any) -> Any:
+            calls.append(1)
+            if len(calls) <= 2:
+                raise OverflowError("int too large to convert to float")
+            return await real(*args)
+
+        adapter.probe = flaky  # type: ignore[method-assign]
+        first = await router.probe(config.provider("exo"))
+        assert first.state == "down" and "OverflowError" in first.detail
+        router.start_probes()
+        await until(lambda: len(calls) >= 4)
+        await until(lambda: router.health["exo"].snapshot is not None
+                    and router.health["exo"].snapshot.state == "healthy")
+    assert "probing exo failed" in caplog.text

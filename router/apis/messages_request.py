@@ -22,6 +22,7 @@ _REFUSED = {
     "mcp_servers": "MCP servers are called by Anthropic's servers; not available here",
     "container": "code-execution containers run on Anthropic's servers; not available here",
 }
+MAX_TOP_K = 1_000_000  # Anthropic sets none; no vocabulary is larger
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 
 
@@ -33,8 +34,9 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     limit = body.get("max_tokens")
     expect(isinstance(limit, int) and not isinstance(limit, bool) and limit > 0,
            "'max_tokens' is required and must be a positive integer", "max_tokens")
-    for name in ("temperature", "top_p", "top_k"):
-        optional_number(body, name)
+    optional_number(body, "temperature", 0, 1)  # Anthropic's ranges
+    optional_number(body, "top_p", 0, 1)
+    optional_number(body, "top_k", 0, MAX_TOP_K)
     optional_bool(body, "stream")
     optional_model(body)
     chat: dict[str, Any] = {"max_tokens": limit}

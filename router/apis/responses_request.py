@@ -36,8 +36,8 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     for name, why in _STATEFUL.items():
         if body.get(name):
             raise Unmappable(f"'{name}' is not supported: {why}", name)
-    for name in ("temperature", "top_p"):
-        optional_number(body, name)
+    optional_number(body, "temperature", 0, 2)  # OpenAI's ranges
+    optional_number(body, "top_p", 0, 1)
     optional_bool(body, "stream")
     optional_model(body)
     chat: dict[str, Any] = {k: body[k] for k in _COPIED if body.get(k) is not None}
