@@ -202,7 +202,7 @@ def test_status_shows_a_cluster_with_hostile_numbers(capsys, exo_cluster, cfg, t
     _hostile_exo(exo_cluster, text, "downloading")
     assert main(["status", "--config", cfg]) == 0
     out = capsys.readouterr().out
-    assert "Mac mini" in out and "Llama 3.2 3B (ready)" in out
+    assert "Mac mini · RAM unknown · Llama 3.2 3B (ready)" in out
     assert main(["status", "--json", "--config", cfg]) == 0
     seen = json.loads(capsys.readouterr().out)
     assert [n["name"] for n in seen["cluster"]["nodes"]] == ["Mac mini", "MacBook Pro"]
