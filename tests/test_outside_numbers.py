@@ -284,3 +284,17 @@ async def test_a_probe_that_raises_marks_its_provider_down_and_probing_goes_on(c
         await until(lambda: router.health["exo"].snapshot is not None
                     and router.health["exo"].snapshot.state == "healthy")
     assert "probing exo failed" in caplog.text
+
+
+@pytest.mark.parametrize("text", ["1e400", "9" * 400, "-" + "9" * 400])
+async def test_an_sdk_client_is_answered_by_exo_whose_numbers_are_hostile(client, exo, text):
+    """Through the endpoint, with the official openai SDK: exo loading one model, downloading
+    another, every number in its state and model list hostile — the ready model still answers."""
+    exo.loading = {"mlx-community/Qwen3-8B-4bit": (3, 36)}
+    exo.downloading = {"mlx-community/Llama-3.3-70B-Instruct-4bit": 40.0}
+    for path in ("/state/nodeMemory", "/state/runners", "/state/downloads", "/v1/models"):
+        exo.tamper[path] = every_number(text)
+    raw = await client.chat.completions.with_raw_response.create(
+        model=LLAMA, messages=[{"role": "user", "content": "hi"}])
+    assert raw.headers["x-exo-bridge-provider"] == "exo"
+    assert raw.parse().choices[0].message.content
