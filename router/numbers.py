@@ -27,7 +27,10 @@ def number(value: object, low: float, high: float, *, text: bool = False) -> flo
         return None
     if not low <= value <= high:  # exact for an int of any size: no conversion yet
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond any float, within bounds of infinity
+        return None
 
 
 def whole(value: object, low: int, high: int, *, text: bool = False,

@@ -60,7 +60,8 @@ ANY_NUMBERISH = (st.none() | st.booleans() | HUGE_INTS | st.integers() | st.floa
 
 
 @settings(max_examples=500, deadline=None)
-@given(ANY_NUMBERISH, st.floats(-1e20, 1e20), st.floats(0, 1e20), st.booleans())
+@given(ANY_NUMBERISH, st.floats(-1e20, 1e20) | st.just(-math.inf),
+       st.floats(0, 1e20) | st.just(math.inf), st.booleans())
 def test_a_number_from_outside_is_finite_and_in_range_or_none(value, low, span, text):
     found = number(value, low, low + span, text=text)
     assert found is None or (isinstance(found, float) and math.isfinite(found)
@@ -298,3 +299,14 @@ async def test_an_sdk_client_is_answered_by_exo_whose_numbers_are_hostile(client
         model=LLAMA, messages=[{"role": "user", "content": "hi"}])
     assert raw.headers["x-exo-bridge-provider"] == "exo"
     assert raw.parse().choices[0].message.content
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(NUMERIC | st.text(max_size=3) | st.none(), min_size=22, max_size=23))
+def test_a_journal_line_with_hostile_numbers_is_refused_with_a_reason(values):
+    """A damaged journal (a 400-digit timestamp, an infinite cost) is a line set aside with why,
+    never an OverflowError while the ledger opens."""
+    from router.ledger_rows import checked_values
+
+    checked = checked_values(values)
+    assert isinstance(checked, str) and len(checked) < 200
