@@ -2,7 +2,7 @@
 stream's small chunks), with the standard library's answer wherever orjson is stricter than the
 providers and clients we must read (``NaN``, ``Infinity``, ``1e400``, lone surrogates) or write
 (integers beyond 64 bits, lone surrogates). What these values mean is judged later
-(router.usage_guard, router.request_check), not here."""
+(router.numbers where each number enters, router.request_check), not here."""
 
 from __future__ import annotations
 
