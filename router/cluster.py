@@ -131,15 +131,21 @@ class Cluster:
     downloads: tuple[Download, ...] = ()
     catalogue: Mapping[str, Card] = field(default_factory=dict)
     gone: Mapping[str, str] = field(default_factory=dict)  # node id -> its name
+    # indexes, so that a look per node or per model is not a walk through thousands of them
+    _names: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _of_model: dict[str, Instance] = field(default_factory=dict, init=False, repr=False,
+                                           compare=False)
+
+    def __post_init__(self) -> None:
+        self._names.update((node.id, node.name) for node in self.nodes)
+        for instance in self.instances:
+            self._of_model.setdefault(instance.model, instance)  # the first, as exo lists them
 
     def node_name(self, node_id: str) -> str:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node.name
-        return self.gone.get(node_id) or short_id(node_id)
+        return self._names.get(node_id) or self.gone.get(node_id) or short_id(node_id)
 
     def instance_of(self, model: str) -> Instance | None:
-        return next((i for i in self.instances if i.model == model), None)
+        return self._of_model.get(model)
 
     def models_on(self, node_id: str) -> tuple[str, ...]:
         return tuple(i.model for i in self.instances if node_id in i.nodes)

@@ -69,7 +69,8 @@ def instance_state(instance: Instance, cluster: Cluster) -> str:
 def node_line(node: Node, cluster: Cluster) -> str:
     held = [f"{cluster.model_name(i.model)} ({instance_state(i, cluster)})" for i in cluster.instances
             if node.id in i.nodes]
-    memory = f"{node.ram_used / 1e9:.1f}/{gigabytes(node.ram_total)} RAM"
+    memory = (f"{node.ram_used / 1e9:.1f}/{gigabytes(node.ram_total)} RAM" if node.ram_total
+              else "RAM unknown")  # exo sent none, or a number that cannot be true
     return f"{node.name} · {memory}" + (f" · {', '.join(held)}" if held else " · no model")
 
 

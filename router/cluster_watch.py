@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.cluster import Cluster, Instance, Phase, Problem, Runner
+from router.cluster import Cluster, Instance, Phase, Problem, Runner, Transfer
 from router.cluster_events import ClusterProblem, NodeChanged
 from router.cluster_view import duration, failures
 from router.config import ProviderConfig
@@ -52,21 +52,28 @@ class ClusterWatch:
         if before is None:
             return ()
         now_ids = {n.id for n in cluster.nodes}
-        for node in before.nodes:
-            if node.id not in now_ids:
-                self.emit(NodeChanged(self.provider.id, node.id, node.name, joined=False))
-                self._lose_models_on(node.id, node.name, before, cluster)
-        joined = tuple(n.id for n in cluster.nodes if n.id not in {b.id for b in before.nodes})
-        for node_id in joined:
-            self.emit(NodeChanged(self.provider.id, node_id, cluster.node_name(node_id), joined=True))
+        before_ids = {n.id for n in before.nodes}  # once a probe: 12,000 nodes are 12,000 looks
+        left = [node for node in before.nodes if node.id not in now_ids]
+        for node in left:
+            self.emit(NodeChanged(self.provider.id, node.id, node.name, joined=False))
+        if left:
+            self._lose_models_on({node.id: node.name for node in left}, before, cluster)
+        joined = tuple(n.id for n in cluster.nodes if n.id not in before_ids)
+        for node in cluster.nodes:
+            if node.id not in before_ids:
+                self.emit(NodeChanged(self.provider.id, node.id, node.name, joined=True))
         return joined
 
-    def _lose_models_on(self, node: str, name: str, before: Cluster, cluster: Cluster) -> None:
+    def _lose_models_on(self, left: dict[str, str], before: Cluster, cluster: Cluster) -> None:
+        """The models exo unloaded because a node they were on left (``left``: id -> name)."""
         for instance in before.instances:
-            if node in instance.nodes and cluster.instance_of(instance.model) is None:
-                self.lost[instance.model] = Problem(
-                    self.provider.id, instance.model, before.model_name(instance.model), node, name,
-                    f"node {name} dropped out of the cluster; exo unloaded the model", kind="lost")
+            on = [node for node in instance.nodes if node in left]
+            if not on or cluster.instance_of(instance.model) is not None:
+                continue
+            node, name = on[-1], left[on[-1]]
+            self.lost[instance.model] = Problem(
+                self.provider.id, instance.model, before.model_name(instance.model), node, name,
+                f"node {name} dropped out of the cluster; exo unloaded the model", kind="lost")
 
     # -- requests ---------------------------------------------------------------------------
     def missed_first_token(self, model: str, now: float) -> None:
@@ -89,9 +96,10 @@ class ClusterWatch:
     def current(self, cluster: Cluster, now: float) -> list[Problem]:
         found = failures(self.provider.id, cluster)
         failed = {(p.model, p.node) for p in found}
+        fetched = _fetched(cluster)
         for instance in cluster.instances:
             for runner in instance.runners:
-                reason = self._stuck(runner, instance, cluster, now)
+                reason = self._stuck(runner, fetched.get((runner.node, instance.model), 0), now)
                 if reason and (instance.model, runner.node) not in failed:
                     found.append(self._problem(instance, runner.node, reason, cluster, "stuck"))
             misses = self.timeouts.get(instance.model, 0)
@@ -119,12 +127,12 @@ class ClusterWatch:
                 self.emit(ClusterProblem(problem, cleared=True))
         self.problems = current
 
-    def _stuck(self, runner: Runner, instance: Instance, cluster: Cluster, now: float) -> str | None:
-        """Why the runner is stuck: its progress has not moved for ``stuck_after_s``."""
+    def _stuck(self, runner: Runner, fetched: int, now: float) -> str | None:
+        """Why the runner is stuck: its progress (``fetched``: the bytes of its model downloaded
+        on its node) has not moved for ``stuck_after_s``."""
         if runner.phase.serving or runner.phase in (Phase.FAILED, Phase.STOPPING):
             self._marks.pop(runner.id, None)
             return None
-        fetched = sum(d.done_bytes for d in cluster.downloading(instance.model) if d.node == runner.node)
         progress = (runner.phase, runner.layers_loaded, fetched)
         mark = self._marks.get(runner.id)
         if mark is None or mark.progress != progress:
@@ -139,3 +147,14 @@ class ClusterWatch:
         if runner.phase is Phase.DOWNLOADING:
             return f"download not moving for {duration(still)}"
         return f"{runner.phase} for {duration(still)}"
+
+
+def _fetched(cluster: Cluster) -> dict[tuple[str, str], int]:
+    """(node, model) -> bytes downloaded so far, over the downloads in progress: one pass, not
+    one per runner (an instance on thousands of nodes)."""
+    fetched: dict[tuple[str, str], int] = {}
+    for download in cluster.downloads:
+        if download.state in (Transfer.ONGOING, Transfer.PENDING):
+            key = (download.node, download.model)
+            fetched[key] = fetched.get(key, 0) + download.done_bytes
+    return fetched

@@ -8,7 +8,6 @@ that probe (httpx costs ~50 ms to import).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from router import jsonio
 from router.body import ACCEPT_ENCODING, BodyLimits, read_all
 from router.config import ProviderConfig
 from router.errors import Outcome
@@ -72,9 +72,10 @@ class Fetched:
     content: bytes
 
     def json(self) -> Any:
-        """The body as JSON; ValueError when it is not (or is nested too deep)."""
+        """The body as JSON (router.jsonio: a probe of a large cluster parses several MB);
+        ValueError when it is not (or is nested too deep)."""
         try:
-            return json.loads(self.content)
+            return jsonio.loads(self.content)
         except RecursionError:
             raise ValueError("JSON nested too deep") from None
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.errors import Attempt, Outcome
+from router.numbers import number
 from router.usage_guard import MAX_COST_USD, MAX_TOKENS
 
 Values = tuple[Any, ...]
@@ -97,12 +98,11 @@ def _count(v: Any) -> bool:
 
 
 def _money(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) \
-        and 0 <= v <= MAX_COST_USD
+    return number(v, 0, MAX_COST_USD) is not None
 
 
-def _ms(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+def _ms(v: Any) -> bool:  # a 400-digit integer in a damaged journal is refused, not an OverflowError
+    return number(v, 0, math.inf) is not None
 
 
 def _optional(check: Any) -> Any:
@@ -123,7 +123,7 @@ def checked_values(raw: Any) -> Values | str:
     values = (*raw, None) if len(raw) == len(ROW_SHAPE) - 1 else tuple(raw)
     for index, (value, check) in enumerate(zip(values, ROW_SHAPE, strict=True)):
         if not check(value):
-            return f"{COLUMNS[index] if index < len(COLUMNS) else 'reservation'} is {value!r}"
+            return f"{COLUMNS[index] if index < len(COLUMNS) else 'reservation'} is {value!r:.80}"
     if values[TOTAL_TOKENS] != values[PROMPT_TOKENS] + values[COMPLETION_TOKENS]:
         return "total_tokens is not prompt + completion"
     return values

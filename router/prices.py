@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.usage_guard import price_per_token
+from router.numbers import number
+from router.usage_guard import MAX_PRICE_PER_TOKEN, price_per_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +44,8 @@ class PriceTable:
 
 def per_million(value: object) -> float | None:
     """A price list's USD per million tokens, as USD per token we can use (or None)."""
-    try:
-        return price_per_token(float(value) / 1e6)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+    per_million_tokens = number(value, 0, MAX_PRICE_PER_TOKEN * 1e6, text=True)
+    return None if per_million_tokens is None else price_per_token(per_million_tokens / 1e6)
 
 
 def usable_price(prompt: float | None, completion: float | None) -> Price | None:

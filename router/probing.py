@@ -85,7 +85,11 @@ class Prober:
 
     async def _probe_once(self, provider: ProviderConfig) -> Snapshot:
         adapter = self.adapters[provider.id]
-        snapshot = await adapter.probe(await self.http(), provider, self.key(provider))
+        try:
+            snapshot = await adapter.probe(await self.http(), provider, self.key(provider))
+        except Exception as exc:  # an adapter's defect: this provider is down, the rest go on
+            log.exception("probing %s failed", provider.id)
+            snapshot = Snapshot(HealthState.DOWN, f"its check failed ({exc.__class__.__name__})", 0.0)
         self.health.record_probe(provider.id, snapshot)
         for listener in self.listeners:
             try:

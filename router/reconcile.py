@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from router.money import usd
+from router.numbers import number
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,4 @@ def _parse(raw: bytes) -> Reconciliation | None:
 
 
 def _money(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and 0 <= value <= _MAX_USD else None
+    return number(value, 0, _MAX_USD)

@@ -153,9 +153,25 @@ class EndpointServer:
         connections.request_started(request.protocol)  # its head is in: no header timeout
         try:
             response = await self._checked(request, handler)
+        except web.HTTPException as exc:
+            response = error_response(exc.status, exc.reason, "invalid_request_error", None)
+        except Exception:  # a defect of ours: still an answer in OpenAI's shape, and logged
+            log.exception("unexpected error answering %s %s", request.method, request.path)
+            response = error_response(500, "internal error in exo-bridge (see its log)",
+                                      "server_error", "internal_error")
+        else:
+            return self._said_no_retry(response)
         finally:
             connections.request_ended(request.protocol)
-        if not response.prepared:  # an error no retry can fix says so (every API, every route)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin in self._origins:
+            response.headers.update(self._cors(origin))
+        return self._said_no_retry(response)
+
+    @staticmethod
+    def _said_no_retry(response: web.StreamResponse) -> web.StreamResponse:
+        """An error no retry can fix says so (every API, every route)."""
+        if not response.prepared:
             for name, value in no_retry_header(response.status).items():
                 response.headers.setdefault(name, value)
         return response
@@ -174,14 +190,7 @@ class EndpointServer:
         if request.path.startswith("/v1/") and not self._authorised(request):
             return error_response(401, "missing or wrong bearer token (see `exo-bridge token`)",
                                   "authentication_error", "invalid_api_key")
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            return error_response(exc.status, exc.reason, "invalid_request_error", None)
-        except Exception:  # a defect of ours: still an answer in OpenAI's shape, and logged
-            log.exception("unexpected error answering %s %s", request.method, request.path)
-            return error_response(500, "internal error in exo-bridge (see its log)", "server_error",
-                                  "internal_error")
+        response = await handler(request)  # its exceptions: answered in _guard
         if origin is not None and not response.prepared:
             response.headers.update(self._cors(origin))
         return response
@@ -191,7 +200,11 @@ class EndpointServer:
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer":  # the anthropic SDK sends its key as x-api-key
             value = request.headers.get("x-api-key", "")
-        return hmac.compare_digest(value.strip().encode(), self._token)
+        try:
+            presented = value.strip().encode()
+        except UnicodeEncodeError:  # bytes that are no UTF-8 (aiohttp keeps them as surrogates)
+            return False  # are no token of ours
+        return hmac.compare_digest(presented, self._token)
 
     @staticmethod
     def _cors(origin: str) -> dict[str, str]:

@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from router.numbers import number, whole
+
 MAX_TOKENS = 10_000_000  # one answer; no context window comes near
 MAX_COST_USD = 10_000.0  # one answer (10M tokens at $600 per million is $6,000)
 MAX_PRICE_PER_TOKEN = 0.01  # $10,000 per million tokens: above any price list
@@ -21,31 +23,18 @@ ESTIMATED = "usage-estimated"
 
 def token_count(value: object) -> int | None:
     """A valid token count, or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and 0 <= value <= MAX_TOKENS:
-        return value
-    return None
+    return whole(value, 0, MAX_TOKENS)
 
 
 def cost_usd(value: object) -> float | None:
     """A valid cost in USD, or None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or not 0 <= value <= MAX_COST_USD:
-        return None
-    return float(value)
+    return number(value, 0, MAX_COST_USD)
 
 
 def price_per_token(value: object) -> float | None:
-    """A price-list entry (USD per token) we can use, or None."""
-    try:
-        price = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return price if math.isfinite(price) and 0 <= price <= MAX_PRICE_PER_TOKEN else None
+    """A price-list entry (USD per token, a number or a short decimal string) we can use, or
+    None."""
+    return number(value, 0, MAX_PRICE_PER_TOKEN, text=True)
 
 
 def estimate_tokens(chars: int) -> int:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router import Router, parse_config
-from router.cluster import Phase, Transfer
+from router.cluster import Cluster, Download, Instance, Node, Phase, Runner, Transfer
+from router.cluster_events import ClusterProblem, NodeChanged
+from router.cluster_watch import ClusterWatch
 from router.providers.exo import ExoCluster
 from router.providers.exo_state import parse_catalogue, parse_cluster, readiness
 from tests.fakes.exo_cluster import BIG, LLAMA, QWEN, FakeCluster
@@ -162,3 +165,81 @@ def test_any_state_parses_without_raising(parts, listing):
     api = ExoCluster()
     api.verdict(200, json.dumps(parts).encode())
     api.verdict(400, json.dumps(listing).encode())
+
+
+async def test_one_odd_instances_answer_reads_the_whole_state_once_then_the_parts_again(exo_cluster):
+    """A list (or a page) where /state/instances' object belongs is one probe's hiccup: that
+    probe reads the whole /state, the next ones the parts again; only a 404 means an older exo."""
+    answers = iter([b"[]", b"<html>exo</html>"])
+    exo_cluster.tamper["/state/instances"] = lambda real: next(answers, None) or json.dumps(real).encode()
+    found = await probes(exo_cluster, 5)
+    assert all(s.ready == {LLAMA} for s in found)
+    assert exo_cluster.hits["/state"] == 2  # the two odd answers' probes, no more
+    assert exo_cluster.hits["/state/instances"] == 5
+
+
+async def test_an_exo_without_parts_is_asked_for_them_again_after_a_while(exo_cluster, monkeypatch):
+    from router.providers import exo as exo_module
+
+    exo_cluster.exo_parts = False
+    config = exo_config(exo_cluster)
+    async with Router(config) as router:
+        provider = config.provider("exo")
+        await router.probe(provider)
+        await router.probe(provider)
+        assert exo_cluster.hits["/state/instances"] == 1 and exo_cluster.hits["/state"] == 2
+        exo_cluster.exo_parts = True  # upgraded
+        monkeypatch.setattr(exo_module, "PARTS_RECHECK_S", 0.0)
+        await router.probe(provider)
+        await router.probe(provider)
+        assert exo_cluster.hits["/state/instances"] == 3 and exo_cluster.hits["/state"] == 2
+
+
+class _Counted(tuple):  # type: ignore[type-arg]
+    """A cluster's nodes (or downloads) that count how often they are gone through."""
+
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        _Counted.walks += 1
+        return super().__iter__()
+
+
+def _node_id(i: int) -> str:
+    return f"12D3KooWNode{i:036d}"
+
+
+def _cluster(count: int, start: int = 0, *, spanned: bool = False) -> Cluster:
+    """``count`` nodes; with ``spanned``, Qwen3 8B on all of them, each runner waiting for its
+    shard, which downloads on every node."""
+    ids = [_node_id(i) for i in range(start, start + count)]
+    nodes = _Counted(Node(n, f"node {n[-5:]}", 16 << 30, 12 << 30) for n in ids)
+    if not spanned:
+        return Cluster(nodes)
+    runners = tuple(Runner(f"r-{n}", n, Phase.DOWNLOADING) for n in ids)
+    downloads = _Counted(Download(n, QWEN, Transfer.ONGOING, 1 << 20, 1 << 30) for n in ids)
+    return Cluster(nodes, (Instance("i-1", QWEN, runners),), downloads)
+
+
+def test_twelve_thousand_nodes_are_taken_in_linearly():
+    """Each probe's nodes are compared with the last probe's once, not once per node, and the
+    downloads are summed once, not once per runner: 12,000 nodes stalled every /health for
+    4.4 s per probe (bench/exo_nodes_bench.py has the figure)."""
+    config = parse_config(
+        '[[providers]]\nid = "exo"\nkind = "exo"\nbase_urls = ["http://127.0.0.1:1"]\n', "t")
+    seen: list[NodeChanged | ClusterProblem] = []
+    watch = ClusterWatch(config.provider("exo"), seen.append)
+    watch.see(_cluster(10), 0.0)
+    _Counted.walks = 0
+    start = time.perf_counter()
+    joined = watch.see(_cluster(12_000, spanned=True), 1.0)  # 11,990 join
+    watch.see(_cluster(12_000, 6_000, spanned=True), 2.0)  # 6,000 leave, 6,000 join
+    watch.see(_cluster(6_000, 12_000), 3.0)  # 6,000 more leave; exo unloaded the model
+    elapsed = time.perf_counter() - start
+    changes = [e for e in seen if isinstance(e, NodeChanged)]
+    assert len(joined) == 11_990
+    assert sum(e.joined for e in changes) == 11_990 + 6_000
+    assert sum(not e.joined for e in changes) == 12_000
+    assert QWEN in watch.lost and watch.lost[QWEN].node == _node_id(11_999)
+    assert _Counted.walks <= 30  # a few walks a probe; before: one per node, one per runner
+    assert elapsed < 5.0  # generous: about 0.2 s here; before: minutes

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.errors import RequestRejected
+from router.numbers import number
 
 
 class Unmappable(RequestRejected):
@@ -31,10 +32,28 @@ def expect(condition: bool, message: str, param: str) -> None:
         raise Unmappable(message, param)
 
 
-def optional_number(body: Mapping[str, Any], name: str) -> None:
+def optional_number(body: Mapping[str, Any], name: str, low: float, high: float) -> None:
+    """A sampling setting: absent, or a finite number within the API's documented range
+    (``1e400`` or a 400-digit integer is a 400, not a value passed on)."""
     value = body.get(name)
-    expect(value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
-           f"'{name}' must be a number", name)
+    expect(value is None or number(value, low, high) is not None,
+           f"'{name}' must be a number from {low:g} to {high:g}", name)
+
+
+def optional_bool(body: Mapping[str, Any], name: str) -> None:
+    """``stream`` and the like: true, false or absent; ``"false"`` is no false (a 400, never a
+    stream the caller did not ask for)."""
+    value = body.get(name)
+    expect(value is None or isinstance(value, bool), f"'{name}' must be true or false", name)
+
+
+def type_tag(value: Mapping[str, Any], where: str) -> str | None:
+    """The ``type`` tag of an object of the request: a string, or None when absent. A list or a
+    number there is the caller's mistake (a 400 naming the field), not a key to look up."""
+    tag = value.get("type")
+    expect(tag is None or isinstance(tag, str), f"{where}.type must be a string",
+           f"{where}.type")
+    return tag
 
 
 def optional_model(body: Mapping[str, Any]) -> None:

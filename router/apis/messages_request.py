@@ -10,12 +10,20 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from router.apis.common import Unmappable, expect, optional_model, optional_number
+from router.apis.common import (
+    Unmappable,
+    expect,
+    optional_bool,
+    optional_model,
+    optional_number,
+    type_tag,
+)
 
 _REFUSED = {
     "mcp_servers": "MCP servers are called by Anthropic's servers; not available here",
     "container": "code-execution containers run on Anthropic's servers; not available here",
 }
+MAX_TOP_K = 1_000_000  # Anthropic sets none; no vocabulary is larger
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 
 
@@ -27,8 +35,10 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     limit = body.get("max_tokens")
     expect(isinstance(limit, int) and not isinstance(limit, bool) and limit > 0,
            "'max_tokens' is required and must be a positive integer", "max_tokens")
-    for name in ("temperature", "top_p", "top_k"):
-        optional_number(body, name)
+    optional_number(body, "temperature", 0, 1)  # Anthropic's ranges
+    optional_number(body, "top_p", 0, 1)
+    optional_number(body, "top_k", 0, MAX_TOP_K)
+    optional_bool(body, "stream")
     optional_model(body)
     chat: dict[str, Any] = {"max_tokens": limit}
     for source, target in (("model", "model"), ("temperature", "temperature"),
@@ -113,7 +123,7 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
 def _block(block: Any, where: str) -> dict[str, Any]:
     """A content block as a chat part (text, image_url), tool call or tool message."""
     expect(isinstance(block, dict), f"{where} must be an object", where)
-    kind = block.get("type")
+    kind = type_tag(block, where)
     if kind == "text":
         expect(isinstance(block.get("text"), str), f"{where}.text must be a string", f"{where}.text")
         return {"type": "text", "text": block["text"]}
@@ -137,11 +147,12 @@ def _block(block: Any, where: str) -> dict[str, Any]:
 
 def _image(source: Any, where: str) -> dict[str, Any]:
     expect(isinstance(source, dict), f"{where}.source must be an object", f"{where}.source")
-    if source.get("type") == "base64":
+    kind = type_tag(source, f"{where}.source")
+    if kind == "base64":
         expect(isinstance(source.get("data"), str) and isinstance(source.get("media_type"), str),
                f"{where}.source needs media_type and data", f"{where}.source")
         url = f"data:{source['media_type']};base64,{source['data']}"
-    elif source.get("type") == "url" and isinstance(source.get("url"), str):
+    elif kind == "url" and isinstance(source.get("url"), str):
         url = source["url"]
     else:
         raise Unmappable(f"{where}.source must be base64 or url (uploaded files are not "
@@ -203,8 +214,9 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     for index, tool in enumerate(tools):
         where = f"tools[{index}]"
         expect(isinstance(tool, dict), f"{where} must be an object", where)
-        if tool.get("type") not in (None, "custom"):
-            raise Unmappable(f"{where}: the server tool {tool.get('type')!r} runs on Anthropic's "
+        kind = type_tag(tool, where)
+        if kind not in (None, "custom"):
+            raise Unmappable(f"{where}: the server tool {kind!r} runs on Anthropic's "
                              "servers and is not available here; only custom tools are",
                              f"{where}.type")
         expect(isinstance(tool.get("name"), str) and isinstance(tool.get("input_schema"), dict),
@@ -218,7 +230,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
 
 def _tool_choice(choice: Any) -> dict[str, Any]:
     expect(isinstance(choice, dict), "'tool_choice' must be an object", "tool_choice")
-    kind = choice.get("type")
+    kind = type_tag(choice, "tool_choice")
     if kind in _TOOL_CHOICE:
         mapped: dict[str, Any] = {"tool_choice": _TOOL_CHOICE[kind]}
     elif kind == "tool" and isinstance(choice.get("name"), str):

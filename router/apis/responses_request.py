@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from router.apis.common import Unmappable, expect, optional_model, optional_number
+from router.apis.common import (
+    Unmappable,
+    expect,
+    optional_bool,
+    optional_model,
+    optional_number,
+    type_tag,
+)
 from router.apis.responses_tools import ToolSet, custom_arguments, tool_set
 
 # Fields that need server-side state or execution: refused when set.
@@ -31,8 +38,9 @@ def to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     for name, why in _STATEFUL.items():
         if body.get(name):
             raise Unmappable(f"'{name}' is not supported: {why}", name)
-    for name in ("temperature", "top_p"):
-        optional_number(body, name)
+    optional_number(body, "temperature", 0, 2)  # OpenAI's ranges
+    optional_number(body, "top_p", 0, 1)
+    optional_bool(body, "stream")
     optional_model(body)
     chat: dict[str, Any] = {k: body[k] for k in _COPIED if body.get(k) is not None}
     tools = tool_set(body)  # namespaces flattened, custom tools as functions, hosted dropped
@@ -76,7 +84,7 @@ def _input(value: Any, tools: ToolSet) -> list[dict[str, Any]]:
 
 def _add_item(messages: list[dict[str, Any]], item: Mapping[str, Any], where: str,
               tools: ToolSet) -> None:
-    kind = item.get("type", "message" if "role" in item else None)
+    kind = type_tag(item, where) if "type" in item else ("message" if "role" in item else None)
     if kind == "message":
         messages.append(_message(item, where))
     elif kind == "function_call":
@@ -136,7 +144,7 @@ def _message(item: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def _part(part: Any, where: str) -> dict[str, Any]:
     expect(isinstance(part, dict), f"{where} must be an object", where)
-    kind = part.get("type")
+    kind = type_tag(part, where)
     if kind in _TEXT_PARTS:
         expect(isinstance(part.get("text"), str), f"{where}.text must be a string", f"{where}.text")
         return {"type": "text", "text": part["text"]}
@@ -180,7 +188,7 @@ def _output_text(output: Any, where: str) -> str:
 def _tool_choice(choice: Any, tools: ToolSet) -> Any:
     if choice in ("auto", "none", "required"):
         return choice
-    if isinstance(choice, dict) and choice.get("type") in ("function", "custom") \
+    if isinstance(choice, dict) and type_tag(choice, "tool_choice") in ("function", "custom") \
             and isinstance(choice.get("name"), str):
         return {"type": "function", "function": {"name": tools.chat_name(choice["name"])}}
     raise Unmappable("'tool_choice' must be auto, none, required or a function "
@@ -193,15 +201,18 @@ def _text_format(text: Any) -> dict[str, Any] | None:
         return None
     expect(isinstance(text, dict), "'text' must be an object", "text")
     fmt = text.get("format")
-    if fmt is None or (isinstance(fmt, dict) and fmt.get("type") == "text"):
+    if fmt is None:
         return None
     expect(isinstance(fmt, dict), "'text.format' must be an object", "text.format")
-    if fmt.get("type") == "json_object":
+    kind = type_tag(fmt, "text.format")
+    if kind == "text":
+        return None
+    if kind == "json_object":
         return {"type": "json_object"}
-    if fmt.get("type") == "json_schema":
+    if kind == "json_schema":
         expect(isinstance(fmt.get("name"), str) and isinstance(fmt.get("schema"), dict),
                "'text.format' json_schema needs a name and a schema", "text.format")
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
         return {"type": "json_schema", "json_schema": schema}
-    raise Unmappable(f"'text.format' of type {fmt.get('type')!r} is not supported",
+    raise Unmappable(f"'text.format' of type {kind!r} is not supported",
                      "text.format.type")

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 _PROBE_S = 5.0
 CATALOGUE_EVERY_S = 600.0  # model cards change when a user adds one: not worth a probe's bytes
+PARTS_RECHECK_S = 600.0  # an exo without /state/<part> is asked again this often (an upgrade)
 _EVERY_PROBE = ("instances", "runners", "nodeMemory")
 _WAITING = (Phase.STARTING, Phase.DOWNLOADING)  # an idle runner may be waiting for its files
 
@@ -94,8 +95,14 @@ class _Memo:
     catalogue: dict[str, Card] = field(default_factory=dict)
     catalogue_at: float = float("-inf")
     identities: dict[str, Any] = field(default_factory=dict)
-    parts_served: bool = True  # exo older than v1.0.70 serves only the whole /state
+    parts_missing_at: float | None = None  # when /state/instances was a 404 (exo before v1.0.70)
     last: Cluster | None = None
+
+    def parts_served(self, now: float) -> bool:
+        """Whether to ask for the parts: yes, unless this exo had none (404) lately (it may be
+        upgraded: asked again every PARTS_RECHECK_S)."""
+        missing = self.parts_missing_at
+        return missing is None or now - missing > PARTS_RECHECK_S
 
     def parts(self) -> list[str]:
         wanted = list(_EVERY_PROBE)
@@ -170,14 +177,17 @@ class Exo(OpenAICompatible):
 
         now = time.monotonic()
         listing = get("/v1/models") if now - memo.catalogue_at > CATALOGUE_EVERY_S else None
-        wanted = memo.parts() if memo.parts_served else ["state"]
+        wanted = memo.parts() if memo.parts_served(now) else ["state"]
         answers = await asyncio.gather(*(get(f"/state/{p}" if p != "state" else "/state")
                                          for p in wanted), *([listing] if listing else []))
         if listing is not None:
             memo.catalogue, memo.catalogue_at = parse_catalogue(answers[-1].json()), now
         parts = _parts(wanted, answers[:len(wanted)])
-        if parts is None:  # no /state/<part> here: an exo before v1.0.70
-            memo.parts_served = False
+        if parts is _NO_PARTS:  # no /state/<part> here: an exo before v1.0.70
+            memo.parts_missing_at = now
+        elif wanted != ["state"]:
+            memo.parts_missing_at = None
+        if not isinstance(parts, dict):  # this time, the whole state
             parts = _object((await get("/state")).json())
         if set(_object(parts.get("nodeMemory", {}))) - set(memo.identities) - set(parts.get(
                 "nodeIdentities", {})):  # a node new since the last look: its name now
@@ -190,21 +200,25 @@ class Exo(OpenAICompatible):
         return _snapshot(node, "exo", models, readiness(cluster), _ms(start), cluster)
 
 
-def _parts(wanted: list[str], answers: list[Fetched]) -> dict[str, Any] | None:
-    """The parts by name; None when this exo does not serve them (404: an older exo)."""
+_NO_PARTS = "no parts"  # /state/instances is a 404: an exo before v1.0.70
+_NOT_THIS_TIME = "not this time"  # a part that is not a JSON object: the whole /state, this once
+
+
+def _parts(wanted: list[str], answers: list[Fetched]) -> dict[str, Any] | str:
+    """The parts by name; _NO_PARTS when this exo does not serve them (a 404), _NOT_THIS_TIME
+    when one answered something else than a JSON object (a proxy's page, a hiccup)."""
     if wanted == ["state"]:
         return _object(answers[0].json()) if answers[0].status_code == 200 else {}
     parts: dict[str, Any] = {}
     for name, answer in zip(wanted, answers, strict=True):
-        try:
-            if answer.status_code == 200:
-                parts[name] = _object(answer.json())
-        except ValueError:
-            if name == "instances":  # not JSON: a dashboard's page, not a part of the state
-                return None
-            raise
         if name == "instances" and answer.status_code == 404:
-            return None
+            return _NO_PARTS
+        if answer.status_code != 200:
+            continue
+        try:
+            parts[name] = _object(answer.json())
+        except ValueError:
+            return _NOT_THIS_TIME
     return parts
 
 

@@ -31,6 +31,7 @@ from router.cluster import (
     short_id,
     short_model,
 )
+from router.numbers import number, whole
 
 _PHASES = {"RunnerIdle": Phase.STARTING, "RunnerConnecting": Phase.CONNECTING,
            "RunnerConnected": Phase.CONNECTING, "RunnerLoading": Phase.LOADING,
@@ -41,6 +42,11 @@ _PHASES = {"RunnerIdle": Phase.STARTING, "RunnerConnecting": Phase.CONNECTING,
 _TRANSFERS = {"DownloadPending": Transfer.PENDING, "DownloadOngoing": Transfer.ONGOING,
               "DownloadCompleted": Transfer.COMPLETED, "DownloadFailed": Transfer.FAILED}
 MiB = 1024 * 1024
+MAX_BYTES = 1 << 60  # an exbibyte: no node's memory, no model's weights come near
+MAX_MiB = MAX_BYTES // MiB
+MAX_LAYERS = 100_000
+MAX_SPEED = float(1 << 50)  # bytes per second (a petabyte)
+MAX_ETA_MS = 1e15  # about 30,000 years (a download at 1 byte a second)
 
 
 def unwrap(value: Any) -> tuple[str, dict[str, Any]]:
@@ -70,12 +76,15 @@ def find_model_id(value: Any, depth: int = 0) -> str | None:
 
 
 def in_bytes(value: Any) -> int:
-    """exo's ``Memory`` (``{"inBytes": n}``) or a bare number, as bytes (0 when neither)."""
+    """exo's ``Memory`` (``{"inBytes": n}``) or a bare number, as bytes (0, unknown, when
+    neither or out of range: ``Infinity``, ``1e400``, a 400-digit integer, a negative)."""
     if isinstance(value, dict):
         value = value.get("inBytes", value.get("in_bytes", 0))
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        return 0
-    return max(0, min(int(value), 1 << 60))
+    return whole(value, 0, MAX_BYTES, fraction=True) or 0
+
+
+def _layers(value: Any) -> int:
+    return whole(value, 0, MAX_LAYERS) or 0
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -143,8 +152,8 @@ def _runner(rid: str, node: str, wrapped: Any, model: str,
     if phase is Phase.STARTING and (node, model) in fetching:
         phase = Phase.DOWNLOADING
     if phase is Phase.LOADING:
-        return Runner(rid, node, phase, in_bytes(body.get("layersLoaded")),
-                      in_bytes(body.get("totalLayers")))
+        return Runner(rid, node, phase, _layers(body.get("layersLoaded")),
+                      _layers(body.get("totalLayers")))
     if phase is Phase.FAILED:
         return Runner(rid, node, phase, error=_failure(body))
     return Runner(rid, node, phase)
@@ -174,11 +183,9 @@ def _download(node: str, model: str, state: Transfer, body: Mapping[str, Any]) -
         progress = _mapping(body.get("downloadProgress"))
         done = in_bytes(progress.get("downloaded", progress.get("downloadedBytes")))
         total = in_bytes(progress.get("total", progress.get("totalBytes")))
-        speed = progress.get("speed")
-        eta = progress.get("etaMs")
-        return Download(node, model, state, done, total,
-                        float(speed) if isinstance(speed, int | float) and speed > 0 else 0.0,
-                        in_bytes(eta) / 1000 if isinstance(eta, int | float) and eta > 0 else None)
+        speed = number(progress.get("speed"), 0, MAX_SPEED) or 0.0
+        eta = number(progress.get("etaMs"), 0, MAX_ETA_MS)
+        return Download(node, model, state, done, total, speed, eta / 1000 if eta else None)
     if state is Transfer.FAILED:
         error = body.get("errorMessage")
         return Download(node, model, state, error=error[:300] if isinstance(error, str) else "")
@@ -199,8 +206,12 @@ def parse_catalogue(listing: Any) -> dict[str, Card]:
         model_id = model["id"]
         name = model.get("base_model") or model.get("name")
         cards[model_id] = Card(model_id, name[:80] if isinstance(name, str) and name else
-                               short_model(model_id), in_bytes(model.get("storage_size_megabytes")) * MiB)
+                               short_model(model_id), _mebibytes(model.get("storage_size_megabytes")) * MiB)
     return cards
+
+
+def _mebibytes(value: Any) -> int:
+    return whole(value, 0, MAX_MiB, fraction=True) or 0
 
 
 # -- readiness ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.errors import Outcome, ProviderFailure
+from router.numbers import number
 from router.prices import PriceTable
 from router.providers import chunk_shape
 from router.providers.base import ClusterApi, CostSource, HealthState, Kind, Role, Snapshot
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from router.providers.account import AccountReport
 
 # Keys of our own that never go upstream.
+MAX_RETRY_AFTER_S = 7 * 86400.0  # a longer Retry-After is no hint we can use
 _PRIVATE_KEYS = {"model", "stream", "stream_options"}
 _MODEL_HINTS = ("model_not_supported", "not a valid model", "model not found", "no instance found",
                 "does not exist", "unknown model", "model_not_found", "is not supported")
@@ -64,10 +66,9 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = number(value, -MAX_RETRY_AFTER_S, MAX_RETRY_AFTER_S, text=True)
+    if seconds is not None:
+        return max(0.0, seconds)
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):

@@ -3,7 +3,6 @@ its key call and its limit errors are read in router/providers/openrouter_accoun
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,12 +12,13 @@ from router.figures import free_requests_text
 from router.prices import Price, PriceTable, usable_price
 from router.providers.account import AccountReport
 from router.providers.base import CostSource, Kind, Role, Snapshot
-from router.providers.openai_compat import OpenAICompatible, seconds_to_utc_midnight
+from router.providers.openai_compat import OpenAICompatible
 from router.providers.openrouter_account import (
     error_metadata,
     limit_cause,
     limit_wait,
     read_key,
+    reset_seconds,
 )
 from router.usage_guard import price_per_token
 
@@ -61,7 +61,7 @@ class OpenRouter(OpenAICompatible):
         if status == 429 and (error_type == "quota_exceeded"
                               or any(h in failure.detail.lower() for h in _QUOTA_HINTS)):
             return ProviderFailure(Outcome.RATE_LIMITED, failure.detail, status=status,
-                                   retry_after_s=_reset_seconds(headers))
+                                   retry_after_s=reset_seconds(headers))
         return failure
 
     async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
@@ -86,13 +86,6 @@ class OpenRouter(OpenAICompatible):
             return read_key(response.json(), datetime.now(UTC))
         except ValueError:
             return None
-
-
-def _reset_seconds(headers: Mapping[str, str]) -> float:
-    reset = headers.get("x-ratelimit-reset")
-    if reset and reset.isdigit():
-        return max(0.0, int(reset) / 1000 - time.time())
-    return seconds_to_utc_midnight()
 
 
 def parse_openrouter_models(listing: Any, now: float) -> PriceTable:

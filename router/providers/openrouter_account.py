@@ -6,19 +6,20 @@ account's credits). Everything here is read defensively: a field of the wrong sh
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from router.errors import LimitCause
+from router.numbers import number, whole
 from router.providers.account import AccountReport, FreeRequests
 from router.providers.openai_compat import retry_after_seconds, seconds_to_utc_midnight
 
 PERIODS = ("daily", "weekly", "monthly")
 _MAX_USD = 10_000_000.0
 _MAX_COUNT = 1_000_000_000
+_MAX_EPOCH_MS = 1e15  # the year 33658 in milliseconds
 
 
 def read_key(data: Any, now: datetime) -> AccountReport | None:
@@ -51,18 +52,11 @@ def next_reset(period: str, now: datetime) -> datetime:
 
 
 def usd(value: Any, *, signed: bool = False) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    if not math.isfinite(number) or abs(number) > _MAX_USD or (number < 0 and not signed):
-        return None
-    return number
+    return number(value, -_MAX_USD if signed else 0.0, _MAX_USD)
 
 
 def _count(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
-        return None
-    return value
+    return whole(value, 0, _MAX_COUNT)
 
 
 def _free_requests(value: Any) -> FreeRequests | None:
@@ -77,8 +71,9 @@ def _free_requests(value: Any) -> FreeRequests | None:
 
 def moment(value: Any) -> datetime | None:
     """An ISO 8601 time (``Z`` or an offset; naive is UTC) or epoch seconds/milliseconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        seconds = value / 1000 if value > 1e11 else value
+    epoch = number(value, -_MAX_EPOCH_MS, _MAX_EPOCH_MS)
+    if epoch is not None:
+        seconds = epoch / 1000 if epoch > 1e11 else epoch
         try:
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
@@ -120,6 +115,14 @@ def limit_cause(status: int, meta: Mapping[str, Any], message: str) -> LimitCaus
     return LimitCause.CREDITS if status == 402 else None  # a bare 403: moderation, permission
 
 
+def reset_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float:
+    """Seconds until ``X-RateLimit-Reset`` (epoch milliseconds), else until 00:00 UTC."""
+    reset = number(headers.get("x-ratelimit-reset"), 0, _MAX_EPOCH_MS, text=True)
+    if reset is not None:
+        return max(0.0, reset / 1000 - time.time())
+    return seconds_to_utc_midnight(now)
+
+
 def limit_wait(cause: LimitCause, headers: Mapping[str, str], meta: Mapping[str, Any],
                now: datetime | None = None) -> float | None:
     """Seconds until the limit lifts, when the answer says (None: it does not)."""
@@ -127,10 +130,7 @@ def limit_wait(cause: LimitCause, headers: Mapping[str, str], meta: Mapping[str,
     if cause is LimitCause.IN_FLIGHT:
         return retry_after_seconds(headers)
     if cause is LimitCause.FREE_QUOTA:
-        reset = headers.get("x-ratelimit-reset", "")
-        if reset.isdigit():
-            return max(0.0, int(reset) / 1000 - time.time())
-        return seconds_to_utc_midnight(now)
+        return reset_seconds(headers, now)
     if cause is LimitCause.KEY_LIMIT:
         ends = moment(meta.get("resets_at"))
         period = meta.get("limit_reset")

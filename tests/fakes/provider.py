@@ -19,6 +19,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,9 @@ class FakeProvider:
     legacy_default: str = "llama-3.2-3b"
     cluster: FakeCluster | None = None  # exo: a simulated cluster instead of the fields above
     exo_parts: bool = True  # exo serves /state/<part> (v1.0.70 on); False: only the whole /state
+    # a GET route's path -> what to serve there instead of its JSON (given it): hostile
+    # numbers (``1e400``, a 400-digit integer), a list where an object belongs
+    tamper: dict[str, Callable[[Any], bytes]] = field(default_factory=dict)
     hf_prices: dict[str, list[tuple[str, float, float]]] = field(default_factory=lambda: {
         "meta-llama/Llama-3.2-3B-Instruct": [("together", 0.2, 0.6), ("novita", 0.3, 0.9)]})
     or_prices: dict[str, tuple[str, str]] = field(default_factory=lambda: {
@@ -183,6 +187,10 @@ class FakeProvider:
             if handler is None or request.method != "GET":
                 return web.json_response({"detail": "Not Found"}, status=404)
             answer = await handler(request)
+        tamper = self.tamper.get(path)
+        if tamper is not None and isinstance(answer, web.Response) and isinstance(answer.body, bytes):
+            answer = web.Response(status=answer.status, body=tamper(json.loads(answer.body)),
+                                  content_type="application/json")
         if isinstance(answer, web.Response) and isinstance(answer.body, bytes):
             self.served_bytes[request.path] = self.served_bytes.get(request.path, 0) + len(answer.body)
         return answer
