@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.apis.common import Unmappable, expect
+from router.apis.common import Unmappable, expect, type_tag
 
 DROPPED_TOOLS_HEADER = "x-exo-bridge-dropped-tools"
 # Tools a chat completions model cannot be given: they run on OpenAI's servers, or their calls
@@ -82,7 +82,7 @@ def _build(found: Iterable[tuple[Any, str]]) -> ToolSet:
     dropped: list[str] = []
     for tool, where in found:
         expect(isinstance(tool, dict), f"{where} must be an object", where)
-        kind = tool.get("type")
+        kind = type_tag(tool, where)
         if kind == "namespace":
             entries += _namespace(tool, where)
         elif kind in ("function", "custom"):
