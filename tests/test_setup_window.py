@@ -268,11 +268,15 @@ async def test_a_typed_daily_limit_is_checked_and_local_only_needs_none(
 async def test_the_test_answer_is_rendered_markdown(wizard_for, exo, closed):
     """Enter through the pages to the test question, Enter asks: the answer reads as text
     (bold, a list, code), not as Markdown's marks."""
+    from tests.test_settings import click
+
     exo.reply = "Hello **there**, friend:\n\n- one\n- two\n\nRun `exo` to start."
     window, _ = await wizard_for([exo.origin], [exo.origin], closed + "/api/v1", closed + "/v1")
     await until(lambda: "Found exo" in window.exo_page.found_label.text())
-    for _ in range(3):  # exo, keys, paid failover: Next each
+    for _ in range(2):  # exo, keys: Next each
         press(window)
+    click(window.paid_page.local)  # paid failover: nothing is chosen for the user
+    press(window)
     assert window.currentPage() is window.test_page
     press(window.test_page.question)
     await until(lambda: window.test_page.outcome is not None)
