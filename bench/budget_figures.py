@@ -35,10 +35,10 @@ import openai
 
 from router import Router
 from router.config import parse_config
+from router.endpoint.server import EndpointServer
 from router.errors import NoProviderAvailable
 from router.keys import Secret
-from router.ledger import Ledger
-from router.server import EndpointServer
+from router.ledger.ledger import Ledger
 from tests.fakes.provider import FakeProvider
 
 EXE = str(Path(sys.executable).with_name("exo-bridge"))

@@ -26,7 +26,7 @@ from desktop.pyside_imports import lighten_feature_check
 lighten_feature_check()  # as the app does
 app = QApplication([])
 from router import Router, load_config
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
 from desktop.bridge import Bridge
 
 async def main():

@@ -27,8 +27,8 @@ from bench.router_overhead import ASK, KEY, config, start_fake
 from router import Router
 from router.config import parse_config
 from router.keys import KeyStore
-from router.ledger import Hold, HoldAsk, Ledger, Limits, Row
-from router.usage import summary
+from router.ledger.ledger import Hold, HoldAsk, Ledger, Limits, Row
+from router.ledger.usage import summary
 
 
 async def requests_per_second(router: Router, n: int, concurrency: int) -> tuple[float, float]:

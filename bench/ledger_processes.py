@@ -27,7 +27,7 @@ import httpx
 
 from bench import ROOT, compile_sources
 from bench.tray_soak import free_port
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
 from tests.fakes.provider import FakeProvider
 
 EXE = str(Path(sys.executable).with_name("exo-bridge"))

@@ -30,7 +30,7 @@ from typing import Any
 from router import Router
 from router.config import parse_config
 from router.keys import KeyStore
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
 from router.providers import adapter_for
 from router.streaming import Attempt, Deadlines
 
@@ -78,7 +78,7 @@ class _Response:
 
 
 class MemoryWire:
-    """router.wire.Wire answering every POST with PARTS."""
+    """router.http.wire.Wire answering every POST with PARTS."""
 
     failures: tuple[type[BaseException], ...] = (OSError,)
     timeouts: tuple[type[BaseException], ...] = (TimeoutError,)

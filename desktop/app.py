@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from desktop.windows.settings import SettingsWindow
     from desktop.windows.setup import SetupWindow
     from router import Crash, CrashWatch, Ledger, ProviderStatus, Router, Secret
-    from router.server import EndpointServer
+    from router.endpoint.server import EndpointServer
 
 
 def process_age_ms() -> float:

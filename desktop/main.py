@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return helper_main(args[1:])
     if args and (args[0] in COMMANDS or args[0] == "--help-commands"):
-        from router.cli import main as cli_main
+        from router.cli.main import main as cli_main
 
         return cli_main(["--help"] if args[0] == "--help-commands" else args)
     from desktop.app import run_app

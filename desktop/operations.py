@@ -16,14 +16,16 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from router import crashes, reconcile
-from router import discover as discovery
-from router.cluster import Warming
+from router import crashes
+from router.accounts import reconcile
+from router.accounts.reconcile import Reconciliation
 from router.config import Config, data_dir
 from router.core import Router
 from router.crashes import Crash, CrashWatch
-from router.discover import Found
 from router.errors import KeychainUnavailable, NoProviderAvailable, RoutingError
+from router.exo import discover as discovery
+from router.exo.cluster import Warming
+from router.exo.discover import Found
 from router.keychain_helper import endpoint_token_in_helper, read_in_helper
 from router.keys import (
     TOKEN_ENV,
@@ -34,16 +36,15 @@ from router.keys import (
     keychain_set,
     regenerate_endpoint_token,
 )
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
+from router.ledger.usage import UsageRow, summary, write_csv
 from router.probing import ProviderStatus
 from router.providers import Snapshot
-from router.reconcile import Reconciliation
 from router.result import Result
 from router.setup_guide import Advice, router_guidance
-from router.usage import UsageRow, summary, write_csv
 
 if TYPE_CHECKING:
-    from router.server import EndpointServer
+    from router.endpoint.server import EndpointServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ async def endpoint_token() -> Secret:
 
 async def start_endpoint(router: Router, token: Secret) -> EndpointServer:
     """The local endpoint on the router, listening (raises EndpointError: port in use...)."""
-    from router.server import EndpointServer  # aiohttp's server: loaded once the app is up
+    from router.endpoint.server import EndpointServer  # aiohttp's server: loaded once the app is up
 
     server = EndpointServer(router, token=token, host=router.config.server.host,
                             port=router.config.server.port, drain_s=2.0)

@@ -111,7 +111,7 @@ def provider_light(status: ProviderStatus) -> Light:
 
 
 def provider_usage(status: ProviderStatus) -> str:
-    """Today's figures as router/figures.py defines them (the cost window and `exo-bridge
+    """Today's figures as router/money/figures.py defines them (the cost window and `exo-bridge
     status` count the same way), a download, the account."""
     usage = status.day_text()
     if status.download_progress is not None:

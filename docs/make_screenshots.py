@@ -28,7 +28,7 @@ FIXED_IN_ISSUE_28 = ("settings-usd-problem", "settings-node-problem", "token-reg
 
 
 def synthetic_ledger(directory: Path):
-    from router.ledger import Ledger, Row
+    from router.ledger.ledger import Ledger, Row
 
     ledger = Ledger.in_dir(directory)
     rng = random.Random(3)

@@ -5,10 +5,8 @@ hold it), except its operations layer (desktop/operations.py), which does the st
 the endpoint and CLI, imported where they start. Nothing here imports an HTTP library or Qt.
 """
 
-from router.account_status import AccountStatus
-from router.cluster import Cluster, Problem, Stage, Warming
-from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
-from router.cluster_view import cluster_lines, problem_line, warming_line
+from router.accounts.reconcile import Reconciliation
+from router.accounts.status import AccountStatus
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
@@ -21,7 +19,6 @@ from router.config import (
 )
 from router.core import Router, Timing
 from router.crashes import Crash, CrashWatch
-from router.discover import Found, configured
 from router.errors import (
     Attempt,
     ClusterActionFailed,
@@ -54,15 +51,19 @@ from router.events import (
     RequestFinished,
     UsageInvalid,
 )
-from router.figures import requests_text
+from router.exo.cluster import Cluster, Problem, Stage, Warming
+from router.exo.discover import Found, configured
+from router.exo.events import ClusterProblem, ModelWarming, NodeChanged
+from router.exo.view import cluster_lines, problem_line, warming_line
 from router.journey import ChatStream
 from router.keys import Secret
-from router.ledger import Ledger
-from router.money import usd
+from router.ledger.ledger import Ledger
+from router.ledger.usage import UsageRow
+from router.money.figures import requests_text
+from router.money.usd import usd
 from router.policy import PAID_WAITS, Candidate, charges
 from router.probing import ProviderStatus
 from router.providers import HealthState, Kind, Role, Snapshot
-from router.reconcile import Reconciliation
 from router.result import Result
 from router.setup_guide import (
     Advice,
@@ -74,7 +75,6 @@ from router.setup_guide import (
     needs_setup,
     router_guidance,
 )
-from router.usage import UsageRow
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",

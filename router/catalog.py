@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
 from router.errors import UnknownModel
-from router.pricing import Pricer
+from router.money.pricing import Pricer
 
 if TYPE_CHECKING:
     from router.core import Router

@@ -3,21 +3,21 @@
 One request, step by step, and the file that decides each:
 
 1. It enters at ``Router.chat`` or ``Router.stream`` (here; the endpoint's routes in
-   router/server.py and router/apis/ call these). Its fields are checked (router/request_check.py).
+   router/endpoint/server.py and router/endpoint/apis/ call these). Its fields are checked (router/request_check.py).
 2. The providers to try, in order, with the model id each knows it by (router/policy.py:
    ``candidates``).
 3. Each one is admitted or skipped without a call: policy (disabled, keyless, paid without
    consent, local only: router/policy.py ``gate``); a ledger that cannot record closes the
    providers that cost money (here); breaker, cooldown and readiness (router/health.py); which
    model it has (router/catalog.py); a connection slot (router/slots.py); the day's budget
-   (router/budget.py).
+   (router/money/budget.py).
 4. The call: deadlines, the SSE stream, bounded reads (router/streaming.py); the provider's
    wire format and its errors (its adapter in router/providers/).
 5. A failure's meaning — fail over, rest the provider, or give the request back — is decided
    by router/policy.py ``reaction`` and applied to health by router/health.py; what the caller
    has already seen decides whether it can still fail over (``_failed``, here).
-6. What it used and cost, the budget settled, the ledger's rows (router/accounting.py,
-   router/ledger.py); what happened, as events (router/events.py).
+6. What it used and cost, the budget settled, the ledger's rows (router/money/accounting.py,
+   router/ledger/ledger.py); what happened, as events (router/events.py).
 """
 
 from __future__ import annotations
@@ -32,11 +32,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from router import catalog, cluster_ops
-from router.accounting import Accountant
-from router.accounts import AccountWatch
-from router.body import BodyLimits
-from router.budget import Budget, utc_now
+from router import catalog
+from router.accounts.watch import AccountWatch
 from router.config import Config, ProviderConfig
 from router.errors import (
     Attempt,
@@ -48,20 +45,24 @@ from router.errors import (
     describe_attempts,
 )
 from router.events import EventHub, Failover, LedgerProblem, Listener, RequestFinished
-from router.exo_companion import Companion
+from router.exo import ops as cluster_ops
+from router.exo.companion import Companion
 from router.health import HealthBook
+from router.http.body import BodyLimits
+from router.http.stack import HttpStack
 from router.journey import Admitted, ChatStream, Run, Trace, usage_chunk
 from router.keys import KeyStore, Secret
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
+from router.money.accounting import Accountant
+from router.money.budget import Budget, utc_now
+from router.money.pricing import Pricer
 from router.policy import PAID_WAITS, Candidate, candidates, charges, failover_reason, gate, reaction
-from router.pricing import Pricer
 from router.probing import Prober, ProviderStatus, statuses
 from router.providers import CostSource, HealthState, Role, Snapshot, adapter_for
 from router.request_check import validate_request
 from router.result import Result, text_length
 from router.retry import soonest
 from router.slots import Slots
-from router.stack import HttpStack
 from router.streaming import Attempt as WireAttempt
 from router.streaming import Deadlines
 

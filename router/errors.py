@@ -16,13 +16,13 @@ Exceptions::
     ├── ProviderFailure            one attempt failed (internal: carries the outcome)
     └── RoutingError               a request that got no answer (carries the attempts)
         ├── RequestRejected        the request's own fault (400): not sent to other providers
-        │   └── Unmappable         (router.apis.common) a Responses/Messages request we cannot
+        │   └── Unmappable         (router.endpoint.apis.common) a Responses/Messages request we cannot
         │                          express as a chat completion (400, naming the field)
         ├── NoProviderAvailable    every provider failed or was skipped
         ├── StreamBroken           a stream failed after its first token
         └── UnknownModel           no alias and no provider's model list has it (404)
 
-Outside the tree, one ValueError of a parsing layer: router.body.BodyError (an answer over its
+Outside the tree, one ValueError of a parsing layer: router.http.body.BodyError (an answer over its
 limits), turned into a bad-response ProviderFailure where it is read.
 """
 

@@ -10,8 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
 from router.errors import LimitCause, Outcome
+from router.exo.events import ClusterProblem, ModelWarming, NodeChanged
 from router.providers import HealthState, Role
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.budget import Reservation
 from router.config import ProviderConfig
 from router.errors import Attempt
+from router.money.budget import Reservation
 from router.result import Assembler, Result
 from router.streaming import Attempt as WireAttempt
 from router.streaming import has_content

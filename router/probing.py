@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from router.config import Config, ProviderConfig
 from router.errors import LimitCause
-from router.figures import day_text
 from router.health import HealthBook
 from router.keys import Secret
+from router.money.figures import day_text
 from router.providers import Adapter, HealthState, Role, Snapshot
 
 if TYPE_CHECKING:
     import httpx
 
-    from router.account_status import AccountStatus
-    from router.budget import Budget
-    from router.ledger import Ledger
+    from router.accounts.status import AccountStatus
+    from router.ledger.ledger import Ledger
+    from router.money.budget import Budget
 
 log = logging.getLogger(__name__)
 ProbeListener = Callable[[ProviderConfig, Snapshot], None]
@@ -51,7 +51,7 @@ class ProviderStatus:
     answered_today: int = 0  # requests it answered today: the "requests" every display shows
 
     def day_text(self) -> str:
-        """Today's requests, request limit and cost (router/figures.py says what each means)."""
+        """Today's requests, request limit and cost (router/money/figures.py says what each means)."""
         return day_text(self.answered_today, self.requests_today, self.cost_today_usd,
                         self.limits, free=self.role is Role.LOCAL)
 

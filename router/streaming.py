@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from router import jsonio
-from router.body import BodyError, BodyLimits, inflater_for, read_all
 from router.config import ProviderConfig
 from router.errors import Outcome, ProviderFailure
+from router.http.body import BodyError, BodyLimits, inflater_for, read_all
+from router.http.wire import Wire, WireResponse
 from router.keys import Secret
 from router.providers.base import Adapter
-from router.wire import Wire, WireResponse
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _BODY_ERRORS: tuple[type[BaseException], ...] = (BodyError,)

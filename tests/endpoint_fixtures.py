@@ -13,9 +13,9 @@ import openai
 import pytest
 
 from router import Router
+from router.endpoint.server import EndpointServer
 from router.events import RequestFinished
 from router.keys import Secret
-from router.server import EndpointServer
 from tests.fakes.provider import FakeProvider
 
 TOKEN = "test-endpoint-token-0123456789"

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router import reconcile
+from router.accounts import reconcile
+from router.accounts.reconcile import Reconciliation
 from router.config import DEFAULT_CONFIG_TOML, ConfigError, parse_config
 from router.errors import LimitCause, Outcome
 from router.providers import adapter_for
 from router.providers.account import AccountReport
 from router.providers.openrouter_account import limit_cause, limit_wait, next_reset, read_key
-from router.reconcile import Reconciliation
 
 SOURCE = "/home/u/.config/exo-bridge/config.toml"
 FREE_ALIAS = '\n[models."free-llama"]\nfree_only = true\nopenrouter = "{}"\n'

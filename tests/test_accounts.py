@@ -20,7 +20,7 @@ from router import (
     Outcome,
     Router,
 )
-from router.accounts import ACCOUNT_RECHECK_S
+from router.accounts.watch import ACCOUNT_RECHECK_S
 from router.core import Timing
 from router.retry import retry_headers
 from tests.endpoint_fixtures import TOKEN, endpoint  # noqa: F401

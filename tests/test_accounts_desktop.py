@@ -26,7 +26,7 @@ from router import (
     Reconciliation,
     Router,
 )
-from router.reconcile import append
+from router.accounts.reconcile import append
 
 ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]}
 NAMES = {"openrouter": "OpenRouter"}
@@ -127,7 +127,7 @@ def test_note_texts_for_the_accounts():
 async def test_the_cost_window_shows_the_ledger_against_the_bill(qapp, make_config, tmp_path):
     from desktop.bridge import Bridge
     from desktop.windows.costs import CostWindow
-    from router.ledger import Ledger
+    from router.ledger.ledger import Ledger
 
     ledger = Ledger.in_dir(tmp_path / "data")
     today = datetime.now(UTC).date()

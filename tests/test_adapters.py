@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from router.errors import Outcome, ProviderFailure
-from router.http_client import HttpxWire
+from router.http.client import HttpxWire
 from router.providers import adapter_for
 from router.providers.exo import current_readiness, legacy_downloads
 from router.providers.openai_compat import error_message

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from router import Router
+from router.endpoint.server import EndpointServer
 from router.keys import Secret
-from router.server import EndpointServer
 from tests.agents import harness
 from tests.endpoint_fixtures import TOKEN, post_sse
 from tests.fakes.provider import FakeProvider

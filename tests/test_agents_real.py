@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from router import Router
+from router.endpoint.server import EndpointServer
 from router.keys import Secret
-from router.server import EndpointServer
 from tests.agents import harness
 from tests.agents.outside import ClosedProxy
 from tests.agents.recorder import Exchange, Recorder

@@ -12,11 +12,11 @@ import pydantic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.apis import messages_request, responses_request
-from router.apis.common import Unmappable
-from router.apis.messages_stream import MessageBuilder
-from router.apis.responses_stream import ResponseBuilder
-from router.apis.responses_tools import Origin, tool_set
+from router.endpoint.apis import messages_request, responses_request
+from router.endpoint.apis.common import Unmappable
+from router.endpoint.apis.messages_stream import MessageBuilder
+from router.endpoint.apis.responses_stream import ResponseBuilder
+from router.endpoint.apis.responses_tools import Origin, tool_set
 from router.request_check import validate_request
 from router.result import Assembler
 from tests.schemas import check, check_response_event
@@ -85,7 +85,7 @@ def assembled(chunks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # The function "f" the chunks call, as it was offered: a function, a freeform (custom) tool, a
-# function inside a namespace (router/apis/responses_tools.py).
+# function inside a namespace (router/endpoint/apis/responses_tools.py).
 ORIGINS = [{}, {"f": Origin("f", custom=True)}, {"f": Origin("f", namespace="ns")}]
 
 

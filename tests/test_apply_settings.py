@@ -132,7 +132,7 @@ def _the_button(box, text: str):
 async def test_regenerate_asks_first_then_the_new_token_works_everywhere_at_once(app, qapp):
     from PySide6.QtGui import QGuiApplication
 
-    from router.cli import main as cli
+    from router.cli.main import main as cli
 
     old = app.token
     url = app.server.url

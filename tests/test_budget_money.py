@@ -17,17 +17,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router import Router, ledger_store
-from router import ledger as ledger_module
-from router.budget_rule import passed
-from router.cli import main
+from router import Router
+from router.cli.main import main
 from router.config import parse_config
+from router.endpoint.server import EndpointServer
 from router.errors import NoProviderAvailable
 from router.events import LedgerProblem
 from router.keys import Secret
-from router.ledger import Ledger, Row
-from router.ledger_journal import Journal
-from router.server import EndpointServer
+from router.ledger import ledger as ledger_module
+from router.ledger import store as ledger_store
+from router.ledger.journal import Journal
+from router.ledger.ledger import Ledger, Row
+from router.money.budget_rule import passed
 from tests.conftest import config_text
 from tests.fakes.provider import FakeProvider
 

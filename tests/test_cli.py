@@ -12,7 +12,7 @@ import keyring
 import keyring.backends.fail
 import pytest
 
-from router.cli import main
+from router.cli.main import main
 from tests.conftest import HF_KEY, OR_KEY, subprocess_env
 
 EXE = str(Path(sys.executable).with_name("exo-bridge"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.cli import main
+from router.cli.main import main
 from router.config import DEFAULT_CONFIG_TOML, Config, ConfigError, load_config, parse_config
 
 SOURCE = "/home/u/.config/exo-bridge/config.toml"

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("PySide6", reason="the desktop extra is not installed")
 
 from router import Router
-from router.ledger import Ledger, Row
+from router.ledger.ledger import Ledger, Row
 
 TODAY = date(2026, 11, 22)
 

@@ -364,9 +364,9 @@ async def test_a_ledger_writer_that_keeps_failing_shows_in_the_tray(tray_for, ma
     line, yellow); the line goes when it records again."""
     import asyncio
 
-    from router import ledger as ledger_module
-    from router import ledger_store
-    from router.ledger import Ledger
+    from router.ledger import ledger as ledger_module
+    from router.ledger import store as ledger_store
+    from router.ledger.ledger import Ledger
 
     monkeypatch.setattr(ledger_module, "_FAULT_BACKOFF_S", (0.01, 0.05))
     real_insert = ledger_store.insert
@@ -418,7 +418,7 @@ async def test_a_second_launch_shows_a_window_for_real(qapp, qtbot, make_config,
     from desktop.app import DesktopApp
     from desktop.bridge import Bridge
     from desktop.single_instance import SingleInstance
-    from router.ledger import Ledger
+    from router.ledger.ledger import Ledger
 
     config, _ = make_config()
     instance = SingleInstance(f"exo-bridge-test-forward-{os.getpid()}")

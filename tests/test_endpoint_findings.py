@@ -14,10 +14,10 @@ import pytest
 
 from router import Router, Timing
 from router.config import parse_config
+from router.endpoint.server import EndpointServer
 from router.keys import Secret
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
 from router.retry import retry_headers
-from router.server import EndpointServer
 from tests.conftest import HF_KEY, OR_KEY, config_text
 from tests.endpoint_fixtures import HELLO, TOKEN, client, endpoint, finished  # noqa: F401
 from tests.test_server import _start_serve, _wait_ready

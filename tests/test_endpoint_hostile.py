@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router import Router
-from router.cli import main
+from router.cli.main import main
 from router.config import parse_config
+from router.endpoint.server import EndpointServer
 from router.keys import Secret
-from router.server import EndpointServer
 from tests.conftest import OR_KEY, config_text, subprocess_env, unused_port
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.server import EndpointServer
+from router.endpoint.server import EndpointServer
 from tests.endpoint_fixtures import AUTH, HELLO
 from tests.test_endpoint_hostile import http_client, threaded_endpoint  # noqa: F401  (fixtures)
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from router.cli import main
+from router.cli.main import main
 from tests.conftest import subprocess_env
 from tests.fakes.exo_cluster import BIG, LLAMA, QWEN
 from tests.fakes.provider import FakeProvider

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router import Router, parse_config
-from router.cluster import Cluster, Download, Instance, Node, Phase, Runner, Transfer
-from router.cluster_events import ClusterProblem, NodeChanged
-from router.cluster_watch import ClusterWatch
+from router.exo.cluster import Cluster, Download, Instance, Node, Phase, Runner, Transfer
+from router.exo.events import ClusterProblem, NodeChanged
+from router.exo.watch import ClusterWatch
 from router.providers.exo import ExoCluster
 from router.providers.exo_state import parse_catalogue, parse_cluster, readiness
 from tests.fakes.exo_cluster import BIG, LLAMA, QWEN, FakeCluster

@@ -18,7 +18,7 @@ import pytest
 
 from router import NoProviderAvailable, Outcome, Router, StreamBroken
 from router.events import RequestFinished
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
 from router.providers.openai_compat import error_message
 from tests.conftest import OR_KEY, config_text, subprocess_env
 
@@ -82,7 +82,7 @@ async def test_a_huge_line_after_the_first_token_ends_the_stream_with_an_error(m
 # ru_maxrss, which counts the parent's pages a child had before it started Python).
 ASK_THEN_PEAK = """
 import sys
-from router.cli import main
+from router.cli.main import main
 code = main(sys.argv[1:])
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print("peak-kib", hwm.split()[1], file=sys.stderr)

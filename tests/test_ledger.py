@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from router import Router, Timing
-from router.cli import main
+from router.cli.main import main
 from router.config import parse_config
 from router.events import BudgetAlert, CostAnomaly
-from router.ledger import Ledger
-from router.ledger_schema import MIGRATIONS
-from router.usage import summary
+from router.ledger.ledger import Ledger
+from router.ledger.schema import MIGRATIONS
+from router.ledger.usage import summary
 from tests.conftest import OR_KEY, config_text, subprocess_env
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")

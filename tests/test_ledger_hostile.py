@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router import Router, Timing
-from router.cli import main
-from router.ledger import Ledger
-from router.ledger_journal import QUARANTINE, read_rows
-from router.ledger_rows import Row, checked_values
-from router.usage_guard import MAX_TOKENS, checked_usage, cost_usd, token_count
+from router.cli.main import main
+from router.ledger.journal import QUARANTINE, read_rows
+from router.ledger.ledger import Ledger
+from router.ledger.rows import Row, checked_values
+from router.money.usage_guard import MAX_TOKENS, checked_usage, cost_usd, token_count
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
 ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi there"}]}

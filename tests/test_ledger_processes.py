@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from router.cli import EXIT_UNANSWERED
-from router.ledger import Ledger
+from router.cli.main import EXIT_UNANSWERED
+from router.ledger.ledger import Ledger
 from tests.conftest import OR_KEY, config_text, subprocess_env, unused_port
 
 ROOT = Path(__file__).resolve().parent.parent

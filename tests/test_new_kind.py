@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import pytest
 
 from router import Router, parse_config
-from router.prices import PriceTable, per_million, usable_price
+from router.money.prices import PriceTable, per_million, usable_price
 from router.providers import _ADAPTERS
 from router.providers.base import CostSource, Kind, Role
 from router.providers.openai_compat import OpenAICompatible

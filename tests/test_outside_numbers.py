@@ -18,13 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router import Router, jsonio, parse_config
-from router.cli import main
+from router.cli.main import main
+from router.money.prices import per_million
+from router.money.usage_guard import cost_usd, price_per_token, token_count
 from router.numbers import MAX_TEXT_CHARS, number, whole
-from router.prices import per_million
 from router.providers.exo_state import MAX_BYTES, parse_catalogue, parse_cluster, readiness
 from router.providers.openai_compat import retry_after_seconds
 from router.providers.openrouter_account import limit_wait, read_key, reset_seconds
-from router.usage_guard import cost_usd, price_per_token, token_count
 from tests.conftest import OR_KEY, config_text, until
 from tests.fakes.exo_cluster import LLAMA, QWEN
 from tests.fakes.provider import FakeProvider
@@ -306,7 +306,7 @@ async def test_an_sdk_client_is_answered_by_exo_whose_numbers_are_hostile(client
 def test_a_journal_line_with_hostile_numbers_is_refused_with_a_reason(values):
     """A damaged journal (a 400-digit timestamp, an infinite cost) is a line set aside with why,
     never an OverflowError while the ledger opens."""
-    from router.ledger_rows import checked_values
+    from router.ledger.rows import checked_values
 
     checked = checked_values(values)
     assert isinstance(checked, str) and len(checked) < 200

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from router import BillDrift, Router, usd
-from router.cli import main
+from router.cli.main import main
 from router.core import Timing
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
 from tests.fakes.provider import FakeProvider
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")

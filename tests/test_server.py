@@ -18,10 +18,10 @@ import openai
 import pytest
 
 from router import Router
-from router.cli import main
+from router.cli.main import main
+from router.endpoint.server import EndpointError, EndpointServer
 from router.events import RequestFinished
 from router.keys import Secret
-from router.server import EndpointError, EndpointServer
 from tests.conftest import HF_KEY, OR_KEY, subprocess_env, unused_port
 from tests.endpoint_fixtures import HELLO, TOKEN
 

@@ -1,4 +1,4 @@
-"""What to do when nobody answered (router/setup_guide.py), finding exo (router/discover.py), and
+"""What to do when nobody answered (router/setup_guide.py), finding exo (router/exo/discover.py), and
 `exo-bridge ask` with nothing usable."""
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from router import (
     parse_config,
     router_guidance,
 )
-from router.cli import main
+from router.cli.main import main
 from router.config import DEFAULT_CONFIG_TOML
-from router.discover import configured, discover, same_address
+from router.exo.discover import configured, discover, same_address
 from tests.conftest import OR_KEY, config_text, unused_port
 
 CONFIG = parse_config(DEFAULT_CONFIG_TOML, "/home/me/.config/exo-bridge/config.toml")

@@ -181,7 +181,7 @@ async def test_the_app_opens_the_assistant_on_a_first_run_only(qapp, tmp_path, m
     from desktop.bridge import Bridge
     from router import HealthState, ProviderStatus, Role
 
-    monkeypatch.setattr("router.discover.CANDIDATES", (closed,))
+    monkeypatch.setattr("router.exo.discover.CANDIDATES", (closed,))
     up = [ProviderStatus("exo", "Exo Local", Role.LOCAL, HealthState.HEALTHY, "", 0.0, None, False)]
 
     class FakeTray:

@@ -13,7 +13,7 @@ QT = ("PySide6", "PyQt5", "PyQt6", "qasync", "pyqtgraph", "shiboken6")
 
 
 def test_importing_router_imports_no_qt():
-    code = ("import sys, router, router.cli, router.core, router.providers; "
+    code = ("import sys, router, router.cli.main, router.core, router.providers; "
             "print([m for m in sys.modules if m.split('.')[0] in %r])" % (QT,))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -22,8 +22,8 @@ def test_importing_router_imports_no_qt():
 def test_the_router_loads_its_http_libraries_only_once_started():
     """Start-up: aiohttp and httpx (~200 ms of imports) load in a worker thread when a Router
     is entered; importing the core (and everything the tray imports of it) loads neither."""
-    code = ("import sys, router, router.core, router.providers, router.ledger, router.keys, "
-            "router.usage; print(sorted({m.split('.')[0] for m in sys.modules} & "
+    code = ("import sys, router, router.core, router.providers, router.ledger.ledger, router.keys, "
+            "router.ledger.usage; print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'aiohttp', 'httpx', 'httpx_aiohttp'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -47,12 +47,12 @@ def test_secret_never_shows_itself():
 
 # -- the desktop does router I/O only through desktop/operations.py --------------------------
 _STORES = {"keyring", "httpx", "aiohttp", "sqlite3", "csv", "router.keychain_helper",
-           "router.ledger_store", "router.ledger_journal"}
+           "router.ledger.store", "router.ledger.journal"}
 _STORE_CALLS = {("router.keys", name) for name in
                 ("keychain_get", "keychain_set", "keychain_delete", "keychain_read",
                  "endpoint_token", "regenerate_endpoint_token", "KeyStore")} | {
-               ("router.usage", "summary"), ("router.usage", "write_csv"),
-               ("router.ledger", "Ledger")}
+               ("router.ledger.usage", "summary"), ("router.ledger.usage", "write_csv"),
+               ("router.ledger.ledger", "Ledger")}
 
 
 def _imports(path):
@@ -143,7 +143,7 @@ async def test_a_router_that_fails_to_start_leaves_nothing_running(tmp_path, mon
     import pytest
 
     from router import Router, parse_config
-    from router.ledger import Ledger
+    from router.ledger.ledger import Ledger
 
     config = parse_config('[[providers]]\nid = "exo"\nkind = "exo"\n', "t")
     ledger = Ledger.in_dir(tmp_path)

@@ -60,7 +60,7 @@ def totals_text(rows: list[UsageRow]) -> str:
     requests = sum(r.requests for r in rows)
     failovers = sum(r.failovers for r in rows)
     tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows)
-    calls = sum(r.calls for r in rows)  # requests as the tray counts them: router/figures.py
+    calls = sum(r.calls for r in rows)  # requests as the tray counts them: router/money/figures.py
     return (f"cost {money(sum(r.cost_usd for r in rows))} · {count_text(tokens, 'token')} · "
             f"{requests_text(requests, calls)} · saved {money(sum(r.saved_usd for r in rows))} · "
             f"{failover_text(failovers, requests)}")

@@ -19,10 +19,10 @@ from router.errors import ProviderFailure
 if TYPE_CHECKING:
     import httpx
 
-    from router.cluster import Cluster
     from router.config import ProviderConfig
+    from router.exo.cluster import Cluster
     from router.keys import Secret
-    from router.prices import PriceTable
+    from router.money.prices import PriceTable
     from router.providers.account import AccountReport
 
 
@@ -114,7 +114,7 @@ class Verdict:
 
 class ClusterApi(Protocol):
     """A local cluster's control requests (declarative: which request, and what its answer
-    means); router/cluster_ops.py sends them, router/exo_companion.py decides when."""
+    means); router/exo/ops.py sends them, router/exo/companion.py decides when."""
 
     def placement(self, node: str, model: str) -> Call:
         """The dry run: would ``model`` fit, and where."""

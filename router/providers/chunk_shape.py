@@ -6,7 +6,7 @@ A provider's chunk that is already standard is forwarded unchanged (the common c
 key lookups and type tests per chunk). Any other is rebuilt (``as_delta``) and then ``check``ed:
 a field of the wrong type is a bad response (classified, failed over or ended with an error),
 never an exception further in. What a provider reports as usage is not judged here: absurd
-numbers are replaced and flagged later (router.usage_guard).
+numbers are replaced and flagged later (router.money.usage_guard).
 """
 
 from __future__ import annotations

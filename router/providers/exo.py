@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from router.cluster import Card, Cluster, Phase
 from router.errors import Outcome
+from router.exo.cluster import Card, Cluster, Phase
 from router.providers.base import (
     Call,
     ClusterApi,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import httpx
 
     from router.config import ProviderConfig
-    from router.http_client import Fetched
+    from router.http.client import Fetched
     from router.keys import Secret
 
 _PROBE_S = 5.0
@@ -139,7 +139,7 @@ class Exo(OpenAICompatible):
     async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
                     key: Secret | None) -> Snapshot:
         """Try each node in turn; the first that answers is the one requests go to."""
-        from router.http_client import HTTP_OR_JSON_ERRORS, http_error_detail  # loaded by now
+        from router.http.client import HTTP_OR_JSON_ERRORS, http_error_detail  # loaded by now
 
         start = asyncio.get_running_loop().time()
         details: list[str] = []
@@ -158,7 +158,7 @@ class Exo(OpenAICompatible):
 
     async def _probe_node(self, http: httpx.AsyncClient, node: str,
                           provider: ProviderConfig) -> Snapshot | None:
-        from router.http_client import fetch  # loaded by now
+        from router.http.client import fetch  # loaded by now
 
         start = asyncio.get_running_loop().time()
         live = await fetch(http, f"{node}/node_id", provider, seconds=_PROBE_S)
@@ -168,7 +168,7 @@ class Exo(OpenAICompatible):
 
     async def _current(self, http: httpx.AsyncClient, node: str, provider: ProviderConfig,
                        start: float) -> Snapshot:
-        from router.http_client import fetch  # loaded by now
+        from router.http.client import fetch  # loaded by now
 
         memo = self._memos.setdefault(node, _Memo())
 
@@ -224,7 +224,7 @@ def _parts(wanted: list[str], answers: list[Fetched]) -> dict[str, Any] | str:
 
 async def _legacy(http: httpx.AsyncClient, node: str, provider: ProviderConfig,
                   start: float) -> Snapshot | None:
-    from router.http_client import fetch  # loaded by now
+    from router.http.client import fetch  # loaded by now
 
     legacy = await fetch(http, f"{node}/healthcheck", provider, seconds=_PROBE_S)
     if legacy.status_code != 200:
@@ -246,7 +246,7 @@ _SHAPE_ERRORS: tuple[type[BaseException], ...] = (TypeError, AttributeError, Key
 
 
 def _probe_error(exc: BaseException, detail: Callable[[BaseException], str]) -> str:
-    from router.body import BodyError
+    from router.http.body import BodyError
 
     if isinstance(exc, BodyError):
         return str(exc)

@@ -1,4 +1,4 @@
-"""exo's state, read as router.cluster's types.
+"""exo's state, read as router.exo.cluster's types.
 
 exo (src/exo/shared/types/state.py at b5375f8) serves its state as camelCase JSON, each union
 value wrapped in its class name (``{"RunnerReady": {...}}``), and each part on its own under
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from router.cluster import (
+from router.exo.cluster import (
     Card,
     Cluster,
     Download,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from router.errors import LimitCause, Outcome, ProviderFailure
-from router.prices import Price, PriceTable, per_million, usable_price
+from router.money.prices import Price, PriceTable, per_million, usable_price
 from router.providers.base import CostSource, Kind, Role, Snapshot
 from router.providers.openai_compat import OpenAICompatible
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import httpx
 
     from router.config import ProviderConfig
-    from router.http_client import Fetched
+    from router.http.client import Fetched
     from router.keys import Secret
 
 _WHOAMI_CACHE_S = 600.0

@@ -10,8 +10,8 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.errors import Outcome, ProviderFailure
+from router.money.prices import PriceTable
 from router.numbers import number
-from router.prices import PriceTable
 from router.providers import chunk_shape
 from router.providers.base import ClusterApi, CostSource, HealthState, Kind, Role, Snapshot
 from router.redact import redact
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import httpx
 
     from router.config import ProviderConfig
-    from router.http_client import Fetched
+    from router.http.client import Fetched
     from router.keys import Secret
     from router.providers.account import AccountReport
 
@@ -151,7 +151,7 @@ class OpenAICompatible:
             chunks.append({**base, "choices": [chunk_shape.as_delta(c) for c in choices],
                            "usage": None})
         usage = data.get("usage")
-        if isinstance(usage, dict):  # its numbers are judged later (router.usage_guard)
+        if isinstance(usage, dict):  # its numbers are judged later (router.money.usage_guard)
             chunks.append({**base, "choices": [], "usage": usage})
         return chunks
 
@@ -181,7 +181,7 @@ class OpenAICompatible:
 
     async def authenticated_get(self, http: httpx.AsyncClient, provider: ProviderConfig,
                                 url: str, key: Secret | None) -> Snapshot:
-        from router.http_client import HTTP_ERRORS, fetch, http_error_detail  # loaded by now
+        from router.http.client import HTTP_ERRORS, fetch, http_error_detail  # loaded by now
 
         start = time.perf_counter()
         headers = {"authorization": f"Bearer {key.reveal()}"} if key is not None else {}
@@ -189,7 +189,7 @@ class OpenAICompatible:
             response = await fetch(http, url, provider, seconds=10.0, headers=headers)
         except HTTP_ERRORS as exc:
             return Snapshot(HealthState.DOWN, http_error_detail(exc), elapsed_ms(start))
-        except ValueError as exc:  # over a limit, or a corrupt encoding (router.body)
+        except ValueError as exc:  # over a limit, or a corrupt encoding (router.http.body)
             return Snapshot(HealthState.DOWN, str(exc), elapsed_ms(start))
         latency = elapsed_ms(start)
         if response.status_code in (401, 403):

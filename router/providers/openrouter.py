@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router.errors import Outcome, ProviderFailure
-from router.figures import free_requests_text
-from router.prices import Price, PriceTable, usable_price
+from router.money.figures import free_requests_text
+from router.money.prices import Price, PriceTable, usable_price
+from router.money.usage_guard import price_per_token
 from router.providers.account import AccountReport
 from router.providers.base import CostSource, Kind, Role, Snapshot
 from router.providers.openai_compat import OpenAICompatible
@@ -20,13 +21,12 @@ from router.providers.openrouter_account import (
     read_key,
     reset_seconds,
 )
-from router.usage_guard import price_per_token
 
 if TYPE_CHECKING:
     import httpx
 
     from router.config import ProviderConfig
-    from router.http_client import Fetched
+    from router.http.client import Fetched
     from router.keys import Secret
 
 _QUOTA_HINTS = ("per-day", "per day", "daily", "quota")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from router import Router, load_config
-from router.ledger import Ledger
+from router.ledger.ledger import Ledger
 
 ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]}
 

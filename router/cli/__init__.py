@@ -1,0 +1,6 @@
+"""The headless commands: `exo-bridge ask | status | usage | keys | exo | serve | token`
+(`main.py` parses and dispatches; `accounts.py`, `exo.py`, `keys.py` their parts).
+
+Imports: anything in router/; nothing in router/ imports it (only `router/__main__.py` and the
+desktop's entry point).
+"""
