@@ -5,15 +5,33 @@ serving)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Container, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Container, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from router.config import Config, ProviderConfig
 from router.errors import UnknownModel
 from router.money.pricing import Pricer
 
 if TYPE_CHECKING:
-    from router.core import Router
+    import httpx
+
+    from router.health import HealthBook
+    from router.providers import Snapshot
+
+
+class CatalogHost(Protocol):
+    """What the catalog needs of its Router (read afresh each time: Settings may replace the
+    config and the health book)."""
+
+    config: Config
+    health: HealthBook
+    pricer: Pricer
+
+    def has_key(self, provider: ProviderConfig) -> bool: ...
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    async def probe(self, provider: ProviderConfig) -> Snapshot: ...
+    async def keys_ready(self) -> None: ...
+    async def http(self) -> httpx.AsyncClient: ...
 
 Lists = dict[str, Collection[str] | None]
 # How long a request for a name nobody is known to list waits for the lists loading at start.
@@ -25,7 +43,7 @@ LIST_FRESH_S = 600.0
 class Catalog:
     """The model questions of one Router."""
 
-    def __init__(self, router: Router):
+    def __init__(self, router: CatalogHost):
         self._router = router
         self.loading: asyncio.Task[None] | None = None  # the lists loading at start (serve)
 

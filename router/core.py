@@ -111,9 +111,19 @@ class Router:
         self.prober = Prober(config, self.health, self._adapters, self.key, self.http, intervals)
         self.catalog = catalog.Catalog(self)
         self.companion = Companion(self)  # warms models on a local cluster; watches it
-        self.account_watch = AccountWatch.of(self)  # credit warnings, limits, ledger vs bill
+        self.account_watch = self._watch_accounts()  # credit warnings, limits, ledger vs bill
 
     # -- lifecycle ------------------------------------------------------------------------
+    def _watch_accounts(self) -> AccountWatch:
+        """The accounts' watch, given what it needs: every probe's result and every finished
+        request reach it."""
+        watch = AccountWatch(self.config, lambda: self.health, self.events, self.probe,
+                             self.spawn, self.has_key, self.in_flight,
+                             self.health.clock, self.budget.now, self.ledger)
+        self.prober.listeners.append(watch.observe)
+        self.events.subscribe(watch.on_event)
+        return watch
+
     async def __aenter__(self) -> Router:
         try:
             self._stack.start(self.spawn)
@@ -446,7 +456,8 @@ class Router:
         trace.attempts.append(self.accounts.attempt(trace, run, Outcome.CANCELLED,
                                                    "the caller went away"))
         self._finish(trace, None)
-        cluster_ops.cancel_upstream(self, self._adapters[run.provider.id], run)
+        cluster_ops.cancel_upstream(self._adapters[run.provider.id], run,
+                                    self.health[run.provider.id].snapshot, self.spawn, self.http)
 
     def _succeeded(self, trace: Trace, run: Run) -> Result:
         self.health.record_success(run.provider.id, run.ms())

@@ -56,7 +56,6 @@ from router.providers.account import AccountReport, FreeRequests
 
 if TYPE_CHECKING:
     from router.config import Config, ProviderConfig
-    from router.core import Router
     from router.health import HealthBook
     from router.ledger.ledger import Ledger
 
@@ -106,16 +105,6 @@ class AccountWatch:
         self._providers = {p.id: p for p in config.providers}
         for p in config.providers:
             self._accounts.setdefault(p.id, _Account())
-
-    @classmethod
-    def of(cls, router: Router) -> AccountWatch:
-        """The watch of a Router: every probe's result and every finished request reach it."""
-        watch = cls(router.config, lambda: router.health, router.events, router.probe,
-                    router.spawn, router.has_key, router.in_flight,
-                    router.health.clock, router.budget.now, router.ledger)
-        router.prober.listeners.append(watch.observe)
-        router.events.subscribe(watch.on_event)
-        return watch
 
     # -- what the key call said ------------------------------------------------------------
     def observe(self, provider: ProviderConfig, snapshot: Snapshot) -> None:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from router.config import Config, ProviderConfig, WarmConsent
 from router.errors import ClusterActionFailed, Outcome
-from router.events import Event, RequestFinished
+from router.events import Event, EventHub, RequestFinished
 from router.exo.cluster import Cluster, Instance, Phase, Problem, Stage, Warming, gigabytes
 from router.exo.events import ClusterProblem, ModelWarming, NodeChanged
 from router.exo.ops import send
@@ -37,7 +37,25 @@ from router.providers import Snapshot, adapter_for
 from router.providers.base import ClusterApi, Verdict
 
 if TYPE_CHECKING:
-    from router.core import Router
+    import httpx
+
+    from router.health import HealthBook
+    from router.probing import Prober
+
+
+class CompanionHost(Protocol):
+    """What the companion needs of its Router (read afresh each time: Settings may replace the
+    config and the health book)."""
+
+    config: Config
+    health: HealthBook
+    prober: Prober
+    events: EventHub
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]: ...
+    async def probe(self, provider: ProviderConfig) -> Snapshot: ...
+    async def http(self) -> httpx.AsyncClient: ...
 
 WARM_PROBE_S = 1.0  # how often a cluster is probed while a model warms on it
 PLACE_WAIT_S = 20.0  # a placement that shows no instance by then failed silently
@@ -62,7 +80,7 @@ class _Job:
 
 
 class Companion:
-    def __init__(self, router: Router, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, router: CompanionHost, *, clock: Callable[[], float] = time.monotonic,
                  warm_probe_s: float = WARM_PROBE_S, place_wait_s: float = PLACE_WAIT_S):
         self._router = router
         self._clock = clock

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from router.errors import ClusterActionFailed
 from router.providers.base import Adapter, Call
@@ -15,8 +16,11 @@ if TYPE_CHECKING:
     import httpx
 
     from router.config import ProviderConfig
-    from router.core import Router
     from router.journey import Run
+    from router.providers.base import Snapshot
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], object]
+HttpClient = Callable[[], Awaitable["httpx.AsyncClient"]]
 
 log = logging.getLogger(__name__)
 CALL_S = 10.0
@@ -44,20 +48,21 @@ async def send(http: httpx.AsyncClient, provider: ProviderConfig, call: Call,
                                   f"{http_error_detail(exc)}") from None
 
 
-def cancel_upstream(router: Router, adapter: Adapter, run: Run) -> None:
+def cancel_upstream(adapter: Adapter, run: Run, snapshot: Snapshot | None, spawn: Spawn,
+                    http: HttpClient) -> None:
     """The caller stopped a local generation: tell the cluster by the answer's id too (exo's
-    ``POST /v1/cancel/{id}``), not only by the closed connection, which it may notice late."""
+    ``POST /v1/cancel/{id}``), not only by the closed connection, which it may notice late.
+    ``snapshot`` is the provider's last probe (which node answered it)."""
     api = adapter.cluster_api
-    snapshot = router.health[run.provider.id].snapshot
     node = snapshot.node if snapshot is not None and snapshot.node else run.provider.base_url
     call = api.cancel(node, run.assembler.id) if api is not None and run.assembler.id else None
     if call is not None:
-        router.spawn(_quietly(router, run.provider, call))
+        spawn(_quietly(http, run.provider, call))
 
 
-async def _quietly(router: Router, provider: ProviderConfig, call: Call) -> None:
+async def _quietly(http: HttpClient, provider: ProviderConfig, call: Call) -> None:
     try:
-        status, _ = await send(await router.http(), provider, call, seconds=5.0)
+        status, _ = await send(await http(), provider, call, seconds=5.0)
     except ClusterActionFailed as exc:
         log.info("cancelling at %s: %s", provider.id, exc)
         return
