@@ -16,7 +16,7 @@ from router import redact
 from router.errors import KeychainUnavailable
 
 if TYPE_CHECKING:
-    from router.config import ProviderConfig
+    from router.provider_settings import ProviderSettings
 
 SERVICE = "exo-bridge"
 
@@ -115,14 +115,14 @@ class KeyStore:
         self._reader = reader
         self.keychain_error: str | None = None
 
-    def env_key(self, provider: ProviderConfig) -> Secret | None:
+    def env_key(self, provider: ProviderSettings) -> Secret | None:
         if provider.api_key_env:
             value = self._environ.get(provider.api_key_env, "").strip()
             if value:
                 return Secret(value)
         return None
 
-    def get_all(self, providers: Sequence[ProviderConfig]) -> dict[str, Secret | None]:
+    def get_all(self, providers: Sequence[ProviderSettings]) -> dict[str, Secret | None]:
         """Every provider's key (one keychain read for those without one in the env).
         Blocking: call off the event loop."""
         found = {p.id: self.env_key(p) for p in providers}
@@ -133,7 +133,7 @@ class KeyStore:
             self.keychain_error = str(exc)
         return found
 
-    def info(self, provider: ProviderConfig) -> KeyInfo:
+    def info(self, provider: ProviderSettings) -> KeyInfo:
         found = self.env_key(provider)
         if found is not None:
             return KeyInfo(provider.id, f"env:{provider.api_key_env}", found.masked())

@@ -13,11 +13,15 @@ import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 
-from router.config import ProviderConfig
+from router.provider_settings import (
+    MAX_DECOMPRESSED_BYTES,
+    MAX_LINE_BYTES,
+    MAX_RESPONSE_BYTES,
+    ProviderSettings,
+)
 
 ACCEPT_ENCODING = "gzip, deflate"  # what we can decompress (sent with every request)
 PIECE = 256 * 1024  # the most one decompression step produces
-_DEFAULTS = ProviderConfig(id="", kind="", name="", base_urls=())
 
 
 class BodyError(ValueError):
@@ -26,12 +30,12 @@ class BodyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BodyLimits:
-    response_bytes: int = _DEFAULTS.max_response_bytes
-    decompressed_bytes: int = _DEFAULTS.max_decompressed_bytes
-    line_bytes: int = _DEFAULTS.max_line_bytes
+    response_bytes: int = MAX_RESPONSE_BYTES
+    decompressed_bytes: int = MAX_DECOMPRESSED_BYTES
+    line_bytes: int = MAX_LINE_BYTES
 
     @classmethod
-    def of(cls, provider: ProviderConfig) -> BodyLimits:
+    def of(cls, provider: ProviderSettings) -> BodyLimits:
         return cls(provider.max_response_bytes, provider.max_decompressed_bytes,
                    provider.max_line_bytes)
 

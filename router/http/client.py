@@ -16,7 +16,6 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from router import jsonio
-from router.config import ProviderConfig
 from router.errors import Outcome
 from router.http.body import ACCEPT_ENCODING, BodyLimits, read_all
 from router.http.transport import (
@@ -29,6 +28,7 @@ from router.http.transport import (
     verified_context,
 )
 from router.http.wire import WireResponse
+from router.provider_settings import ProviderSettings
 
 # What may escape a request through an httpx client: httpx's errors (the transport maps most
 # aiohttp errors to them), aiohttp's own, and bare socket errors.
@@ -80,7 +80,7 @@ class Fetched:
             raise ValueError("JSON nested too deep") from None
 
 
-async def fetch(http: httpx.AsyncClient, url: str, provider: ProviderConfig, *, seconds: float,
+async def fetch(http: httpx.AsyncClient, url: str, provider: ProviderSettings, *, seconds: float,
                 headers: Mapping[str, str] | None = None) -> Fetched:
     """GET ``url`` (probes, price lists, key checks): the body decompressed within the
     provider's max_response_bytes / max_decompressed_bytes, the whole exchange within

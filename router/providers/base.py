@@ -19,10 +19,10 @@ from router.errors import ProviderFailure
 if TYPE_CHECKING:
     import httpx
 
-    from router.config import ProviderConfig
     from router.exo.cluster import Cluster
     from router.keys import Secret
     from router.money.prices import PriceTable
+    from router.provider_settings import ProviderSettings
     from router.providers.account import AccountReport
 
 
@@ -152,7 +152,7 @@ class Adapter(Protocol):
 
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderFailure: ...
 
-    async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
+    async def probe(self, http: httpx.AsyncClient, provider: ProviderSettings,
                     key: Secret | None) -> Snapshot:
         """A cheap check: liveness/readiness for exo, a free authenticated call for the cloud."""
         ...

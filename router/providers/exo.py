@@ -45,9 +45,9 @@ from router.providers.openai_compat import OpenAICompatible, error_message
 if TYPE_CHECKING:
     import httpx
 
-    from router.config import ProviderConfig
     from router.http.client import Fetched
     from router.keys import Secret
+    from router.provider_settings import ProviderSettings
 
 _PROBE_S = 5.0
 CATALOGUE_EVERY_S = 600.0  # model cards change when a user adds one: not worth a probe's bytes
@@ -136,7 +136,7 @@ class Exo(OpenAICompatible):
             return Outcome.TIMEOUT
         return super().outcome_for(status, message)
 
-    async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
+    async def probe(self, http: httpx.AsyncClient, provider: ProviderSettings,
                     key: Secret | None) -> Snapshot:
         """Try each node in turn; the first that answers is the one requests go to."""
         from router.http.client import HTTP_OR_JSON_ERRORS, http_error_detail  # loaded by now
@@ -157,7 +157,7 @@ class Exo(OpenAICompatible):
         return Snapshot(HealthState.DOWN, short, latency)
 
     async def _probe_node(self, http: httpx.AsyncClient, node: str,
-                          provider: ProviderConfig) -> Snapshot | None:
+                          provider: ProviderSettings) -> Snapshot | None:
         from router.http.client import fetch  # loaded by now
 
         start = asyncio.get_running_loop().time()
@@ -166,7 +166,7 @@ class Exo(OpenAICompatible):
             return await self._current(http, node, provider, start)
         return await _legacy(http, node, provider, start)
 
-    async def _current(self, http: httpx.AsyncClient, node: str, provider: ProviderConfig,
+    async def _current(self, http: httpx.AsyncClient, node: str, provider: ProviderSettings,
                        start: float) -> Snapshot:
         from router.http.client import fetch  # loaded by now
 
@@ -222,7 +222,7 @@ def _parts(wanted: list[str], answers: list[Fetched]) -> dict[str, Any] | str:
     return parts
 
 
-async def _legacy(http: httpx.AsyncClient, node: str, provider: ProviderConfig,
+async def _legacy(http: httpx.AsyncClient, node: str, provider: ProviderSettings,
                   start: float) -> Snapshot | None:
     from router.http.client import fetch  # loaded by now
 

@@ -15,9 +15,9 @@ from router.providers.openai_compat import OpenAICompatible
 if TYPE_CHECKING:
     import httpx
 
-    from router.config import ProviderConfig
     from router.http.client import Fetched
     from router.keys import Secret
+    from router.provider_settings import ProviderSettings
 
 _WHOAMI_CACHE_S = 600.0
 
@@ -53,7 +53,7 @@ class HuggingFace(OpenAICompatible):
                                    limit=LimitCause.CREDITS)
         return failure
 
-    async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
+    async def probe(self, http: httpx.AsyncClient, provider: ProviderSettings,
                     key: Secret | None) -> Snapshot:
         """whoami-v2 is strictly rate limited: one answer per key is reused for 10 minutes."""
         cache_key = (provider.base_url, hash(key))

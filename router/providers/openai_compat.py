@@ -19,9 +19,9 @@ from router.redact import redact
 if TYPE_CHECKING:
     import httpx
 
-    from router.config import ProviderConfig
     from router.http.client import Fetched
     from router.keys import Secret
+    from router.provider_settings import ProviderSettings
     from router.providers.account import AccountReport
 
 # Keys of our own that never go upstream.
@@ -175,11 +175,11 @@ class OpenAICompatible:
             return table[status]
         return Outcome.SERVER_ERROR if status >= 500 else Outcome.BAD_RESPONSE
 
-    async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
+    async def probe(self, http: httpx.AsyncClient, provider: ProviderSettings,
                     key: Secret | None) -> Snapshot:
         return await self.authenticated_get(http, provider, f"{provider.base_url}/models", key)
 
-    async def authenticated_get(self, http: httpx.AsyncClient, provider: ProviderConfig,
+    async def authenticated_get(self, http: httpx.AsyncClient, provider: ProviderSettings,
                                 url: str, key: Secret | None) -> Snapshot:
         from router.http.client import HTTP_ERRORS, fetch, http_error_detail  # loaded by now
 

@@ -25,9 +25,9 @@ from router.providers.openrouter_account import (
 if TYPE_CHECKING:
     import httpx
 
-    from router.config import ProviderConfig
     from router.http.client import Fetched
     from router.keys import Secret
+    from router.provider_settings import ProviderSettings
 
 _QUOTA_HINTS = ("per-day", "per day", "daily", "quota")
 
@@ -64,7 +64,7 @@ class OpenRouter(OpenAICompatible):
                                    retry_after_s=reset_seconds(headers))
         return failure
 
-    async def probe(self, http: httpx.AsyncClient, provider: ProviderConfig,
+    async def probe(self, http: httpx.AsyncClient, provider: ProviderSettings,
                     key: Secret | None) -> Snapshot:
         return await self.authenticated_get(http, provider, f"{provider.base_url}/key", key)
 

@@ -1,14 +1,8 @@
-"""The whole configuration as frozen dataclasses, loaded from TOML with friendly errors.
-
-Path: ``--config FILE``, else ``$EXO_BRIDGE_CONFIG``, else ``config.toml`` in the user config
-dir. A missing file means the built-in defaults (``DEFAULT_CONFIG_TOML``).
-"""
+"""The whole configuration as frozen dataclasses (router/config/load.py reads it from TOML)."""
 
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,7 +10,7 @@ from pathlib import Path
 
 import platformdirs
 
-from router.errors import ConfigError
+from router.provider_settings import MAX_DECOMPRESSED_BYTES, MAX_LINE_BYTES, MAX_RESPONSE_BYTES
 from router.providers import Kind, kind_named
 
 APP_NAME = "exo-bridge"
@@ -86,9 +80,9 @@ class ProviderConfig:
     credit_floor_usd: float | None = None  # warn as the key's credit nears this (80%, 95%)
     max_connections: int = 1024  # requests at once; more wait (within the first-token deadline)
     max_queued: int = 1024  # requests waiting for a connection; more are skipped as busy
-    max_response_bytes: int = 32 * MiB  # one answer's body as received
-    max_decompressed_bytes: int = 32 * MiB  # one answer's body once decompressed
-    max_line_bytes: int = 8 * MiB  # one SSE line
+    max_response_bytes: int = MAX_RESPONSE_BYTES  # one answer's body as received
+    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES  # one answer's body once decompressed
+    max_line_bytes: int = MAX_LINE_BYTES  # one SSE line
 
     @property
     def base_url(self) -> str:
@@ -191,46 +185,3 @@ def state_dir() -> Path:
     """Logs and crash reports: ``$EXO_BRIDGE_STATE_DIR``, else the user state dir."""
     env = os.environ.get("EXO_BRIDGE_STATE_DIR")
     return Path(env).expanduser() if env else Path(platformdirs.user_state_dir(APP_NAME))
-
-
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load the config from ``path`` (or the default location); defaults when it is missing."""
-    explicit = path is not None
-    target = Path(path) if path is not None else default_config_path()
-    if not target.exists():
-        if explicit:
-            raise ConfigError(str(target), "file not found",
-                              fix="check the path, or leave --config out to use the defaults")
-        return parse_config(DEFAULT_CONFIG_TOML, "<defaults>")
-    try:
-        data = target.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(target), f"cannot read the file ({exc.strerror or exc.__class__.__name__})",
-                          fix="make it a readable file (check its permissions)") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line_start = data.rfind(b"\n", 0, exc.start) + 1
-        raise ConfigError(str(target), f"not UTF-8 text (byte {data[exc.start]:#04x} at column "
-                          f"{exc.start - line_start + 1})", line=data.count(b"\n", 0, exc.start) + 1,
-                          fix="save the file as UTF-8, or retype that line's non-ASCII characters") \
-            from None
-    return parse_config(text, str(target))
-
-
-def parse_config(text: str, source: str) -> Config:
-    from router.config_build import Builder
-
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, f"not valid TOML: {exc}", line=_toml_error_line(str(exc), text),
-                          fix="correct the TOML syntax on that line") from None
-    return Builder(text, source).build(raw)
-
-
-def _toml_error_line(message: str, text: str) -> int:
-    found = re.search(r"line (\d+)", message)
-    if found:
-        return int(found.group(1))
-    return max(1, len(text.splitlines()))  # "at end of document": the last line

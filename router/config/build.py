@@ -1,5 +1,5 @@
 """Parsed TOML to a Config: every mistake is a ConfigError naming the file, the line, the key and
-the fix (router.config.parse_config calls this; router.toml_lines finds the lines)."""
+the fix (router/config/load.py calls this; toml_lines.py finds the lines)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from router.config import (
+from router.config.model import (
     NOTIFICATION_KINDS,
     Config,
     HealthConfig,
@@ -17,9 +17,9 @@ from router.config import (
     ServerConfig,
     WarmConsent,
 )
+from router.config.toml_lines import Lines
 from router.errors import ConfigError
 from router.providers import kind_named, kind_names
-from router.toml_lines import Lines
 
 _PROVIDER_KEYS = {
     "id", "kind", "name", "base_url", "base_urls", "priority", "enabled", "paid",
