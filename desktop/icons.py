@@ -44,13 +44,6 @@ def dot_pixmap(light: Light, size: int = 64, ratio: float = 1.0) -> QPixmap:
     return pixmap
 
 
-def swatch_icon(colour: str, size: int = 16) -> QIcon:
-    """A provider's colour, as in the cost graph."""
-    pixmap = QPixmap(size, size)
-    pixmap.fill(QColor(colour))
-    return QIcon(pixmap)
-
-
 def provider_colours(provider_ids: list[str]) -> dict[str, str]:
     """The one colour each provider has everywhere (menu, cost graph), by config order."""
     return {pid: PROVIDER_COLOURS[i % len(PROVIDER_COLOURS)] for i, pid in enumerate(provider_ids)}

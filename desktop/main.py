@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-COMMANDS = {"ask", "status", "keys", "usage", "serve", "token", "exo", "-h", "--help"}
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
@@ -15,7 +13,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from router.keychain_helper import main as helper_main
 
         return helper_main(args[1:])
-    if args and (args[0] in COMMANDS or args[0] == "--help-commands"):
+    from router.cli import COMMANDS  # after the keychain helper's branch: it stays light
+
+    if args and (args[0] in (*COMMANDS, "-h", "--help", "--help-commands")):
         from router.cli.main import main as cli_main
 
         return cli_main(["--help"] if args[0] == "--help-commands" else args)

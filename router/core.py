@@ -3,7 +3,7 @@
 One request, step by step, and the file that decides each:
 
 1. It enters at ``Router.chat`` or ``Router.stream`` (here; the endpoint's routes in
-   router/endpoint/server.py and router/endpoint/apis/ call these). Its fields are checked (router/request_check.py).
+   router/endpoint/ call these). Its fields are checked (router/request_check.py).
 2. The providers to try, in order, with the model id each knows it by (router/policy.py:
    ``candidates``).
 3. Each one is admitted or skipped without a call: policy (disabled, keyless, paid without
@@ -507,10 +507,6 @@ class Router:
     def known_models(self) -> dict[str, str]:
         """Model id -> who serves it: the aliases, then every model a provider is known to list."""
         return self.catalog.known_models()
-
-    async def check_model(self, model: object) -> None:
-        """Raise UnknownModel for a name that is no alias and no provider that could serve lists."""
-        await self.catalog.check(model)
 
     def start_probes(self) -> None:
         """Keep probing in the background (``serve`` and the tray app): local providers every

@@ -82,10 +82,6 @@ class ConnectionGuard:
             if self._open.pop(conn, False) is None:
                 self._open[conn] = None  # now the most recently active
 
-    def close_all(self) -> None:
-        for conn in list(self._open):
-            conn.close()
-
 
 class _Guarded(asyncio.Protocol):
     """aiohttp's protocol for one connection, with a deadline on each request's head."""

@@ -121,10 +121,6 @@ def same_address(a: str, b: str) -> bool:
     return (pa.scheme, host_a, pa.port, pa.path) == (pb.scheme, host_b, pb.port, pb.path)
 
 
-def first_reachable(found: Sequence[Found]) -> Found | None:
-    return next((f for f in found if f.reachable), None)
-
-
 def configured(url: str, base_urls: Sequence[str]) -> bool:
     """Whether ``url`` is (the same address as) one of the config's ``base_urls``."""
     return any(same_address(url, known) for known in base_urls)

@@ -2,6 +2,9 @@
 
 Adding a kind is one adapter module (its ``Kind`` description and what differs from the
 OpenAI-shaped base) and one line here; nothing else in the router names a kind.
+
+Imports: the core's vocabulary (errors, config, keys, redact, jsonio), the HTTP stack, money's
+price types and exo's cluster types; never routing, the ledger, the endpoint or the CLI.
 """
 
 from __future__ import annotations
