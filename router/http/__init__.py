@@ -2,5 +2,6 @@
 session (`transport.py`), the httpx client off the hot path (`client.py`), bounded reads
 (`body.py`) and the stack one Router loads in a worker thread (`stack.py`).
 
-Imports: errors, config and jsonio only; nothing of routing, money or the desktop.
+Imports: errors, jsonio and a provider's settings (router/provider_settings.py) only; nothing of
+the config, routing, money or the desktop.
 """

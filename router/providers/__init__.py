@@ -3,8 +3,10 @@
 Adding a kind is one adapter module (its ``Kind`` description and what differs from the
 OpenAI-shaped base) and one line here; nothing else in the router names a kind.
 
-Imports: the core's vocabulary (errors, config, keys, redact, jsonio), the HTTP stack, money's
-price types and exo's cluster types; never routing, the ledger, the endpoint or the CLI.
+Imports: the core's vocabulary (errors, keys, redact, jsonio), a provider's settings
+(router/provider_settings.py, never the config itself, which imports this registry), the HTTP
+stack, money's price types and exo's cluster types; never routing, the ledger, the endpoint or
+the CLI.
 """
 
 from __future__ import annotations
