@@ -13,52 +13,22 @@ import hmac
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from router import jsonio
 from router.core import Router
+from router.endpoint.answers import Handler, error_response, json_response, too_large
 from router.endpoint.apis.routes import add_routes, anthropic_errors
 from router.endpoint.connections import ConnectionGuard, connection_cap
-from router.errors import (
-    Attempt,
-    EndpointError,
-    NoProviderAvailable,
-    RequestRejected,
-    RoutingError,
-    StreamBroken,
-    UnknownModel,
-)
-from router.journey import ChatStream
+from router.errors import EndpointError
 from router.keys import Secret
-from router.retry import no_retry_header, retry_headers
+from router.retry import no_retry_header
 
 log = logging.getLogger(__name__)
 LINGER_S = 1.0  # how long an unread request body is drained before the connection closes
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
-
-
-def json_response(data: Any, status: int = 200,
-                  headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON answer, serialised by orjson (aiohttp's own uses the standard library)."""
-    return web.Response(body=jsonio.dumps(data), status=status, headers=headers,
-                        content_type="application/json")
-
-
-def error_response(status: int, message: str, kind: str, code: str | None,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    return json_response(error_body(message, kind, code), status=status, headers=headers)
-
-
-def attempts_header(attempts: tuple[Attempt, ...] | list[Attempt]) -> str:
-    return ",".join(f"{a.provider}:{a.outcome}" for a in attempts)
 
 
 def _host_name(host_header: str) -> str:
@@ -99,10 +69,9 @@ class EndpointServer:
         sock = self._bind()
         app = web.Application(middlewares=[anthropic_errors, self._guard],
                               client_max_size=self._max_body + 1)
-        app.router.add_post("/v1/chat/completions", self._chat)
+        add_routes(app, self)  # /v1/chat/completions, /v1/responses, /v1/messages
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model:.+}", self._model)
-        add_routes(app, self)  # /v1/responses, /v1/messages
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      handler_cancellation=True, shutdown_timeout=self._drain_s,
@@ -235,32 +204,14 @@ class EndpointServer:
         return json_response({"id": model, "object": "model", "created": self._created,
                                   "owned_by": owner})
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            await self.router.accept(body)
-        except RoutingError as exc:
-            return _routing_error(exc, self.router)
-        if body.get("stream"):
-            return await self._stream(request, body)
-        try:
-            result = await self.router.chat(body, checked=True)
-        except RoutingError as exc:
-            return _routing_error(exc, self.router)
-        return json_response(result.response, headers={
-            "x-exo-bridge-provider": result.provider_used,
-            "x-exo-bridge-attempts": attempts_header(result.attempts)})
-
-    async def _json_body(self, request: web.Request) -> dict[str, Any] | web.Response:
+    async def json_body(self, request: web.Request) -> dict[str, Any] | web.Response:
         if (request.content_length or 0) > self._max_body:
-            return _too_large(self._max_body)
+            return too_large(self._max_body)
         try:
             async with asyncio.timeout(self._settings.body_timeout_s):
                 raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _too_large(self._max_body)
+            return too_large(self._max_body)
         except TimeoutError:
             slow = error_response(408, "the request body did not arrive within "
                                   f"{self._settings.body_timeout_s:g}s (body_timeout_s)",
@@ -276,84 +227,3 @@ class EndpointServer:
             return error_response(400, "the request body must be a JSON object",
                                   "invalid_request_error", "invalid_json")
         return body
-
-    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        async with self.router.stream(body, checked=True) as stream:
-            started = await start_stream(request, stream, self.router)
-            if isinstance(started, web.Response):
-                return started
-            response, first, batches = started
-            await _relay(response, first, batches, include_usage)
-        return response
-
-
-async def start_stream(request: web.Request, stream: ChatStream, router: Router,
-                       headers: Mapping[str, str] | None = None) \
-        -> web.Response | tuple[web.StreamResponse, list[dict[str, Any]],
-                                AsyncIterator[list[dict[str, Any]]]]:
-    """An SSE answer begun once the first chunks are known (who answers, after which
-    attempts), with them and the rest to come; or the error answer when nobody can."""
-    batches = stream.batches()
-    try:
-        first = await anext(batches)
-    except RoutingError as exc:
-        return _routing_error(exc, router)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        "x-exo-bridge-provider": stream.provider or "",
-        "x-exo-bridge-attempts": attempts_header([*stream.attempts, _ok(stream.provider)]),
-        **(headers or {})})
-    await response.prepare(request)
-    return response, first, batches
-
-
-async def _relay(response: web.StreamResponse, first: list[dict[str, Any]],
-                 batches: AsyncIterator[list[dict[str, Any]]], include_usage: bool) -> None:
-    """Forward chunks as they come, those that arrived together in one write; a failure after
-    the first token ends with an error chunk."""
-    batch: list[dict[str, Any]] | None = first
-    try:
-        while batch is not None:
-            events = [_event(chunk) for chunk in batch if chunk["choices"] or include_usage]
-            if events:
-                await response.write(b"".join(events))
-            batch = await anext(batches, None)
-    except StreamBroken as exc:
-        await response.write(_event(error_body(str(exc), "server_error", "stream_cut")))
-        return
-    except ConnectionError:
-        raise  # the client went away
-    except Exception:  # a defect of ours: the client still learns the answer is incomplete
-        log.exception("unexpected error mid-stream")
-        await response.write(_event(error_body("internal error in exo-bridge mid-answer (see its "
-                                               "log)", "server_error", "internal_error")))
-        return
-    await response.write(b"data: [DONE]\n\n")
-
-
-def _event(data: dict[str, Any]) -> bytes:
-    return b"data: " + jsonio.dumps(data) + b"\n\n"
-
-
-def _ok(provider: str | None) -> Attempt:
-    from router.errors import Outcome
-
-    return Attempt(provider or "", Outcome.OK)
-
-
-def _too_large(limit: int) -> web.Response:
-    return error_response(413, f"the request body is larger than {limit} bytes",
-                          "invalid_request_error", "request_too_large")
-
-
-def _routing_error(exc: RoutingError, router: Router) -> web.Response:
-    headers = {"x-exo-bridge-attempts": attempts_header(exc.attempts)}
-    if isinstance(exc, UnknownModel):
-        return error_response(404, str(exc), "invalid_request_error", "model_not_found", headers)
-    if isinstance(exc, RequestRejected):
-        return error_response(400, str(exc), "invalid_request_error", "bad_request", headers)
-    headers.update(retry_headers(exc.retry_after_s))  # when a retry can help; else say so
-    if isinstance(exc, NoProviderAvailable) and exc.only_limits:
-        return error_response(429, str(exc), "rate_limit_error", "rate_limited", headers)
-    return error_response(503, str(exc), "server_error", "no_provider_available", headers)

@@ -51,7 +51,7 @@ class MessageBuilder:
         self._emit("message_stop")
         return self._flush()
 
-    def fail(self, message: str) -> bytes:
+    def fail(self, message: str, internal: bool = False) -> bytes:
         """The answer broke after it started: an ``error`` event, never a clean message_stop."""
         self._emit("error", error={"type": "api_error", "message": message})
         return self._flush()

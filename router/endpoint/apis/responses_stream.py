@@ -58,7 +58,7 @@ class ResponseBuilder:
         self._emit(f"response.{status}", response=self.response(status, usage))
         return self._flush()
 
-    def fail(self, message: str) -> bytes:
+    def fail(self, message: str, internal: bool = False) -> bytes:
         """The answer broke after it started: ``response.failed`` (never a clean completion)."""
         failed = self.response("failed")
         failed["error"] = {"code": "server_error", "message": message}
