@@ -51,6 +51,7 @@ from router.events import (
     Failover,
     HealthChanged,
     LedgerProblem,
+    PromptProgress,
     RequestFinished,
     UsageInvalid,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "NodeChanged",
     "Outcome",
     "Problem",
+    "PromptProgress",
     "ProviderConfig",
     "ProviderStatus",
     "Reconciliation",
