@@ -12,6 +12,7 @@ from router.events import Event, PromptProgress
 if TYPE_CHECKING:
     from router.core import Router
     from router.errors import StreamBroken
+    from router.journey import ChatStream
     from router.result import Result
 
 
@@ -25,7 +26,7 @@ class StreamPrinter:
         self._out = out or sys.stdout
         self._err = err or sys.stderr
         self._names = {p.id: p.name for p in router.config.providers}
-        self._request_id: str | None = None
+        self._stream: ChatStream | None = None
         self._shown_percent: int | None = None
         self._progress_line = False  # a progress line is on the terminal, not ended yet
         self.received = 0  # characters of the answer printed
@@ -35,7 +36,7 @@ class StreamPrinter:
         unsubscribe = self._router.subscribe(self._on_event)
         try:
             async with self._router.stream(request) as stream:
-                self._request_id = stream.request_id
+                self._stream = stream
                 try:
                     async for chunk in stream:
                         self.provider = stream.provider
@@ -63,9 +64,8 @@ class StreamPrinter:
     def _on_event(self, event: Event) -> None:
         if not isinstance(event, PromptProgress) or self.received:
             return
-        if self._request_id is None:  # the stream's id is set before any attempt is made
-            return
-        if event.request_id != self._request_id or event.percent == self._shown_percent:
+        if self._stream is None or event.request_id != self._stream.request_id \
+                or event.percent == self._shown_percent:
             return
         self._shown_percent = event.percent
         line = progress_text(self._names.get(event.provider, event.provider), event.percent)

@@ -122,8 +122,17 @@ class Companion:
                 watch.missed_first_token(attempt.model, self._clock())
             elif attempt.model and attempt.outcome is Outcome.OK:
                 watch.answered(attempt.model, self._clock())
-            if attempt.outcome is Outcome.MODEL_UNAVAILABLE:
+            if attempt.outcome is not Outcome.MODEL_UNAVAILABLE:
+                continue
+            if attempt.called:  # the cluster said so (exo's 404 "No instance found"): what the
+                # last probe saw is out of date (it still showed the model loaded), look again
+                self._router.spawn(self._look_again(watch.provider, event.logical_model))
+            else:
                 self._consider(watch.provider, event.logical_model)
+
+    async def _look_again(self, provider: ProviderConfig, logical: str) -> None:
+        await self._router.probe(provider)
+        self._consider(provider, logical)
 
     def on_probe(self, provider: ProviderConfig, snapshot: Snapshot) -> None:
         watch = self._watches.get(provider.id)

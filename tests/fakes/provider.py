@@ -392,8 +392,11 @@ class FakeProvider:
         fault = self.fault
         if self.flavor == "openrouter":
             await send.comment("OPENROUTER PROCESSING")
-        if self.flavor == "exo":
-            await send.comment('prefill_progress {"processed": 5, "total": 5}')
+        if self.flavor == "exo":  # as exo frames it (src/exo/api/keepalive.py, adapters/)
+            await send.comment("keep-alive")
+            await send.comment('prefill_progress {"PrefillProgressChunk": {"model": '
+                               f'"{model}", "processed_tokens": {prompt_tokens}, '
+                               f'"total_tokens": {prompt_tokens}}}}}')
         if fault == "stall_after_headers":
             await send.keep_alive_for(self.stall_s, self.keep_alive_s)
         await send.data(self._chunk(cid, model, {"role": "assistant", "content": ""}, None))
