@@ -93,6 +93,9 @@ class Debouncer:
         key = note.key
         if note.state == self._said.get(key) and key not in self._storm:
             return False
+        if note.state == "down" and now - self._last.get(key, -self.window_s) < self.window_s:
+            self._said[key] = note.state  # a failover was just said: the user knows already
+            return False
         said_at = [t for t in self._said_at.get(key, []) if now - t < self.window_s]
         self._said_at[key] = said_at
         if len(said_at) >= STORM:
