@@ -6,6 +6,7 @@ the endpoint and CLI, imported where they start. Nothing here imports an HTTP li
 """
 
 from router.account_status import AccountStatus
+from router.cli_stream import progress_text
 from router.cluster import Cluster, Problem, Stage, Warming
 from router.cluster_events import ClusterProblem, ModelWarming, NodeChanged
 from router.cluster_view import cluster_lines, problem_line, warming_line
@@ -147,6 +148,7 @@ __all__ = [
     "needs_setup",
     "parse_config",
     "problem_line",
+    "progress_text",
     "router_guidance",
     "usd",
     "warming_line",

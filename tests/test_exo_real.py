@@ -292,3 +292,40 @@ async def test_exo_going_offline_and_coming_back_is_said_at_once(real_exo, openr
         assert all(t.startswith("Exo Local is back") for t in titles[1:])
         changes = [e for e in seen.of(HealthChanged) if e.provider == "exo"]
         assert changes[0].new_state is HealthState.DOWN and changes[-1].recovered
+
+
+# -- the chat window -------------------------------------------------------------------------
+async def test_the_chat_window_shows_how_far_exo_has_read_the_prompt(qapp, real_exo, openrouter, hf):
+    from desktop.bridge import Bridge
+    from desktop.windows.chat import ChatWindow, Turn
+
+    exo = real_exo(one_node(prefill_steps=10, prefill_delay=2.5))
+    async with router_for(exo.url, openrouter, hf, first_token_s=1.0) as router:
+        bridge = Bridge(router)
+        window = ChatWindow(bridge)
+        window.model.setCurrentText("llama-1b")
+        try:
+            window.ask(Turn("a long document " * 50))
+            shown: list[str] = []
+
+            def reading() -> bool:
+                if window.turns[0].reading:
+                    window.redraw()
+                    shown.append(window.transcript.toPlainText())
+                return len({s for s in shown if "Exo Local: reading the prompt" in s}) >= 2
+
+            await until(reading, 10, "the prompt's progress shown")
+            await until(lambda: window.task is None, 10, "the answer")
+            turn = window.turns[0]
+            assert turn.answer == "Hello from real exo." and turn.reading == ""
+            assert turn.footer.startswith("Exo Local")
+            assert "reading the prompt" not in window.transcript.toPlainText()
+            assert openrouter.chat_requests == []
+        finally:
+            window.stop()
+            await until(lambda: window.task is None, 10, "the window's task")
+            window.close()
+            bridge.close()
+            window.deleteLater()
+            bridge.deleteLater()
+            qapp.processEvents()

@@ -28,7 +28,17 @@ from PySide6.QtWidgets import (
 
 from desktop.appearance import Colours, colours
 from desktop.bridge import Bridge
-from router import Config, NoProviderAvailable, Result, RoutingError, router_guidance, usd
+from router import (
+    ChatStream,
+    Config,
+    NoProviderAvailable,
+    PromptProgress,
+    Result,
+    RoutingError,
+    progress_text,
+    router_guidance,
+    usd,
+)
 
 RENDER_MS = 33  # repaint a streaming answer at most ~30 times a second
 _CODE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
@@ -47,6 +57,7 @@ class Turn:
     error: str = ""
     attempts: str = ""
     guidance: str = ""  # what to do when nobody answered (HTML paragraphs, per provider)
+    reading: str = ""  # before the first token: "exo: reading the prompt 63%"
     done: bool = False
     result: Result | None = field(default=None, repr=False)
 
@@ -164,6 +175,7 @@ class ChatWindow(QWidget):
         self.resize(560, 480)
         self.turns: list[Turn] = []
         self.task: asyncio.Task[Any] | None = None
+        self.stream: ChatStream | None = None  # the answer streaming in now
         self.names = {p.id: p.name for p in bridge.router.config.providers}
         self.code: list[str] = []  # the code blocks shown, for their Copy links
         self.recent: list[str] = []  # pass-through ids asked for, shown after the aliases
@@ -193,6 +205,7 @@ class ChatWindow(QWidget):
         self._timer = QTimer(self)
         self._timer.setInterval(RENDER_MS)
         self._timer.timeout.connect(self._render_if_dirty)
+        bridge.prompt_progress.connect(self._on_prompt_progress)
 
     def _layout(self) -> None:
         top = QHBoxLayout()
@@ -354,7 +367,9 @@ class ChatWindow(QWidget):
     async def _stream(self, turn: Turn, request: dict[str, Any]) -> None:
         try:
             async with self.bridge.router.stream(request) as stream:
+                self.stream = stream
                 async for chunk in stream:
+                    turn.reading = ""
                     for choice in chunk["choices"]:
                         delta = choice["delta"]
                         turn.answer += delta.get("content") or ""
@@ -374,8 +389,19 @@ class ChatWindow(QWidget):
             turn.footer = "stopped"
             raise
         finally:
+            self.stream = None
             turn.done = True
+            turn.reading = ""
             self._dirty = True
+
+    def _on_prompt_progress(self, event: PromptProgress) -> None:
+        """How far the provider has read this answer's prompt, until its first token."""
+        turn = self.turns[-1] if self.turns else None
+        if self.stream is None or event.request_id != self.stream.request_id or turn is None \
+                or turn.answer or turn.thinking:
+            return
+        turn.reading = progress_text(self.names.get(event.provider, event.provider), event.percent)
+        self._dirty = True
 
     def stop(self) -> None:
         if self.task is not None:
@@ -412,7 +438,8 @@ class ChatWindow(QWidget):
                               f"<a href='retry:{index}'>Retry</a></p>")
                 continue
             answer = markdown_html(turn.answer, self.code, tint) or (
-                "" if turn.thinking else "<p>…</p>")
+                "" if turn.thinking else f"<p style='color:{tint.muted}'>{html.escape(turn.reading)}</p>"
+                if turn.reading else "<p>…</p>")
             footer = html.escape(turn.footer)
             if turn.done and turn.result is not None:
                 footer += f" · <a href='copy:{index}' style='color:{tint.link}'>Copy answer</a>"
