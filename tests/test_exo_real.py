@@ -7,6 +7,7 @@ failing; exo going away and coming back, said when it happens."""
 from __future__ import annotations
 
 import io
+import json
 import time
 from typing import Any
 
@@ -114,6 +115,16 @@ async def test_exo_streams_comments_that_the_fake_exo_sends_alike(real_exo, exo)
         first_data = next(i for i, line in enumerate(events) if line.startswith(b"data:"))
         assert all(line.startswith(b":") for line in events[:first_data])
         assert events[-1] == b"data: [DONE]"
+        assert events[-2].startswith(b": generation_stats {")
+    # the chunks' shape: the role in every delta, no null fields, the last token ends it
+    for lines in (real_lines, fake_lines):
+        chunks = [json.loads(line[5:]) for line in lines
+                  if line.startswith(b"data: {")]
+        assert chunks[0]["object"] == "chat.completion" and chunks[0]["choices"][0]["delta"]["content"]
+        assert all(c["choices"][0]["delta"]["role"] == "assistant" for c in chunks)
+        assert all("finish_reason" not in c["choices"][0] for c in chunks[:-1])
+        assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and "usage" in chunks[-1]
+        assert chunks[-1]["choices"][0]["delta"]["content"]
 
 
 async def test_a_long_prefill_is_answered_by_exo_and_shown(real_exo, openrouter, hf):
