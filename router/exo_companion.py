@@ -4,7 +4,9 @@ the cluster.
 When a request names a model the local cluster could run but has not loaded (it lists the
 model; no instance), the companion dry-runs the placement (the cluster's placement answers 200
 and then fails silently when a model cannot fit) and, if it fits and the alias's
-``warm_on_exo`` allows — ``"always"``, or ``"ask"`` once the user said yes — places it. The
+``warm_on_exo`` allows — ``"always"``, or ``"ask"`` once the user said yes — places it (when exo
+itself answered "No instance found", the cluster is probed first: the last probe still showed
+the model loaded, and the warm starts from that request, not a later one). The
 request itself goes on as routed (to the cloud, within ``allow_paid_failover``). While the
 model downloads and loads, the cluster is probed every second; once its runners are ready the
 next request goes to it (``ModelWarming`` READY: "back to free"). A model that cannot fit says
