@@ -7,7 +7,8 @@
    yellow (the health the tray shows: ``desktop.status_model.tray_view`` over the router's
    statuses, refreshed on every router event as the tray is) and until the notification the
    tray would show ("exo went offline": ``desktop.notify.note_for`` through its ``Debouncer``).
-   Then exo starts again on the same port: the time from its API answering to "exo is back".
+   Then exo starts again on the same port: the time from its API answering to "exo is back"
+   and to "... requests are free again" (its model loaded: 0.5 s in the harness).
    exo probed every ``--probe-s`` seconds (the default config's interval: 5 s).
 2. A prompt exo reads for ``--prefill-s`` seconds (one ``: prefill_progress`` report a second,
    the shape a Mac sends for a long prompt), with the default ``first_token_timeout_s`` (30 s):
@@ -37,6 +38,7 @@ from tests.fakes.provider import FakeProvider
 from tests.real_exo import LLAMA_1B, RealExo, build_venv, harness_dir, one_node
 
 KEY = "sk-or-bench-0123456789abcdef"
+FREE = "Exo Local is back — requests are free again"
 
 
 def config_for(exo_url: str, cloud_url: str) -> str:
@@ -91,6 +93,22 @@ class Watcher:
         return next((t - since for t, lit in self.lights if t >= since and lit is light), None)
 
 
+async def first_answer(url: str) -> float:
+    """When exo's API first answers ``GET /node_id`` (polled every 20 ms while it starts)."""
+    import urllib.request
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/node_id", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    while not await asyncio.to_thread(answers):
+        await asyncio.sleep(0.02)
+    return time.monotonic()
+
+
 async def wait_for(check: Any, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end and not check():
@@ -105,7 +123,7 @@ async def outages(exo: RealExo, cloud: FakeProvider, count: int, probe_s: float,
         watch = Watcher(router)
         router.start_probes()
         await wait_for(lambda: watch.lights and watch.lights[-1][1] is Light.GREEN, 30)
-        offline, yellow, back = [], [], []
+        offline, yellow, back, free = [], [], [], []
         for index in range(count):
             # apart by more than the notes' debounce window (a storm is held, by design), and
             # not in step with the probes
@@ -116,16 +134,18 @@ async def outages(exo: RealExo, cloud: FakeProvider, count: int, probe_s: float,
                            probe_s * 3 + 10)
             offline.append(watch.first_note(gone, "Exo Local went offline"))
             yellow.append(watch.first_light(gone, Light.YELLOW))
-            await asyncio.to_thread(exo.start, one_node())  # until its API answers
-            up = time.monotonic()
-            await wait_for(lambda u=up: watch.first_note(u, "Exo Local is back") is not None,
-                           probe_s * 3 + 10)
+            answering = asyncio.ensure_future(first_answer(exo.url))
+            await asyncio.to_thread(exo.start, one_node())
+            up = await answering
+            await wait_for(lambda u=up: watch.first_note(u, FREE) is not None, probe_s * 3 + 10)
             back.append(watch.first_note(up, "Exo Local is back"))
+            free.append(watch.first_note(up, FREE))
         print(f"exo probed every {probe_s:g} s; {count} outages (exo's process ended, then "
               "started again on the same port)")
         for label, values in (("exo gone -> tray yellow", yellow),
                               ("exo gone -> 'exo went offline' notification", offline),
-                              ("exo answering again -> 'exo is back' notification", back)):
+                              ("exo's API answering again -> 'exo is back' notification", back),
+                              ("exo's API answering again -> '... requests are free again'", free)):
             seen = [v for v in values if v is not None]
             text = ", ".join(f"{v:.2f}" for v in seen)
             missing = f" ({len(values) - len(seen)} never seen)" if len(seen) < len(values) else ""

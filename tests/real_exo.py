@@ -116,6 +116,7 @@ class RealExo:
         self.workdir.mkdir(parents=True, exist_ok=True)
         state_file, ready = self.workdir / "state.json", self.workdir / "ready.json"
         state_file.write_text(json.dumps(state))
+        ready.unlink(missing_ok=True)  # a restart: the last run's says nothing of this one
         args = [str(self.python), str(self.harness / "run_real_exo.py"), "--port", str(self.port),
                 "--control-port", str(self.control_port), "--state", str(state_file),
                 "--ready-file", str(ready), "--home", str(self.workdir / "home")]
