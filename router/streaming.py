@@ -294,11 +294,15 @@ class Attempt:
                                    f"{self._deadlines.idle_s:g}s (idle_timeout_s)")
         read = self.prompt
         if read is not None:
-            if self._loop.time() >= self._since + self._deadlines.prefill_s - 0.01:
+            limit = max(self._deadlines.prefill_s, self._deadlines.first_token_s)
+            if read.done < read.total and self._loop.time() >= self._since + limit - 0.01:
                 return ProviderFailure(Outcome.TIMEOUT, f"still reading the prompt ({read.percent}%) "
-                                       f"after {self._deadlines.prefill_s:g}s (prefill_timeout_s)")
-            return ProviderFailure(Outcome.TIMEOUT, f"reading the prompt stopped at {read.percent}%: "
-                                   f"no progress and no first token for "
+                                       f"after {limit:g}s (prefill_timeout_s)")
+            if read.done < read.total:
+                return ProviderFailure(Outcome.TIMEOUT, f"reading the prompt stopped at "
+                                       f"{read.percent}%: no progress and no first token for "
+                                       f"{self._deadlines.first_token_s:g}s")
+            return ProviderFailure(Outcome.TIMEOUT, "the prompt was read, then no first token for "
                                    f"{self._deadlines.first_token_s:g}s")
         return ProviderFailure(Outcome.TIMEOUT, "no first token within "
                                f"{self._deadlines.first_token_s:g}s")

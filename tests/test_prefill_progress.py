@@ -65,3 +65,31 @@ def test_prefill_timeout_s_has_a_default_and_is_checked():
     for bad in ('"soon"', "-1", "1e9"):
         with pytest.raises(ConfigError, match="prefill_timeout_s"):
             parse_config(CONFIG.format(line=f"prefill_timeout_s = {bad}"), "t")
+
+
+@pytest.mark.usefixtures("keys_in_env")
+@pytest.mark.parametrize(("fault", "said", "least", "most"), [
+    ("prefill_stuck", "reading the prompt stopped at 10%: no progress and no first token for 0.5s",
+     0.5, 1.5),
+    ("prefill_endless", "still reading the prompt (0%) after 1.5s (prefill_timeout_s)", 1.5, 2.5),
+])
+async def test_progress_that_stands_still_or_never_ends_is_bounded(exo, openrouter, hf, fault, said,
+                                                                   least, most):
+    """A report that repeats itself moves no deadline; reports that move on for ever stop at
+    prefill_timeout_s; either way the request goes on to the next provider, said plainly."""
+    import time
+
+    from router import Router
+    from tests.conftest import config_text
+
+    exo.fault, exo.keep_alive_s, exo.fault_after_tokens = fault, 0.05, 0
+    text = config_text([exo.origin], openrouter.base_url, hf.base_url, first_token_s=0.5,
+                       exo_extra="prefill_timeout_s = 1.5")
+    async with Router(parse_config(text, "t")) as router:
+        started = time.monotonic()
+        result = await router.chat({"model": "llama-3.2-3b",
+                                    "messages": [{"role": "user", "content": "hi"}]})
+        took = time.monotonic() - started
+    assert result.provider_used == "openrouter"
+    assert (result.attempts[0].outcome, result.attempts[0].detail) == ("timeout", said)
+    assert least <= took < most
