@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -125,9 +126,9 @@ async def outages(exo: RealExo, cloud: FakeProvider, count: int, probe_s: float,
         await wait_for(lambda: watch.lights and watch.lights[-1][1] is Light.GREEN, 30)
         offline, yellow, back, free = [], [], [], []
         for index in range(count):
-            # apart by more than the notes' debounce window (a storm is held, by design), and
-            # not in step with the probes
-            await asyncio.sleep(probe_s * 0.37 + 1 if index == 0 else gap_s)
+            # apart by more than the notes' debounce window (a storm is held, by design), at a
+            # random point of the probes' cycle
+            await asyncio.sleep(random.uniform(0, probe_s) + (1 if index == 0 else gap_s))
             gone = time.monotonic()
             exo.down()
             await wait_for(lambda g=gone: watch.first_note(g, "Exo Local went offline") is not None,
