@@ -64,16 +64,20 @@ class StreamPrinter:
     def _on_event(self, event: Event) -> None:
         if not isinstance(event, PromptProgress) or self.received:
             return
-        if self._stream is None or event.request_id != self._stream.request_id \
-                or event.percent == self._shown_percent:
+        if self._stream is None or event.request_id != self._stream.request_id:
             return
-        self._shown_percent = event.percent
         line = progress_text(self._names.get(event.provider, event.provider), event.percent)
-        if self._err.isatty():
-            self._err.write(f"\r{line}")
+        shown = self._shown_percent
+        if self._err.isatty():  # one line, rewritten
+            if event.percent == shown:
+                return
+            self._err.write(f"\r\x1b[K{line}")
             self._progress_line = True
-        else:
+        else:  # a log: a line per tenth of the prompt, and its end
+            if shown is not None and event.percent < min(100, shown + 10):
+                return
             self._err.write(f"{line}\n")
+        self._shown_percent = event.percent
         self._err.flush()
 
     def _end_progress(self) -> None:
