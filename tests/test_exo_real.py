@@ -127,6 +127,45 @@ async def test_exo_streams_comments_that_the_fake_exo_sends_alike(real_exo, exo)
         assert chunks[-1]["choices"][0]["delta"]["content"]
 
 
+def _shape(value: Any, depth: int = 0) -> Any:
+    """A JSON value's shape: keys (ids and model ids as ``<id>``), item shapes, type names."""
+    if isinstance(value, dict):
+        if depth > 6:
+            return "{...}"
+        return {("<id>" if "/" in k or (len(k) >= 20 and not k[:1].isupper()) else k):
+                _shape(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0], depth + 1)] if value else []
+    return type(value).__name__
+
+
+async def test_the_fake_exo_answers_in_exo_s_own_shapes(real_exo, exo_cluster):
+    """What our probes and control requests read, from exo and from tests/fakes' exo: the same
+    shapes (real exo wins: a difference here is the fake's to fix)."""
+    import aiohttp
+
+    real = real_exo(two_nodes())
+    fake_qwen, fake_llama = "mlx-community/Qwen3-8B-4bit", "mlx-community/Llama-3.2-3B-Instruct-4bit"
+    paths = ["/node_id", "/state/instances", "/state/runners", "/state/nodeMemory",
+             "/state/nodeIdentities", "/v1/models", "/instance/placement?model_id={qwen}"]
+    async with aiohttp.ClientSession() as http:
+        for path in paths:
+            answers = []
+            for origin, qwen in ((real.url, QWEN_06B), (exo_cluster.origin, fake_qwen)):
+                async with http.get(origin + path.format(qwen=qwen)) as answer:
+                    answers.append((answer.status, _shape(await answer.json(content_type=None))))
+            assert answers[0] == answers[1], path
+        no_instance = []
+        for origin, model in ((real.url, QWEN_06B), (exo_cluster.origin, fake_qwen)):
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            async with http.post(f"{origin}/v1/chat/completions", json=body) as answer:
+                no_instance.append((answer.status, await answer.json(content_type=None)))
+        assert no_instance[0][0] == no_instance[1][0] == 404
+        assert no_instance[0][1]["error"].keys() == no_instance[1][1]["error"].keys()
+        assert no_instance[1][1]["error"]["message"] == f"No instance found for model {fake_qwen}"
+    assert fake_llama in exo_cluster.exo_ready()
+
+
 async def test_a_long_prefill_is_answered_by_exo_and_shown(real_exo, openrouter, hf):
     """A prompt exo reads for three times the first-token deadline, reporting progress all the
     while, is answered by exo (free), and ``ask --stream`` shows how far it has read."""

@@ -266,7 +266,7 @@ class FakeProvider:
                               "metadata": {"error_type": error_type or "provider_error"}}}
         elif self.flavor == "exo":
             body = {"error": {"message": message, "type": "Not Found" if status == 404 else "Error",
-                              "code": status}}
+                              "param": None, "code": status}}
         elif self.flavor == "exo-legacy":
             body = {"detail": message}
         else:
