@@ -379,3 +379,23 @@ async def test_the_chat_window_shows_how_far_exo_has_read_the_prompt(qapp, real_
             window.deleteLater()
             bridge.deleteLater()
             qapp.processEvents()
+
+
+async def test_a_runner_crashing_mid_answer(real_exo, openrouter, hf):
+    """The runner dies after a token (exo: an ErrorChunk, then RunnerFailed): the answer goes to
+    the cloud, and the failed runner is named, by model and node, for a reload."""
+    exo = real_exo(one_node(crash_after=1))
+    async with router_for(exo.url, openrouter, hf) as router:
+        seen = Seen()
+        router.subscribe(seen.append)
+        router.companion.start()
+        answer = await router.chat(ask("llama-1b"))
+        assert answer.provider_used == "openrouter"
+        assert answer.attempts[0].provider == "exo" and answer.attempts[0].called
+        assert answer.attempts[0].outcome in (Outcome.STREAM_CUT, Outcome.SERVER_ERROR)
+        provider = router.config.provider("exo")
+        await until(lambda: _probed_until(router, provider, lambda: any(
+            e.problem.model == LLAMA_1B and not e.cleared for e in seen.of(ClusterProblem))), 15,
+            "the crashed runner named")
+        problem = next(e.problem for e in seen.of(ClusterProblem) if e.problem.model == LLAMA_1B)
+        assert problem.node_name == "Mac Studio" and problem.reason
