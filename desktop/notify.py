@@ -1,9 +1,10 @@
 """Desktop notifications, debounced: a flapping provider gives at most one notification per
 provider per minute, then one summary. A provider going offline and coming back is said when it
-happens ("exo went offline", "exo is back"), each change once, and a storm of them (more than
-three a minute) becomes one note of where it ended. Sent through the desktop's notification service over
-D-Bus (org.freedesktop.Notifications) where there is one, else as a tray balloon. The icon and
-tooltip always show the state too, since notifications can silently vanish.
+happens ("exo went offline", "exo is back"), each change once (a failover and "went offline" are
+one change), and a storm of them (more than three a minute) becomes one note of where it ended.
+Sent through the desktop's notification service over D-Bus (org.freedesktop.Notifications)
+where there is one, else as a tray balloon. The icon and tooltip always show the state too,
+since notifications can silently vanish.
 """
 
 from __future__ import annotations
@@ -87,17 +88,15 @@ class Debouncer:
         return True
 
     def _offer_state(self, note: Note, now: float) -> bool:
-        """A change of reachability: said at once, unless it is what was said last (a failover
-        after "went offline") or beyond ``STORM`` within the window (then the latest is said when the
-        window has passed, if it differs from what was said)."""
+        """A change of reachability: said at once, unless it is what was said last within the
+        window (a failover after "went offline", or the reverse), or beyond ``STORM`` within
+        the window (then the latest is said when the window has passed, if it differs from what
+        was said)."""
         key = note.key
-        if note.state == self._said.get(key) and key not in self._storm:
-            return False
-        if note.state == "down" and now - self._last.get(key, -self.window_s) < self.window_s:
-            self._said[key] = note.state  # a failover was just said: the user knows already
-            return False
         said_at = [t for t in self._said_at.get(key, []) if now - t < self.window_s]
         self._said_at[key] = said_at
+        if note.state == self._said.get(key) and key not in self._storm and said_at:
+            return False
         if len(said_at) >= STORM:
             self._storm[key] = note
             return False
@@ -152,15 +151,16 @@ def note_for(event: object, names: dict[str, str]) -> Note | None:
 
 Name = Callable[[str], str]
 _OFFLINE = (Outcome.REFUSED, Outcome.CIRCUIT_OPEN, Outcome.TIMEOUT)
+# a failover for one of these says the provider is not answering (not: this model, this key)
+_NOT_ANSWERING = (*_OFFLINE, Outcome.SERVER_ERROR, Outcome.STREAM_CUT, Outcome.BAD_RESPONSE)
 
 
 def _failover(event: Failover, name: Name) -> Note:
-    offline = event.reason in _OFFLINE
-    verb = "offline" if offline else str(event.reason)
+    verb = "offline" if event.reason in _OFFLINE else str(event.reason)
     return Note("failover", event.from_provider,
                 f"{name(event.from_provider)} {verb} — failing over to {name(event.to_provider)}",
                 f"Requests now go to {name(event.to_provider)} (paid cloud usage is recorded).",
-                state="down" if offline else "")
+                state="down" if event.reason in _NOT_ANSWERING else "")
 
 
 _UP = (HealthState.HEALTHY, HealthState.DEGRADED, HealthState.BUSY)
