@@ -159,6 +159,27 @@ def test_a_storm_that_ends_elsewhere_is_said_once_in_words():
     assert debouncer.due_summaries() == []
 
 
+def test_a_failover_for_a_model_does_not_hide_exo_going_offline_and_nothing_is_held_for_ever():
+    names = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging Face"}
+    now = [0.0]
+    debouncer = Debouncer(clock=lambda: now[0])
+
+    def said(event: object) -> str | None:
+        note = note_for(event, names)
+        return note.title if note is not None and debouncer.offer(note) else None
+
+    assert said(Failover("r", "exo", "openrouter", Outcome.MODEL_UNAVAILABLE)) == \
+        "Exo Local model-unavailable — failing over to OpenRouter"
+    now[0] += 5
+    assert said(_reachability(HealthState.DEGRADED, HealthState.DOWN)) == "Exo Local went offline"
+    outage = Failover("r", "openrouter", "huggingface", Outcome.SERVER_ERROR)
+    assert said(outage) == "OpenRouter server-error — failing over to Hugging Face"
+    now[0] += 30
+    assert said(outage) is None  # the same change, within the minute
+    now[0] += 31
+    assert said(outage) == "OpenRouter server-error — failing over to Hugging Face"  # a reminder
+
+
 def test_notification_kinds_can_be_turned_off():
     debouncer = Debouncer()
     debouncer.enabled["budget"] = False
