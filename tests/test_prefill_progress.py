@@ -3,6 +3,7 @@ give a sane PromptRead or None, never an exception; ``prefill_timeout_s`` in the
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -93,3 +94,26 @@ async def test_progress_that_stands_still_or_never_ends_is_bounded(exo, openrout
     assert result.provider_used == "openrouter"
     assert (result.attempts[0].outcome, result.attempts[0].detail) == ("timeout", said)
     assert least <= took < most
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.usefixtures("keys_in_env")
+async def test_ask_stream_rewrites_the_progress_line_on_a_terminal_and_clears_it(exo, openrouter, hf):
+    from router import Router
+    from router.cli_stream import StreamPrinter
+    from tests.conftest import config_text
+
+    text = config_text([exo.origin], openrouter.base_url, hf.base_url)
+    out, err = io.StringIO(), _Terminal()
+    async with Router(parse_config(text, "t")) as router:
+        printer = StreamPrinter(router, echo=True, out=out, err=err)
+        result = await printer.answer({"model": "llama-3.2-3b",
+                                       "messages": [{"role": "user", "content": "hi"}]})
+    assert result.provider_used == "exo"
+    # the fake exo reports the whole prompt read at once: one line, rewritten, then wiped
+    assert err.getvalue() == "\r\x1b[KExo Local: reading the prompt 100%\r\x1b[K"
+    assert out.getvalue() == "Hello from the fake provider . \n"
