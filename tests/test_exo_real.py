@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from desktop.notify import Debouncer, note_for
+from desktop.status_model import Light, tray_view
 from router import (
     ClusterProblem,
     HealthChanged,
@@ -329,6 +330,7 @@ async def test_exo_going_offline_and_coming_back_is_said_at_once(real_exo, openr
         await until(lambda: any(t == "Exo Local went offline" for _, t in said), 5, "offline said")
         offline_at = next(at for at, t in said if t == "Exo Local went offline")
         assert offline_at - gone < 2.0
+        assert tray_view(router.statuses()).light is Light.YELLOW  # with the note, not later
         assert (await router.chat(ask("llama-1b"))).provider_used == "openrouter"
         back = time.monotonic()
         exo.start(one_node())  # the same port again
@@ -337,6 +339,7 @@ async def test_exo_going_offline_and_coming_back_is_said_at_once(real_exo, openr
         assert back_at - back < 10.0  # within a probe of exo answering (it takes ~5 s to start)
         await until(lambda: said[-1][1] == "Exo Local is back — requests are free again", 10,
                     "requests free again")
+        assert tray_view(router.statuses()).light is Light.GREEN
         titles = [t for _, t in said]  # "is back" (no model ready yet) may come first, once
         assert titles[0] == "Exo Local went offline" and len(titles) <= 3
         assert all(t.startswith("Exo Local is back") for t in titles[1:])
