@@ -26,6 +26,7 @@ from router import (
     LedgerProblem,
     ModelWarming,
     NodeChanged,
+    PromptProgress,
     RequestFinished,
     Router,
     UsageInvalid,
@@ -38,6 +39,7 @@ class Bridge(QObject):
     health_changed = Signal(object)  # router.HealthChanged
     failover = Signal(object)  # router.Failover
     request_finished = Signal(object)  # router.RequestFinished
+    prompt_progress = Signal(object)  # router.PromptProgress (a long prompt being read)
     budget_alert = Signal(object)  # router.BudgetAlert
     cost_anomaly = Signal(object)  # router.CostAnomaly
     usage_invalid = Signal(object)  # router.events.UsageInvalid
@@ -53,7 +55,8 @@ class Bridge(QObject):
         self._unsubscribe = router.subscribe(self._on_event)
         self._signals: dict[type, Any] = {
             HealthChanged: self.health_changed, Failover: self.failover,
-            RequestFinished: self.request_finished, BudgetAlert: self.budget_alert,
+            RequestFinished: self.request_finished, PromptProgress: self.prompt_progress,
+            BudgetAlert: self.budget_alert,
             CostAnomaly: self.cost_anomaly, UsageInvalid: self.usage_invalid,
             LedgerProblem: self.ledger_problem, ModelWarming: self.cluster, NodeChanged: self.cluster,
             ClusterProblem: self.cluster, CreditAlert: self.account,

@@ -1,7 +1,10 @@
 """Desktop notifications, debounced: a flapping provider gives at most one notification per
-provider per minute, then one summary. Sent through the desktop's notification service over
-D-Bus (org.freedesktop.Notifications) where there is one, else as a tray balloon. The icon and
-tooltip always show the state too, since notifications can silently vanish.
+provider per minute, then one summary. A provider going offline and coming back is said when it
+happens ("exo went offline", "exo is back"), each change once (a failover and "went offline" are
+one change), and a storm of them (more than three a minute) becomes one note of where it ended.
+Sent through the desktop's notification service over D-Bus (org.freedesktop.Notifications)
+where there is one, else as a tray balloon. The icon and tooltip always show the state too,
+since notifications can silently vanish.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from router import (
 KINDS = NOTIFICATION_KINDS
 
 WINDOW_S = 60.0
+STORM = 3  # changes of one provider's reachability said within the window; more are held
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ class Note:
     action: str = ""  # a button's label; pressed, the tray does ``act`` on ``model``
     act: str = ""  # desktop.cluster_model.Act: warm | reload
     model: str = ""
+    # a change of the provider's reachability, said once each: "down", "up" (it answers, no
+    # model ready), "free" (requests go to it again)
+    state: str = ""
 
 
 @dataclass
@@ -64,12 +71,17 @@ class Debouncer:
     enabled: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(KINDS, True))
     _last: dict[str, float] = field(default_factory=dict)
     _held: dict[str, list[Note]] = field(default_factory=dict)
+    _said: dict[str, str] = field(default_factory=dict)  # key -> the state last said
+    _said_at: dict[str, list[float]] = field(default_factory=dict)  # key -> when states were said
+    _storm: dict[str, Note] = field(default_factory=dict)  # key -> the latest change held back
 
     def offer(self, note: Note) -> bool:
         """True when this note should be shown now."""
         if not self.enabled.get(note.kind, True):
             return False
         now = self.clock()
+        if note.state:
+            return self._offer_state(note, now)
         last = self._last.get(note.key)
         if last is not None and now - last < self.window_s:
             self._held.setdefault(note.key, []).append(note)
@@ -77,18 +89,54 @@ class Debouncer:
         self._last[note.key] = now
         return True
 
+    def _offer_state(self, note: Note, now: float) -> bool:
+        """A change of reachability: said at once, unless it is what was said last within the
+        window (a failover after "went offline", or the reverse), or beyond ``STORM`` within
+        the window (then the latest is said when the window has passed, if it differs from what
+        was said)."""
+        key = note.key
+        said_at = [t for t in self._said_at.get(key, []) if now - t < self.window_s]
+        self._said_at[key] = said_at
+        if note.state == self._said.get(key) and key not in self._storm and said_at:
+            return False
+        if len(said_at) >= STORM:
+            self._storm[key] = note
+            return False
+        said_at.append(now)
+        self._said[key] = note.state
+        return True
+
     def due_summaries(self) -> list[Note]:
         """One summary per key whose window has passed with notes held back."""
         now = self.clock()
-        due = []
+        due = [*self._storm_ends(now)]
         for key, held in list(self._held.items()):
             if now - self._last.get(key, now) >= self.window_s:
                 del self._held[key]
                 self._last[key] = now
                 latest = held[-1]
-                due.append(Note(latest.kind, key, f"{latest.title} (and {len(held) - 1} more)"
-                                if len(held) > 1 else latest.title,
+                if len(held) == 1:  # one note, held back a while: itself
+                    due.append(latest)
+                    continue
+                due.append(Note(latest.kind, key, f"{latest.title} (and {len(held) - 1} more)",
                                 f"{len(held)} changes in the last minute; now: {latest.body}"))
+        return due
+
+    def _storm_ends(self, now: float) -> list[Note]:
+        """Where a storm of changes ended, once the window has passed: said only if it differs
+        from what was said last."""
+        due = []
+        for key, latest in list(self._storm.items()):
+            said_at = [t for t in self._said_at.get(key, []) if now - t < self.window_s]
+            if len(said_at) >= STORM:
+                continue
+            del self._storm[key]
+            if latest.state != self._said.get(key):
+                self._said[key] = latest.state
+                self._said_at[key] = [*said_at, now]
+                due.append(Note(latest.kind, key, latest.title,
+                                f"{latest.body} It went offline and came back several times in "
+                                "the last minute.", state=latest.state))
         return due
 
 
@@ -105,23 +153,48 @@ def note_for(event: object, names: dict[str, str]) -> Note | None:
 
 Name = Callable[[str], str]
 _OFFLINE = (Outcome.REFUSED, Outcome.CIRCUIT_OPEN, Outcome.TIMEOUT)
+# a failover for one of these says the provider is not answering (not: this model, this key)
+_NOT_ANSWERING = (*_OFFLINE, Outcome.SERVER_ERROR, Outcome.STREAM_CUT, Outcome.BAD_RESPONSE)
 
 
 def _failover(event: Failover, name: Name) -> Note:
     verb = "offline" if event.reason in _OFFLINE else str(event.reason)
     return Note("failover", event.from_provider,
                 f"{name(event.from_provider)} {verb} — failing over to {name(event.to_provider)}",
-                f"Requests now go to {name(event.to_provider)} (paid cloud usage is recorded).")
+                f"Requests now go to {name(event.to_provider)} (paid cloud usage is recorded).",
+                state="down" if event.reason in _NOT_ANSWERING else "")
+
+
+_UP = (HealthState.HEALTHY, HealthState.DEGRADED, HealthState.BUSY)
 
 
 def _health(event: HealthChanged, name: Name) -> Note | None:
-    if event.recovered and event.role is Role.LOCAL:
+    local = event.role is Role.LOCAL
+    if local and event.new_state is HealthState.DOWN and event.old_state in _UP:
+        return Note("failover", event.provider, f"{name(event.provider)} went offline",
+                    f"{_sentence(event.detail)}Requests go to your other providers meanwhile; "
+                    "you will be told when it is back.", state="down")
+    if local and event.new_state is HealthState.HEALTHY and (
+            event.recovered or event.old_state is HealthState.DOWN):
         return Note("failback", event.provider,
-                    f"{name(event.provider)} back — requests are free again", event.detail)
+                    f"{name(event.provider)} is back — requests are free again",
+                    _sentence(event.detail).strip(), state="free")
+    if local and event.old_state is HealthState.DOWN and event.new_state in _UP:
+        return Note("failback", event.provider, f"{name(event.provider)} is back",
+                    f"{_sentence(event.detail)}Requests go to it again once a model is ready.",
+                    state="up")
     if event.new_state is HealthState.DOWN and event.invalid_key:
         return Note("invalid-key", event.provider, f"{name(event.provider)}: invalid API key",
                     f"Set a new key in Settings… or with `exo-bridge keys set {event.provider}`.")
     return None
+
+
+def _sentence(detail: str) -> str:
+    """A probe's detail as the start of a notification's body ("" when there is none)."""
+    detail = detail.strip()
+    if not detail:
+        return ""
+    return detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".") + " "
 
 
 def _budget(event: BudgetAlert, name: Name) -> Note:

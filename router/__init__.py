@@ -7,6 +7,7 @@ the endpoint and CLI, imported where they start. Nothing here imports an HTTP li
 
 from router.accounts.reconcile import Reconciliation
 from router.accounts.status import AccountStatus
+from router.cli.stream import progress_text
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
@@ -48,6 +49,7 @@ from router.events import (
     Failover,
     HealthChanged,
     LedgerProblem,
+    PromptProgress,
     RequestFinished,
     UsageInvalid,
 )
@@ -119,6 +121,7 @@ __all__ = [
     "NodeChanged",
     "Outcome",
     "Problem",
+    "PromptProgress",
     "ProviderConfig",
     "ProviderStatus",
     "Reconciliation",
@@ -150,6 +153,7 @@ __all__ = [
     "needs_setup",
     "parse_config",
     "problem_line",
+    "progress_text",
     "requests_text",
     "router_guidance",
     "usd",

@@ -44,7 +44,14 @@ from router.errors import (
     StreamBroken,
     describe_attempts,
 )
-from router.events import EventHub, Failover, LedgerProblem, Listener, RequestFinished
+from router.events import (
+    EventHub,
+    Failover,
+    LedgerProblem,
+    Listener,
+    PromptProgress,
+    RequestFinished,
+)
 from router.exo import ops as cluster_ops
 from router.exo.companion import Companion
 from router.health import HealthBook
@@ -59,6 +66,7 @@ from router.money.pricing import Pricer
 from router.policy import PAID_WAITS, Candidate, candidates, charges, failover_reason, gate, reaction
 from router.probing import Prober, ProviderStatus, statuses
 from router.providers import CostSource, HealthState, Role, Snapshot, adapter_for
+from router.providers.base import PromptRead
 from router.request_check import validate_request
 from router.result import Result, text_length
 from router.retry import soonest
@@ -279,7 +287,7 @@ class Router:
             if isinstance(admitted, Attempt):
                 trace.attempts.append(admitted)
                 continue
-            run = self._start(candidate.provider, admitted, request)
+            run = self._start(trace, candidate.provider, admitted, request)
             async with aclosing(self._relay(trace, run, sink)) as relay:
                 async for ready in relay:
                     yield ready
@@ -351,6 +359,7 @@ class Router:
             await self._stack.wire()
         trace = Trace(uuid.uuid4().hex, model, streamed, text_length(request.get("messages")))
         trace.attempts = sink.attempts
+        sink.request_id = trace.request_id
         return trace
 
     async def _admit(self, candidate: Candidate, model: str, request: Mapping[str, Any],
@@ -411,14 +420,21 @@ class Router:
         node = known.node if known is not None and known.node else provider.base_url
         return Admitted(model_id, self._adapters[provider.id].chat_url(node), reservation, since)
 
-    def _start(self, provider: ProviderConfig, admitted: Admitted,
+    def _start(self, trace: Trace, provider: ProviderConfig, admitted: Admitted,
                request: Mapping[str, Any]) -> Run:
         adapter = self._adapters[provider.id]
         loaded = self._stack.loaded_wire
         assert loaded is not None  # _trace waited for it
+        emit, request_id = self.events.emit, trace.request_id
+
+        def progressed(read: PromptRead) -> None:
+            emit(PromptProgress(request_id, provider.id, read.done, read.total))
+
         wire = WireAttempt(loaded, adapter, admitted.url, adapter.body(request, admitted.model_id),
                            self._keys.get(provider.id), Deadlines.of(provider, admitted.since),
                            BodyLimits.of(provider))
+        if adapter.progress_comment is not None:
+            wire.on_progress = progressed
         return Run(provider, admitted.model_id, wire, admitted.reservation)
 
     async def _prices_for(self, provider: ProviderConfig) -> None:

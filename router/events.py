@@ -39,6 +39,21 @@ class HealthChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptProgress:
+    """A provider read more of a request's prompt before its first token (exo's prefill of a
+    long prompt): ``done`` of ``total`` prompt tokens."""
+
+    request_id: str
+    provider: str
+    done: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return min(100, 100 * self.done // self.total) if self.total > 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
 class RequestFinished:
     """A request ended, answered or not. ``result`` is None when no answer was delivered."""
 
@@ -140,8 +155,8 @@ class BillDrift:
     billed_usd: float
 
 
-Event = (Failover | HealthChanged | RequestFinished | BudgetAlert | CostAnomaly | UsageInvalid
-         | LedgerProblem | ModelWarming | NodeChanged | ClusterProblem | CreditAlert
+Event = (Failover | HealthChanged | PromptProgress | RequestFinished | BudgetAlert | CostAnomaly
+         | UsageInvalid | LedgerProblem | ModelWarming | NodeChanged | ClusterProblem | CreditAlert
          | AccountLimited | BillDrift)
 Listener = Callable[[Event], None]
 

@@ -110,6 +110,7 @@ class ChatStream:
         """``route`` is the router's routing of one request, told where to report (``self``)."""
         self.result: Result | None = None
         self.provider: str | None = None  # set before the first chunk is yielded
+        self.request_id: str | None = None  # set once routing begins (its events carry it)
         self.attempts: list[Attempt] = []
         self._batches = route(self)
 

@@ -18,7 +18,7 @@ from router.errors import Outcome, ProviderFailure
 from router.http.body import BodyError, BodyLimits, inflater_for, read_all
 from router.http.wire import Wire, WireResponse
 from router.keys import Secret
-from router.providers.base import Adapter
+from router.providers.base import Adapter, PromptRead
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _BODY_ERRORS: tuple[type[BaseException], ...] = (BodyError,)
@@ -33,11 +33,15 @@ class Deadlines:
     idle_s: float  # between data chunks once content flows (comments do not count)
     total_s: float = 600.0  # from ``since`` until the answer's end
     since: float | None = None  # loop time the attempt began (its wait for a connection); None: sent
+    # From ``since``: the longest the first token may wait while the provider reports that it is
+    # still reading the prompt (each report that moves on gives it ``first_token_s`` more).
+    prefill_s: float = 0.0
 
     @classmethod
     def of(cls, provider: ProviderConfig, since: float | None = None) -> Deadlines:
         return cls(provider.connect_timeout_s, provider.first_token_timeout_s,
-                   provider.idle_timeout_s, provider.total_timeout_s, since)
+                   provider.idle_timeout_s, provider.total_timeout_s, since,
+                   provider.prefill_timeout_s)
 
 
 def has_content(chunk: Mapping[str, Any]) -> bool:
@@ -82,14 +86,19 @@ class Attempt:
         self._now = self._loop.time
         self._read_at = 0.0  # when the last network read came in (once content flows)
         self._data_at = 0.0  # when the last data event came in (once content flows)
+        self._since = 0.0
+        self._first_by = 0.0  # the first-token deadline (loop time); prompt progress moves it
+        self._progress_comment = adapter.progress_comment
+        self.on_progress: Callable[[PromptRead], None] | None = None  # told each report that moves on
+        self.prompt: PromptRead | None = None  # how far the prompt was read, as last reported
 
     async def batches(self) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Standard chunks, a batch per network read: the chunks that arrived together are
         passed on together (one write downstream), each batch as soon as it is read."""
         since = self._deadlines.since
-        since = self._loop.time() if since is None else since
+        self._since = since = self._loop.time() if since is None else since
         self._ends_at = since + self._deadlines.total_s
-        deadline = min(since + self._deadlines.first_token_s, self._ends_at)
+        deadline = self._first_by = min(since + self._deadlines.first_token_s, self._ends_at)
         response = await self._open(deadline)
         self.response_headers = response.headers
         try:
@@ -104,7 +113,7 @@ class Attempt:
             # SSE: whole network parts are read (one deadline per read, not per line)
             parts = response.parts()
             lines = _Lines(self._limits)
-            while (part := await self._next_part(parts, deadline)) is not None:
+            while (part := await self._next_part(parts, self._first_by)) is not None:
                 for piece in (part,) if inflate is None else inflate(part):
                     chunks, done, failure = self._events(lines.feed(piece))
                     if chunks or lines.data_pending:  # data, not only comments, came in
@@ -114,7 +123,7 @@ class Attempt:
                     if failure is not None:
                         raise failure  # after the chunks that came before it in the same read
                     if done:
-                        await self._drain(parts, deadline)
+                        await self._drain(parts, self._first_by)
                         return
             self._check_complete()
         except BodyError as exc:
@@ -155,6 +164,10 @@ class Attempt:
         try:
             for line in lines:
                 if not line.startswith(b"data:"):
+                    if line.startswith(b":") and self._progress_comment is not None \
+                            and not self.content_started \
+                            and line.startswith(self._progress_comment):
+                        self._prompt_progress(line[len(self._progress_comment):])
                     continue
                 payload = line[5:].strip()
                 if payload == b"[DONE]":
@@ -169,6 +182,20 @@ class Attempt:
         except ProviderFailure as failure:
             return chunks, False, failure
         return chunks, False, None
+
+    def _prompt_progress(self, report: bytes) -> None:
+        """The provider read more of the prompt: the first token may wait ``first_token_s``
+        from now, within ``prefill_s`` of the start (a report that stands still moves nothing)."""
+        read = self._adapter.prompt_read(report)
+        if read is None or (self.prompt is not None and read.done <= self.prompt.done):
+            return
+        self.prompt = read
+        bound = min(self._since + max(self._deadlines.prefill_s, self._deadlines.first_token_s),
+                    self._ends_at)
+        self._first_by = max(self._first_by,
+                             min(self._loop.time() + self._deadlines.first_token_s, bound))
+        if self.on_progress is not None:
+            self.on_progress(read)
 
     async def _open(self, deadline: float) -> WireResponse:
         body = jsonio.dumps(self._body)
@@ -265,6 +292,18 @@ class Attempt:
         if self.content_started:
             return ProviderFailure(Outcome.STREAM_CUT, "the stream stalled for "
                                    f"{self._deadlines.idle_s:g}s (idle_timeout_s)")
+        read = self.prompt
+        if read is not None:
+            limit = max(self._deadlines.prefill_s, self._deadlines.first_token_s)
+            if read.done < read.total and self._loop.time() >= self._since + limit - 0.01:
+                return ProviderFailure(Outcome.TIMEOUT, f"still reading the prompt ({read.percent}%) "
+                                       f"after {limit:g}s (prefill_timeout_s)")
+            if read.done < read.total:
+                return ProviderFailure(Outcome.TIMEOUT, f"reading the prompt stopped at "
+                                       f"{read.percent}%: no progress and no first token for "
+                                       f"{self._deadlines.first_token_s:g}s")
+            return ProviderFailure(Outcome.TIMEOUT, "the prompt was read, then no first token for "
+                                   f"{self._deadlines.first_token_s:g}s")
         return ProviderFailure(Outcome.TIMEOUT, "no first token within "
                                f"{self._deadlines.first_token_s:g}s")
 

@@ -17,7 +17,7 @@ from tests.fakes.memory_keyring import MemoryKeyring
 from tests.fakes.provider import FakeProvider
 
 # the running endpoint and its SDK clients (endpoint, client, claude), for every test module
-pytest_plugins = ["tests.endpoint_fixtures"]
+pytest_plugins = ["tests.endpoint_fixtures", "tests.real_exo"]
 
 OR_KEY = "sk-or-test-0123456789abcdef"
 HF_KEY = "hf_test0123456789abcdefghij"

@@ -98,6 +98,89 @@ def test_debouncer_one_per_provider_per_minute_then_a_summary():
     assert debouncer.offer(Note("failover", "openrouter", "other provider", "")) is True
 
 
+def _reachability(old: HealthState, new: HealthState, detail: str = "") -> HealthChanged:
+    return HealthChanged("exo", old, new, detail, new is HealthState.HEALTHY
+                         and old is not HealthState.UNKNOWN, Role.LOCAL)
+
+
+def test_exo_going_offline_and_back_is_said_at_once_each_change_once():
+    """Issue 27: "exo went offline" when the prober sees it, "exo is back" when it answers again
+    (not 46 s later as "1 changes in the last minute"); a failover after "went offline" adds
+    nothing; a storm becomes one note of where it ended, or none if it ended where it began."""
+    names = {"exo": "Exo Local", "openrouter": "OpenRouter"}
+    now = [0.0]
+    debouncer = Debouncer(clock=lambda: now[0])
+
+    def said(event: object) -> str | None:
+        note = note_for(event, names)
+        return note.title if note is not None and debouncer.offer(note) else None
+
+    offline = said(_reachability(HealthState.HEALTHY, HealthState.DOWN, "connection refused"))
+    assert offline == "Exo Local went offline"
+    note = note_for(_reachability(HealthState.HEALTHY, HealthState.DOWN, "connection refused"), names)
+    assert note is not None and note.body.startswith("Connection refused. Requests go to your other")
+    now[0] += 1
+    assert said(Failover("r", "exo", "openrouter", Outcome.REFUSED)) is None  # already said
+    now[0] += 2
+    assert said(_reachability(HealthState.DOWN, HealthState.DEGRADED)) == "Exo Local is back"
+    now[0] += 1
+    assert said(_reachability(HealthState.DEGRADED, HealthState.HEALTHY)) == \
+        "Exo Local is back — requests are free again"
+    assert debouncer.due_summaries() == []
+    for _ in range(6):  # then it flaps: held, and it ends where it was
+        now[0] += 2
+        assert said(_reachability(HealthState.HEALTHY, HealthState.DOWN)) is None
+        now[0] += 2
+        assert said(_reachability(HealthState.DOWN, HealthState.HEALTHY)) is None
+    now[0] += 61
+    assert debouncer.due_summaries() == []  # it ended as it was said last: nothing to say
+    now[0] += 1
+    assert said(_reachability(HealthState.HEALTHY, HealthState.DOWN)) == "Exo Local went offline"
+
+
+def test_a_storm_that_ends_elsewhere_is_said_once_in_words():
+    now = [0.0]
+    debouncer = Debouncer(clock=lambda: now[0])
+    names = {"exo": "Exo Local"}
+    events = [_reachability(HealthState.HEALTHY, HealthState.DOWN),
+              _reachability(HealthState.DOWN, HealthState.HEALTHY)] * 4
+    shown = []
+    for event in events:  # it ends back (the last said: offline)
+        note = note_for(event, names)
+        if note is not None and debouncer.offer(note):
+            shown.append(note.title)
+        now[0] += 1
+    assert shown == ["Exo Local went offline", "Exo Local is back — requests are free again",
+                     "Exo Local went offline"]
+    now[0] = 70
+    [summary] = debouncer.due_summaries()
+    assert summary.title == "Exo Local is back — requests are free again"  # where it ended
+    assert "changes in the last minute" not in summary.body
+    assert "went offline and came back several times" in summary.body
+    assert debouncer.due_summaries() == []
+
+
+def test_a_failover_for_a_model_does_not_hide_exo_going_offline_and_nothing_is_held_for_ever():
+    names = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging Face"}
+    now = [0.0]
+    debouncer = Debouncer(clock=lambda: now[0])
+
+    def said(event: object) -> str | None:
+        note = note_for(event, names)
+        return note.title if note is not None and debouncer.offer(note) else None
+
+    assert said(Failover("r", "exo", "openrouter", Outcome.MODEL_UNAVAILABLE)) == \
+        "Exo Local model-unavailable — failing over to OpenRouter"
+    now[0] += 5
+    assert said(_reachability(HealthState.DEGRADED, HealthState.DOWN)) == "Exo Local went offline"
+    outage = Failover("r", "openrouter", "huggingface", Outcome.SERVER_ERROR)
+    assert said(outage) == "OpenRouter server-error — failing over to Hugging Face"
+    now[0] += 30
+    assert said(outage) is None  # the same change, within the minute
+    now[0] += 31
+    assert said(outage) == "OpenRouter server-error — failing over to Hugging Face"  # a reminder
+
+
 def test_notification_kinds_can_be_turned_off():
     debouncer = Debouncer()
     debouncer.enabled["budget"] = False
@@ -111,7 +194,7 @@ def test_note_texts():
         "Exo Local offline — failing over to OpenRouter"
     assert note_for(HealthChanged("exo", HealthState.DOWN, HealthState.HEALTHY, "", True,
                                   Role.LOCAL), names).title == \
-        "Exo Local back — requests are free again"
+        "Exo Local is back — requests are free again"
     assert note_for(BudgetAlert("openrouter", BudgetLevel.NEARLY, "d"), names).title == \
         "OpenRouter budget at 80%"
     assert note_for(HealthChanged("openrouter", HealthState.HEALTHY, HealthState.DOWN, "invalid key",
@@ -320,11 +403,17 @@ async def test_real_app_turns_yellow_notifies_once_and_fails_back(qapp, session_
             if session_bus.received:
                 break
             await asyncio.sleep(0.05)
-        assert [summary for _, summary, _ in session_bus.received] == [
-            "Exo Local offline — failing over to OpenRouter"]
+        [(_, offline, _)] = session_bus.received  # three failovers, one note
+        assert offline in ("Exo Local went offline", "Exo Local offline — failing over to OpenRouter")
         exo.start()
         await app.router.probe(config.provider("exo"))  # the next 5-second probe, at once
         assert app.tray.view.light is Light.GREEN
+        for _ in range(50):  # fail-back is said at once (issue 27: it came 46 s late)
+            if len(session_bus.received) > 1:
+                break
+            await asyncio.sleep(0.05)
+        assert [summary for _, summary, _ in session_bus.received[1:]] == [
+            "Exo Local is back — requests are free again"]
     finally:
         app.quit.set()
         await asyncio.wait_for(running, 20)

@@ -33,10 +33,13 @@ from desktop.present import present
 from desktop.windows.chat_paid import NextAnswer, PaidQuestion, next_answer
 from router import (
     PAID_WAITS,
+    ChatStream,
     Config,
     NoProviderAvailable,
+    PromptProgress,
     Result,
     RoutingError,
+    progress_text,
     router_guidance,
     usd,
 )
@@ -58,6 +61,7 @@ class Turn:
     error: str = ""
     attempts: str = ""
     guidance: str = ""  # what to do when nobody answered (HTML paragraphs, per provider)
+    reading: str = ""  # before the first token: "exo: reading the prompt 63%"
     done: bool = False
     result: Result | None = field(default=None, repr=False)
 
@@ -176,6 +180,7 @@ class ChatWindow(QWidget):
         self.resize(560, 480)
         self.turns: list[Turn] = []
         self.task: asyncio.Task[Any] | None = None
+        self.stream: ChatStream | None = None  # the answer streaming in now
         self.names = {p.id: p.name for p in bridge.router.config.providers}
         self.code: list[str] = []  # the code blocks shown, for their Copy links
         self.recent: list[str] = []  # pass-through ids asked for, shown after the aliases
@@ -211,6 +216,7 @@ class ChatWindow(QWidget):
         self._timer = QTimer(self)
         self._timer.setInterval(RENDER_MS)
         self._timer.timeout.connect(self._render_if_dirty)
+        bridge.prompt_progress.connect(self._on_prompt_progress)
 
     def _layout(self) -> None:
         top = QHBoxLayout()
@@ -410,7 +416,9 @@ class ChatWindow(QWidget):
     async def _stream(self, turn: Turn, request: dict[str, Any], paid: bool = True) -> None:
         try:
             async with self.bridge.router.stream(request, paid=paid) as stream:
+                self.stream = stream
                 async for chunk in stream:
+                    turn.reading = ""
                     for choice in chunk["choices"]:
                         delta = choice["delta"]
                         turn.answer += delta.get("content") or ""
@@ -433,7 +441,9 @@ class ChatWindow(QWidget):
             turn.footer = "stopped"
             raise
         finally:
+            self.stream = None
             turn.done = True
+            turn.reading = ""
             self._dirty = True
 
     def _paid_waits(self, turn: Turn) -> None:
@@ -447,6 +457,15 @@ class ChatWindow(QWidget):
             coming = NextAnswer("", True, "a paid provider", "The free providers did not answer",
                                 "within its daily limits")
         self._ask_to_pay(turn, coming)
+
+    def _on_prompt_progress(self, event: PromptProgress) -> None:
+        """How far the provider has read this answer's prompt, until its first token."""
+        turn = self.turns[-1] if self.turns else None
+        if self.stream is None or event.request_id != self.stream.request_id or turn is None \
+                or turn.answer or turn.thinking:
+            return
+        turn.reading = progress_text(self.names.get(event.provider, event.provider), event.percent)
+        self._dirty = True
 
     def stop(self) -> None:
         if self.task is not None:
@@ -483,7 +502,8 @@ class ChatWindow(QWidget):
                               f"<a href='retry:{index}'>Retry</a></p>")
                 continue
             answer = markdown_html(turn.answer, self.code, tint) or (
-                "" if turn.thinking else "<p>…</p>")
+                "" if turn.thinking else f"<p style='color:{tint.muted}'>{html.escape(turn.reading)}</p>"
+                if turn.reading else "<p>…</p>")
             footer = html.escape(turn.footer)
             if turn.done and turn.result is not None:
                 footer += f" · <a href='copy:{index}' style='color:{tint.link}'>Copy answer</a>"

@@ -23,6 +23,7 @@ from router import crashes, setup_guide
 from router.cli import accounts
 from router.cli import exo as cli_exo
 from router.cli import keys as cli_keys
+from router.cli.stream import StreamPrinter
 from router.config import Config, data_dir, load_config
 from router.core import Router
 from router.endpoint.server import LOOPBACK_HOSTS, EndpointServer
@@ -34,6 +35,7 @@ from router.errors import (
     KeychainUnavailable,
     NoProviderAvailable,
     RoutingError,
+    StreamBroken,
 )
 from router.keys import Secret, endpoint_token
 from router.ledger import usage as usage_report
@@ -204,11 +206,19 @@ async def _unless_stopped(work: Coroutine[Any, Any, int]) -> int:
 
 async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as_json: bool) -> int:
     async with router:
+        printer = StreamPrinter(router, echo=not as_json)
         try:
             if stream:
-                result = await _stream_answer(router, request, echo=not as_json)
+                result = await printer.answer(request)
             else:
                 result = await router.chat(request)
+        except StreamBroken as exc:
+            if as_json:
+                _report_failure(exc, as_json)
+            else:  # after the partial answer: what arrived, that it broke, from whom
+                print(printer.broken(exc), file=sys.stderr)
+                _report_attempts(exc.attempts)
+            return EXIT_UNANSWERED
         except RoutingError as exc:
             advice = setup_guide.router_guidance(router, exc.attempts, str(request.get("model") or "")) \
                 if isinstance(exc, NoProviderAvailable) else []
@@ -222,23 +232,6 @@ async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as
         _report_attempts(result.attempts)
         print(_summary(result), file=sys.stderr)
     return EXIT_OK
-
-
-async def _stream_answer(router: Router, request: dict[str, Any], *, echo: bool) -> Result:
-    async with router.stream(request) as stream:
-        try:
-            async for chunk in stream:
-                for choice in chunk.get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text and echo:
-                        sys.stdout.write(text)
-                        sys.stdout.flush()
-        finally:
-            if echo:
-                sys.stdout.write("\n")
-                sys.stdout.flush()
-    assert stream.result is not None
-    return stream.result
 
 
 def _summary(result: Result) -> str:

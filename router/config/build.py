@@ -25,6 +25,7 @@ _PROVIDER_KEYS = {
     "id", "kind", "name", "base_url", "base_urls", "priority", "enabled", "paid",
     "daily_request_limit", "daily_token_limit", "daily_cost_limit_usd",
     "connect_timeout_s", "first_token_timeout_s", "idle_timeout_s", "total_timeout_s", "api_key_env",
+    "prefill_timeout_s",
     "prompt_price_per_mtok", "completion_price_per_mtok", "max_connections", "max_queued",
     "max_response_bytes", "max_decompressed_bytes", "max_line_bytes", "credit_floor_usd",
 }
@@ -203,7 +204,9 @@ class Builder:
                 "first_token_timeout_s": self.seconds(table, "first_token_timeout_s", first, where),
                 "idle_timeout_s": self.seconds(table, "idle_timeout_s", idle, where),
                 "total_timeout_s": self.seconds(table, "total_timeout_s", defaults.total_timeout_s,
-                                                where)}
+                                                where),
+                "prefill_timeout_s": self.seconds(table, "prefill_timeout_s",
+                                                  defaults.prefill_timeout_s, where)}
 
     def capacity(self, table: dict[str, Any], where: Where) -> dict[str, Any]:
         d = ProviderConfig(id="", kind="", name="", base_urls=())

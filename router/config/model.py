@@ -74,6 +74,7 @@ class ProviderConfig:
     first_token_timeout_s: float = 30.0  # from the request (its wait for a connection too)
     idle_timeout_s: float = 60.0  # between data chunks once content flows (comments don't count)
     total_timeout_s: float = 600.0  # the whole answer
+    prefill_timeout_s: float = 300.0  # the first token may wait this long while the prompt is read
     api_key_env: str | None = None
     prompt_price_per_mtok: float | None = None
     completion_price_per_mtok: float | None = None

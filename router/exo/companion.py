@@ -4,7 +4,9 @@ the cluster.
 When a request names a model the local cluster could run but has not loaded (it lists the
 model; no instance), the companion dry-runs the placement (the cluster's placement answers 200
 and then fails silently when a model cannot fit) and, if it fits and the alias's
-``warm_on_exo`` allows — ``"always"``, or ``"ask"`` once the user said yes — places it. The
+``warm_on_exo`` allows — ``"always"``, or ``"ask"`` once the user said yes — places it (when exo
+itself answered "No instance found", the cluster is probed first: the last probe still showed
+the model loaded, and the warm starts from that request, not a later one). The
 request itself goes on as routed (to the cloud, within ``allow_paid_failover``). While the
 model downloads and loads, the cluster is probed every second; once its runners are ready the
 next request goes to it (``ModelWarming`` READY: "back to free"). A model that cannot fit says
@@ -154,8 +156,17 @@ class Companion:
                 watch.missed_first_token(attempt.model, self._clock())
             elif attempt.model and attempt.outcome is Outcome.OK:
                 watch.answered(attempt.model, self._clock())
-            if attempt.outcome is Outcome.MODEL_UNAVAILABLE:
+            if attempt.outcome is not Outcome.MODEL_UNAVAILABLE:
+                continue
+            if attempt.called:  # the cluster said so (exo's 404 "No instance found"): what the
+                # last probe saw is out of date (it still showed the model loaded), look again
+                self._router.spawn(self._look_again(watch.provider, event.logical_model))
+            else:
                 self._consider(watch.provider, event.logical_model)
+
+    async def _look_again(self, provider: ProviderConfig, logical: str) -> None:
+        await self._router.probe(provider)
+        self._consider(provider, logical)
 
     def on_probe(self, provider: ProviderConfig, snapshot: Snapshot) -> None:
         watch = self._watches.get(provider.id)

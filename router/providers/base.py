@@ -133,9 +133,29 @@ class ClusterApi(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PromptRead:
+    """How far a provider has read the prompt before its first token (exo's prefill)."""
+
+    done: int  # prompt tokens read
+    total: int  # prompt tokens in all (> 0)
+
+    @property
+    def percent(self) -> int:
+        return min(100, 100 * self.done // self.total)
+
+
 class Adapter(Protocol):
     kind: ClassVar[Kind]
     cluster_api: ClassVar[ClusterApi | None]  # a local cluster's control requests, if it has them
+    # The start of an SSE comment line that reports how far the prompt has been read (None: the
+    # provider sends none); ``prompt_read`` reads the rest of such a line.
+    progress_comment: ClassVar[bytes | None]
+
+    def prompt_read(self, report: bytes) -> PromptRead | None:
+        """A progress comment's payload (after ``progress_comment``) as how far the prompt has
+        been read; None when it says nothing usable."""
+        ...
 
     def chat_url(self, base_url: str) -> str: ...
 

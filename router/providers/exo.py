@@ -28,6 +28,7 @@ from router.providers.base import (
     CostSource,
     HealthState,
     Kind,
+    PromptRead,
     Role,
     Snapshot,
     Verdict,
@@ -124,6 +125,13 @@ class Exo(OpenAICompatible):
         several_nodes=True, cost=CostSource.FREE)
     done_marker_required = False  # legacy exo never sends [DONE]; a finish_reason must do
     cluster_api: ClassVar[ClusterApi | None] = ExoCluster()
+    # While it reads a long prompt exo says how far it is, as SSE comments (so that other
+    # clients ignore them): ``: prefill_progress {"PrefillProgressChunk": {"model": ...,
+    # "processed_tokens": 2048, "total_tokens": 9000}}`` (src/exo/api/adapters/chat_completions.py)
+    progress_comment: ClassVar[bytes | None] = b": prefill_progress "
+
+    def prompt_read(self, report: bytes) -> PromptRead | None:
+        return prefill_progress(report)
 
     def __init__(self) -> None:
         self._memos: dict[str, _Memo] = {}
@@ -281,6 +289,20 @@ def _snapshot(node: str, generation: str, catalogue: frozenset[str], found: Read
         state, detail = HealthState.DEGRADED, f"{generation} at {node} · no model loaded"
     return Snapshot(state, detail, latency, node=node, models=catalogue, ready=frozenset(ready),
                     busy=dict(busy), download_progress=progress, cluster=cluster)
+
+
+def prefill_progress(report: bytes) -> PromptRead | None:
+    """exo's prefill report (tagged ``PrefillProgressChunk`` or bare) as a PromptRead; None for
+    anything else (not JSON, counts that are not whole numbers, nothing to read)."""
+    try:
+        data = json.loads(report)
+    except (ValueError, RecursionError):
+        return None
+    _, body = unwrap(data)
+    done, total = body.get("processed_tokens"), body.get("total_tokens")
+    if type(done) is not int or type(total) is not int or total <= 0 or done < 0:
+        return None
+    return PromptRead(min(done, total), total)
 
 
 def current_readiness(state: Mapping[str, Any]) -> Readiness:

@@ -13,7 +13,15 @@ from router.errors import Outcome, ProviderFailure
 from router.money.prices import PriceTable
 from router.numbers import number
 from router.providers import chunk_shape
-from router.providers.base import ClusterApi, CostSource, HealthState, Kind, Role, Snapshot
+from router.providers.base import (
+    ClusterApi,
+    CostSource,
+    HealthState,
+    Kind,
+    PromptRead,
+    Role,
+    Snapshot,
+)
 from router.redact import redact
 
 if TYPE_CHECKING:
@@ -94,6 +102,10 @@ class OpenAICompatible:
         deadlines=(5.0, 30.0, 60.0), several_nodes=False, cost=CostSource.PRICE_TABLE)
     done_marker_required = True
     cluster_api: ClassVar[ClusterApi | None] = None
+    progress_comment: ClassVar[bytes | None] = None
+
+    def prompt_read(self, report: bytes) -> PromptRead | None:
+        return None
 
     def parse_prices(self, listing: Any, now: float) -> PriceTable:
         """No price list: prices come from the config."""

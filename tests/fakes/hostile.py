@@ -19,6 +19,8 @@ compression, i.e. what the router would have to hold), so a test can tell how mu
     slow_line           a legitimate long data line sent in pieces, ``keep_alive_s`` apart
     echo_key            an error answer (``fault_status``) quoting the request's Authorization
     echo_key_mid_stream tokens, then an error chunk quoting the request's Authorization
+    prefill_stuck       exo's ``: prefill_progress`` for ever, always the same count (10%)
+    prefill_endless     exo's ``: prefill_progress`` for ever, each a token further (of 10^9)
 
 The SSE faults send ``fault_after_tokens`` content tokens first (0: before the first token).
 """
@@ -47,7 +49,7 @@ MALFORMED = {
 }
 FAULTS = frozenset({"gzip_bomb_json", "gzip_bomb_sse", "huge_json", "huge_line", "endless_keepalive",
                     "endless_tokens", "malformed_usage", "deep_chunk", "slow_line", "echo_key",
-                    "echo_key_mid_stream", *MALFORMED})
+                    "echo_key_mid_stream", "prefill_stuck", "prefill_endless", *MALFORMED})
 
 
 class _Out:
@@ -118,8 +120,10 @@ async def _sse_answer(fake: FakeProvider, request: web.Request, body: dict[str, 
     out = _Out(fake, response, gzip)
     cid, model = f"chatcmpl-{uuid.uuid4().hex}", str(body.get("model", ""))
     try:
-        await out.data(_chunk(cid, model, {"index": 0, "delta": {"role": "assistant", "content": ""},
-                                           "finish_reason": None}))
+        if not (fake.fault or "").startswith("prefill"):  # exo sends no role-only chunk first
+            await out.data(_chunk(cid, model, {"index": 0, "delta": {"role": "assistant",
+                                                                     "content": ""},
+                                               "finish_reason": None}))
         for _ in range(fake.fault_after_tokens):
             await out.data(_chunk(cid, model, _token("tok ")))
         await _sse_fault(fake, out, request, cid, model)
@@ -183,6 +187,20 @@ async def _deep(fake: FakeProvider, out: _Out, request: web.Request, cid: str, m
     await out.write(b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n")
 
 
+def _prefill_report(done: int, total: int) -> bytes:
+    return (b': prefill_progress {"PrefillProgressChunk": {"model": "m", "processed_tokens": '
+            + str(done).encode() + b', "total_tokens": ' + str(total).encode() + b"}}\n\n")
+
+
+async def _prefill(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
+    done = 0
+    while True:
+        if fake.fault == "prefill_endless":
+            done += 1
+        await out.write(_prefill_report(done or 100, 1000 if done == 0 else 10**9))
+        await asyncio.sleep(fake.keep_alive_s)
+
+
 async def _echo(fake: FakeProvider, out: _Out, request: web.Request, cid: str, model: str) -> None:
     quoted = f"upstream failed; Authorization: {request.headers.get('Authorization', '')}"
     await out.data({"error": {"message": quoted, "code": 502}})
@@ -190,7 +208,8 @@ async def _echo(fake: FakeProvider, out: _Out, request: web.Request, cid: str, m
 
 _SSE_FAULTS = {"gzip_bomb_sse": _huge_line, "huge_line": _huge_line, "slow_line": _slow_line,
                "endless_keepalive": _keep_alive, "endless_tokens": _tokens,
-               "malformed_usage": _bad_usage, "deep_chunk": _deep, "echo_key_mid_stream": _echo}
+               "malformed_usage": _bad_usage, "deep_chunk": _deep, "echo_key_mid_stream": _echo,
+               "prefill_stuck": _prefill, "prefill_endless": _prefill}
 
 
 async def _stream_end(out: _Out, cid: str, model: str) -> None:

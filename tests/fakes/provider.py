@@ -277,7 +277,7 @@ class FakeProvider:
                               "metadata": {"error_type": error_type or "provider_error"}}}
         elif self.flavor == "exo":
             body = {"error": {"message": message, "type": "Not Found" if status == 404 else "Error",
-                              "code": status}}
+                              "param": None, "code": status}}
         elif self.flavor == "exo-legacy":
             body = {"detail": message}
         else:
@@ -378,6 +378,10 @@ class FakeProvider:
     def _chunk(self, cid: str, model: str, delta: dict[str, Any], finish: str | None,
                logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+        if self.flavor == "exo":  # exo: the role in every delta, no null fields (exclude_none)
+            choice["delta"] = {"role": "assistant", **delta}
+            if finish is None:
+                del choice["finish_reason"]
         if logprobs is not None:
             choice["logprobs"] = logprobs
         if self.flavor == "exo-legacy":
@@ -418,21 +422,42 @@ class FakeProvider:
         fault = self.fault
         if self.flavor == "openrouter":
             await send.comment("OPENROUTER PROCESSING")
-        if self.flavor == "exo":
-            await send.comment('prefill_progress {"processed": 5, "total": 5}')
+        if self.flavor == "exo":  # as exo frames it (src/exo/api/keepalive.py, adapters/)
+            await send.comment("keep-alive")
+            await send.comment('prefill_progress {"PrefillProgressChunk": {"model": '
+                               f'"{model}", "processed_tokens": {prompt_tokens}, '
+                               f'"total_tokens": {prompt_tokens}}}}}')
         if fault == "stall_after_headers":
             await send.keep_alive_for(self.stall_s, self.keep_alive_s)
-        await send.data(self._chunk(cid, model, {"role": "assistant", "content": ""}, None))
+        if self.flavor != "exo":  # exo sends no role-only chunk first: its first token has it
+            await send.data(self._chunk(cid, model, {"role": "assistant", "content": ""}, None))
         deltas = answer.deltas(self.flavor, bool(body.get("logprobs")))
         for i, (delta, logprobs) in enumerate(deltas):
             if i == 2 and fault in ("stall_mid_stream", "close_without_done", "error_chunk_mid_stream"):
                 await self._mid_stream_fault(send, fault, cid, model)
+                return
+            if self.flavor == "exo" and i == len(deltas) - 1:  # exo: its last token ends it
+                await self._exo_end(send, cid, model, delta, logprobs,
+                                    self._usage(prompt_tokens, len(deltas), model), answer.finish)
                 return
             await send.data(self._chunk(cid, model, delta, None, logprobs))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
         await self._stream_end(send, body, model, cid, self._usage(prompt_tokens, len(deltas), model),
                                answer.finish)
+
+    async def _exo_end(self, send: _Sender, cid: str, model: str, delta: dict[str, Any],
+                       logprobs: dict[str, Any] | None, usage: dict[str, Any], finish: str) -> None:
+        """exo's last token carries the finish reason and the usage; its stats follow as a
+        comment, then [DONE] (src/exo/api/adapters/chat_completions.py)."""
+        final = self._chunk(cid, model, delta, finish, logprobs)
+        if not self.omit_usage:
+            final["usage"] = usage
+        await send.data(final)
+        await send.comment('generation_stats {"prompt_tps": 45.0, "generation_tps": 15.7, '
+                           f'"prompt_tokens": {usage["prompt_tokens"]}, '
+                           f'"generation_tokens": {usage["completion_tokens"]}}}')
+        await send.raw(b"data: [DONE]\n\n")
 
     async def _mid_stream_fault(self, send: _Sender, fault: str, cid: str, model: str) -> None:
         if fault == "stall_mid_stream":
