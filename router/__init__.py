@@ -7,7 +7,6 @@ the endpoint and CLI, imported where they start. Nothing here imports an HTTP li
 
 from router.accounts.reconcile import Reconciliation
 from router.accounts.status import AccountStatus
-from router.cli.stream import progress_text
 from router.config import (
     DEFAULT_CONFIG_TOML,
     NOTIFICATION_KINDS,
@@ -52,6 +51,7 @@ from router.events import (
     PromptProgress,
     RequestFinished,
     UsageInvalid,
+    progress_text,
 )
 from router.exo.cluster import Cluster, Problem, Stage, Warming
 from router.exo.discover import Found, configured

@@ -183,3 +183,9 @@ class EventHub:
             except Exception:
                 log.exception("event listener %r failed on %s", listener,
                               type(event).__name__)
+
+
+def progress_text(provider_name: str, percent: int) -> str:
+    """A PromptProgress as people read it, the same in the chat window and ``ask --stream``:
+    ``exo: reading the prompt 63%``."""
+    return f"{provider_name}: reading the prompt {percent}%"

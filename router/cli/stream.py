@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from router.events import Event, PromptProgress
+from router.events import Event, PromptProgress, progress_text
 
 if TYPE_CHECKING:
     from router.core import Router
@@ -97,6 +97,3 @@ class StreamPrinter:
                 "of the answer had been shown; ask again for a whole answer.")
 
 
-def progress_text(provider_name: str, percent: int) -> str:
-    """``exo: reading the prompt 63%`` (the chat window says the same)."""
-    return f"{provider_name}: reading the prompt {percent}%"
