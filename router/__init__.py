@@ -62,6 +62,7 @@ from router.keys import Secret
 from router.ledger.ledger import Ledger
 from router.ledger.usage import UsageRow
 from router.money.figures import requests_text
+from router.money.terms import CostSource
 from router.money.usd import usd
 from router.policy import PAID_WAITS, Candidate, charges
 from router.probing import ProviderStatus
@@ -97,6 +98,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "CostAnomaly",
+    "CostSource",
     "Crash",
     "CrashWatch",
     "CreditAlert",

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from router.money.terms import CostSource, Flag
+
 
 class Outcome(StrEnum):
     OK = "ok"
@@ -100,8 +102,8 @@ class Attempt:
     ttft_ms: float | None = None
     usage: dict[str, Any] | None = None
     cost_usd: float = 0.0
-    cost_source: str = "free"
-    flags: tuple[str, ...] = ()
+    cost_source: CostSource = CostSource.FREE
+    flags: tuple[Flag, ...] = ()
     day: str | None = None  # the UTC day its budget hold counts on (it was reserved then)
     reservation: str | None = None  # the ledger's hold its row replaces
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.errors import Attempt, Outcome
+from router.money.terms import CostSource, Flag
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,14 +19,14 @@ class Result:
     model: str  # the id the provider was asked for
     logical_model: str  # what the caller asked for
     cost_usd: float
-    cost_source: str  # reported | price-table | free | estimated
+    cost_source: CostSource
     usage: dict[str, Any]
     attempts: tuple[Attempt, ...]
     streamed: bool = False
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     usage_estimated: bool = False
-    flags: tuple[str, ...] = field(default=())
+    flags: tuple[Flag, ...] = field(default=())
 
     @property
     def text(self) -> str:

@@ -35,6 +35,7 @@ from router import (
     PAID_WAITS,
     ChatStream,
     Config,
+    CostSource,
     NoProviderAvailable,
     PromptProgress,
     Result,
@@ -130,7 +131,7 @@ def thinking_html(turn: Turn, index: int, tint: Colours | None = None) -> str:
 
 def footer_text(result: Result, names: dict[str, str]) -> str:
     usage = result.usage
-    cost = "free" if result.cost_source == "free" else usd(result.cost_usd)
+    cost = "free" if result.cost_source == CostSource.FREE else usd(result.cost_usd)
     failover = " ↪ failover" if result.failed_over else ""
     ttft = f" · first token {result.ttft_ms:.0f} ms" if result.ttft_ms is not None else ""
     return (f"{names.get(result.provider_used, result.provider_used)}{failover} · "

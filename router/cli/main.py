@@ -40,6 +40,7 @@ from router.errors import (
 from router.keys import Secret, endpoint_token
 from router.ledger import usage as usage_report
 from router.ledger.ledger import Ledger, LedgerUnavailable
+from router.money.terms import CostSource
 from router.money.usd import usd
 from router.probing import ProviderStatus
 from router.redact import redact_logs
@@ -236,7 +237,8 @@ async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as
 
 def _summary(result: Result) -> str:
     usage = result.usage
-    cost = "free" if result.cost_source == "free" else f"{usd(result.cost_usd)} ({result.cost_source})"
+    cost = "free" if result.cost_source == CostSource.FREE \
+        else f"{usd(result.cost_usd)} ({result.cost_source})"
     return (f"answered by {result.provider_used} ({result.model}) · "
             f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens · "
             f"{cost} · {result.latency_ms:.0f} ms")

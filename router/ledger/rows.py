@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.errors import Attempt, Outcome
+from router.money.terms import CostSource, Flag
 from router.money.usage_guard import MAX_COST_USD, MAX_TOKENS
 from router.numbers import number
 
@@ -35,7 +36,7 @@ class Row:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
-    cost_source: str
+    cost_source: CostSource
     latency_ms: float
     ttft_ms: float | None
     failed_over: bool  # the request this attempt belongs to went past a provider
@@ -141,7 +142,7 @@ def rollup(rows: Iterable[Values]) -> tuple[list[Values], list[Values]]:
         sums = daily.setdefault((day, provider), [0, 0, 0, 0, 0.0, 0, 0.0, 0])
         for index, value in enumerate((r[CALLED], ok, r[PROMPT_TOKENS], r[COMPLETION_TOKENS],
                                        r[COST_USD], r[FAILOVERS], r[SAVED_USD],
-                                       "cost-anomaly" in r[FLAGS])):
+                                       Flag.COST_ANOMALY in r[FLAGS])):
             sums[index] += value
         if ok and bucket is not None:
             hist[(day, provider, bucket)] = hist.get((day, provider, bucket), 0) + 1
@@ -172,7 +173,7 @@ def rows_for(request_id: str, logical_model: str, streamed: bool, attempts: Sequ
         rows.append(Row(now, request_id, logical_model, a.model or "", a.provider, str(a.outcome),
                         a.called, streamed, int(usage.get("prompt_tokens") or 0),
                         int(usage.get("completion_tokens") or 0), a.cost_usd,
-                        a.cost_source if a.called else "free", a.latency_ms, a.ttft_ms,
+                        a.cost_source if a.called else CostSource.FREE, a.latency_ms, a.ttft_ms,
                         failed_over, len(failed) if ok else 0, ",".join(a.flags),
                         saved_usd if ok else 0.0, f"{request_id}/{index}", a.day, a.reservation))
     return rows

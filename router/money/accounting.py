@@ -17,7 +17,8 @@ from router.errors import Attempt, Outcome
 from router.events import CostAnomaly, EventHub, UsageInvalid
 from router.journey import Run, Trace
 from router.ledger.rows import Row, rows_for
-from router.money.usage_guard import ESTIMATED, INVALID, MAX_COST_USD, checked_usage, cost_usd
+from router.money.terms import Flag
+from router.money.usage_guard import MAX_COST_USD, checked_usage, cost_usd
 from router.policy import candidates
 from router.result import Result
 
@@ -43,22 +44,23 @@ class Accountant:
         usage, flags = checked_usage(run.assembler.usage, trace.prompt_chars,
                                      run.assembler.completion_chars)
         if run.capped:  # cut before the provider's own count came: at least what was seen
-            flags = (*flags, "capped")
+            flags = (*flags, Flag.CAPPED)
             usage["completion_tokens"] = max(usage["completion_tokens"], run.content_chunks)
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         cost, source, cost_flags = self.pricer.cost(run.provider, run.model_id, usage,
-                                                    ESTIMATED in flags, run.wire.response_headers)
+                                                    Flag.USAGE_ESTIMATED in flags, run.wire.response_headers)
         flags = (*flags, *(f for f in cost_flags if f not in flags))
         if cost_usd(cost) is None:  # a price list's absurd figure times many tokens
-            cost, flags = MAX_COST_USD, (*flags, *(() if INVALID in flags else (INVALID,)))
+            invalid = () if Flag.USAGE_INVALID in flags else (Flag.USAGE_INVALID,)
+            cost, flags = MAX_COST_USD, (*flags, *invalid)
         record = Attempt(run.provider.id, outcome, detail, run.ms(), run.model_id,
                          ttft_ms=run.ttft_ms(), usage=usage, cost_usd=cost, cost_source=source,
                          flags=flags, day=run.reservation.day.isoformat(),
                          reservation=run.reservation.id)
         self.budget.settle(run.reservation, record, run.provider)
-        if INVALID in flags:
+        if Flag.USAGE_INVALID in flags:
             self._announce_invalid_usage(run)
-        if "cost-anomaly" in flags:
+        if Flag.COST_ANOMALY in flags:
             expected = self.pricer.table_price(run.provider, run.model_id, run.wire.response_headers)
             self.events.emit(CostAnomaly(run.provider.id, trace.request_id, cost,
                                          expected.cost(usage) if expected else 0.0))
@@ -81,7 +83,7 @@ class Accountant:
             cost_usd=record.cost_usd, cost_source=record.cost_source, usage=usage,
             attempts=tuple(trace.attempts), streamed=trace.streamed,
             latency_ms=(time.perf_counter() - trace.started) * 1000, ttft_ms=record.ttft_ms,
-            usage_estimated=ESTIMATED in record.flags, flags=record.flags)
+            usage_estimated=Flag.USAGE_ESTIMATED in record.flags, flags=record.flags)
 
     def record(self, ledger: Ledger | None, trace: Trace, result: Result | None) -> None:
         """The request's rows, journaled at once (before an answer is delivered)."""

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from router.money.prices import Price, PriceTable
-from router.money.usage_guard import INVALID, cost_usd
-from router.providers import CostSource, adapter_for
+from router.money.terms import CostSource, Flag
+from router.money.usage_guard import cost_usd
+from router.providers import adapter_for
 
 if TYPE_CHECKING:
     import httpx
@@ -69,26 +70,26 @@ class Pricer:
         return table.price(model_id, headers.get("x-inference-provider")) if table else None
 
     def cost(self, provider: ProviderConfig, model_id: str, usage: Mapping[str, Any],
-             estimated: bool, headers: Mapping[str, str]) -> tuple[float, str, tuple[str, ...]]:
+             estimated: bool, headers: Mapping[str, str]) -> tuple[float, CostSource, tuple[Flag, ...]]:
         """(USD, how it was obtained, flags) for one attempt's usage."""
         if provider.traits.cost is CostSource.FREE:
-            return 0.0, "free", ()
+            return 0.0, CostSource.FREE, ()
         price = self.table_price(provider, model_id, headers)
-        flags: tuple[str, ...] = ()
+        flags: tuple[Flag, ...] = ()
         if "cost" in usage and not estimated:
             reported = cost_usd(usage["cost"])
             if reported is not None:
-                return reported, "reported", _anomaly(reported, price, usage)
-            flags = (INVALID,)  # NaN, negative, absurd: the price table says instead
+                return reported, CostSource.REPORTED, _anomaly(reported, price, usage)
+            flags = (Flag.USAGE_INVALID,)  # NaN, negative, absurd: the price table says instead
         if price is not None:
-            return price.cost(usage), "estimated" if estimated else "price-table", flags
+            return price.cost(usage), CostSource.ESTIMATED if estimated else CostSource.PRICE_TABLE, flags
         if provider.costs_money:
             log.warning("no price known for %s on %s: cost recorded as estimated $0",
                         model_id, provider.id)
-        return 0.0, "estimated", (*flags, "no-price")
+        return 0.0, CostSource.ESTIMATED, (*flags, Flag.NO_PRICE)
 
 
-def _anomaly(reported: float, price: Price | None, usage: Mapping[str, Any]) -> tuple[str, ...]:
+def _anomaly(reported: float, price: Price | None, usage: Mapping[str, Any]) -> tuple[Flag, ...]:
     if price is None:
         return ()
     expected = price.cost(usage)
@@ -96,5 +97,5 @@ def _anomaly(reported: float, price: Price | None, usage: Mapping[str, Any]) -> 
         return ()
     low, high = sorted((reported, expected))
     if low <= 0 or high / low > ANOMALY_RATIO:
-        return ("cost-anomaly",)
+        return (Flag.COST_ANOMALY,)
     return ()

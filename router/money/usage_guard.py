@@ -12,13 +12,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from router.money.terms import Flag
 from router.numbers import number, whole
 
 MAX_TOKENS = 10_000_000  # one answer; no context window comes near
 MAX_COST_USD = 10_000.0  # one answer (10M tokens at $600 per million is $6,000)
 MAX_PRICE_PER_TOKEN = 0.01  # $10,000 per million tokens: above any price list
-INVALID = "usage-invalid"
-ESTIMATED = "usage-estimated"
 
 
 def token_count(value: object) -> int | None:
@@ -43,18 +42,18 @@ def estimate_tokens(chars: int) -> int:
 
 
 def checked_usage(upstream: Mapping[str, Any] | None, prompt_chars: int,
-                  completion_chars: int) -> tuple[dict[str, Any], tuple[str, ...]]:
+                  completion_chars: int) -> tuple[dict[str, Any], tuple[Flag, ...]]:
     """The attempt's usage (valid counts, ``total_tokens`` their sum) and its flags:
     ``usage-estimated`` when the provider sent none, ``usage-invalid`` when what it sent could
     not be used (each bad count replaced by the estimate)."""
     if not upstream:
         prompt, completion = estimate_tokens(prompt_chars), estimate_tokens(completion_chars)
         return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}, (ESTIMATED,)
+                "total_tokens": prompt + completion}, (Flag.USAGE_ESTIMATED,)
     usage: dict[str, Any] = finite_only(dict(upstream))
     reported_prompt = token_count(upstream.get("prompt_tokens"))
     reported_completion = token_count(upstream.get("completion_tokens"))
-    flags = () if reported_prompt is not None and reported_completion is not None else (INVALID,)
+    flags = () if reported_prompt is not None and reported_completion is not None else (Flag.USAGE_INVALID,)
     prompt = estimate_tokens(prompt_chars) if reported_prompt is None else reported_prompt
     completion = (estimate_tokens(completion_chars) if reported_completion is None
                   else reported_completion)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from router.errors import ProviderFailure
+from router.money.terms import CostSource as CostSource  # the kinds' cost source
 
 if TYPE_CHECKING:
     import httpx
@@ -31,14 +32,6 @@ class Role(StrEnum):
 
     LOCAL = "local"
     CLOUD = "cloud"
-
-
-class CostSource(StrEnum):
-    """How an answer's cost is known."""
-
-    FREE = "free"  # the user's own hardware
-    REPORTED = "reported"  # the provider bills it in the answer (usage.cost)
-    PRICE_TABLE = "price-table"  # tokens x the provider's price list (or the config's prices)
 
 
 @dataclass(frozen=True, slots=True)
