@@ -81,7 +81,7 @@ def provider_reason(status: ProviderStatus, now: datetime | None = None) -> str 
     state, detail = status.state, status.detail
     if state in _STATE_WORDS:
         return _STATE_WORDS[state]
-    if detail == "invalid key":
+    if status.invalid_key:
         return "key invalid"
     if status.limit is not None:
         words = _LIMIT_WORDS.get(status.limit, str(status.limit))

@@ -49,6 +49,7 @@ class ProviderStatus:
     limit_ends: datetime | None = None  # when that ends; None with a limit: when the user acts
     account: AccountStatus | None = None  # what its key call said of the account
     answered_today: int = 0  # requests it answered today: the "requests" every display shows
+    invalid_key: bool = False  # its key was rejected: a new one is needed
 
     def day_text(self) -> str:
         """Today's requests, request limit and cost (router/money/figures.py says what each means)."""
@@ -149,5 +150,6 @@ def statuses(config: Config, health: HealthBook, budget: Budget, ledger: Ledger 
                                      today.tokens, today.cost_usd, limits, over_budget=bool(over),
                                      limit=hold.cause if hold else None,
                                      limit_ends=health.ends_at(hold) if hold else None,
-                                     answered_today=today.answered))
+                                     answered_today=today.answered,
+                                     invalid_key=h.invalid_key and state is HealthState.DOWN))
     return result

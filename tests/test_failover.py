@@ -214,6 +214,7 @@ async def test_401_marks_invalid_key_and_is_not_retried(make_config, exo, openro
     assert second.attempts[1].outcome == "invalid-key" and not second.attempts[1].called
     assert len(openrouter.chat_requests) == 1
     assert states["openrouter"].state == "down" and states["openrouter"].detail == "invalid key"
+    assert states["openrouter"].invalid_key  # said by a field, not by its text
     assert "sk-or-wrong" not in repr(first) + repr(second)
 
 

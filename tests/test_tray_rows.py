@@ -26,13 +26,14 @@ NAMES = {"exo": "Exo Local", "openrouter": "OpenRouter", "huggingface": "Hugging
 
 def status(pid: str, state: str, detail: str = "", *, requests: int = 0, limit: int | None = None,
            cost: float = 0.0, cause: LimitCause | None = None, ends: datetime | None = None,
-           calls: int | None = None) -> ProviderStatus:
+           calls: int | None = None, invalid_key: bool = False) -> ProviderStatus:
     """``requests`` answered today; ``calls``: every attempt (default: all answered)."""
     return ProviderStatus(pid, NAMES[pid], Role.LOCAL if pid == "exo" else Role.CLOUD,
                           HealthState(state), detail, 1.0, None, pid != "exo",
                           requests if calls is None else calls, 0, cost,
                           {"requests": limit, "tokens": None, "cost_usd": None},
-                          limit=cause, limit_ends=ends, answered_today=requests)
+                          limit=cause, limit_ends=ends, answered_today=requests,
+                          invalid_key=invalid_key)
 
 
 def two_pm_today() -> datetime:
@@ -49,7 +50,7 @@ def two_pm_today() -> datetime:
      "model not loaded", "Exo Local · 0 requests · free today · model not loaded"),
     (status("openrouter", "no-key", "no API key"), Light.GREY, "no key",
      "OpenRouter · 0 requests · $0.00 today · no key"),
-    (status("openrouter", "down", "invalid key"), Light.RED, "key invalid",
+    (status("openrouter", "down", "HTTP 401: bad key", invalid_key=True), Light.RED, "key invalid",
      "OpenRouter · 0 requests · $0.00 today · key invalid"),
     (status("openrouter", "degraded", "the key's credit limit is reached, until …", requests=7,
             limit=100, cost=1.5, cause=LimitCause.KEY_LIMIT, ends=two_pm_today()), Light.YELLOW,

@@ -410,7 +410,7 @@ class SettingsWindow(QWidget):
         status = next((s for s in self.bridge.router.statuses() if s.id == provider_id), None)
         key_row = next((r for r in self.key_rows if r.provider_id == provider_id), None)
         if key_row is not None and status is not None and (
-                status.state is HealthState.NO_KEY or status.detail == "invalid key"):
+                status.state is HealthState.NO_KEY or status.invalid_key):
             self.tabs.setCurrentIndex(1)
             key_row.field.setFocus()
             return
