@@ -35,6 +35,7 @@ from router.errors import (
     RoutingError,
     StreamBroken,
     UnknownModel,
+    describe_attempts,
 )
 from router.events import (
     AccountLimited,
@@ -67,7 +68,7 @@ from router.money.usd import usd
 from router.policy import PAID_WAITS, Candidate, charges
 from router.probing import ProviderStatus
 from router.providers import HealthState, Kind, Role, Snapshot
-from router.result import Result
+from router.result import Result, footer_text
 from router.setup_guide import (
     Advice,
     Situation,
@@ -148,7 +149,9 @@ __all__ = [
     "config_exists",
     "configured",
     "default_config_path",
+    "describe_attempts",
     "exo_start_advice",
+    "footer_text",
     "guidance",
     "guidance_text",
     "load_config",

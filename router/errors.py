@@ -116,9 +116,11 @@ class Attempt:
         }
 
 
-def describe_attempts(attempts: Sequence[Attempt]) -> str:
-    return "; ".join(f"{a.provider}: {a.outcome}" + (f" ({a.detail})" if a.detail else "")
-                     for a in attempts)
+def describe_attempts(attempts: Sequence[Attempt], joiner: str = "; ") -> str:
+    """Each provider tried and what happened, as people read it (errors, the chat's route
+    line, ``ask``)."""
+    return joiner.join(f"{a.provider}: {a.outcome}" + (f" ({a.detail})" if a.detail else "")
+                       for a in attempts)
 
 
 class ExoBridgeError(Exception):

@@ -1,4 +1,5 @@
-"""What a routed request returns, and the assembly of a whole answer from stream chunks."""
+"""What a routed request returns, the assembly of a whole answer from stream chunks, and an
+answer's footer as people read it (the same in the chat, the assistant and ``ask``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from router.errors import Attempt, Outcome
 from router.money.terms import CostSource, Flag
+from router.money.usd import usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +158,21 @@ def _merge_tool_call(calls: list[dict[str, Any]], part: Mapping[str, Any]) -> No
     function = part.get("function") or {}
     call["function"]["name"] += function.get("name") or ""
     call["function"]["arguments"] += function.get("arguments") or ""
+
+
+# -- an answer as people read it (the chat's footer, the assistant's test, ``ask``) ----------
+def tokens_text(usage: Mapping[str, Any]) -> str:
+    return f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens"
+
+
+def cost_text(result: Result) -> str:
+    """"free" on the user's own hardware, else what it cost."""
+    return "free" if result.cost_source == CostSource.FREE else usd(result.cost_usd)
+
+
+def footer_text(result: Result, name: str) -> str:
+    """Who answered (``name``), a failover, tokens, cost, first token and time, on one line."""
+    failover = " ↪ failover" if result.failed_over else ""
+    ttft = f" · first token {result.ttft_ms:.0f} ms" if result.ttft_ms is not None else ""
+    return (f"{name}{failover} · {tokens_text(result.usage)} · {cost_text(result)}{ttft} · "
+            f"{result.latency_ms / 1000:.1f} s")

@@ -87,7 +87,7 @@ async def test_footer_shows_failover_and_cost(chat, exo):
     assert footer in chat.transcript.toPlainText()
     # exo refused the first time (the free way, before the yes): skipped the second
     assert chat.status.toolTip().startswith(
-        "Last answer: exo circuit-open (connection refused) → openrouter ok")
+        "Last answer: exo: circuit-open (connection refused) → openrouter: ok")
 
 
 async def test_failure_shows_attempts_and_retry_works(chat, exo, openrouter, hf):
@@ -101,7 +101,7 @@ async def test_failure_shows_attempts_and_retry_works(chat, exo, openrouter, hf)
     # what to do, per provider, instead of bare skip reasons (those stay in the tooltip)
     assert "exo is not reachable" in text and "run `exo`" in text
     assert "OpenRouter: it could not be reached" in text and "exo refused" not in text
-    assert "exo circuit-open (connection refused)" in chat.status.toolTip()  # the attempts
+    assert "exo: circuit-open (connection refused)" in chat.status.toolTip()  # the attempts
     exo.start()
     await chat.bridge.router.probe(chat.bridge.router.config.provider("exo"))
     from PySide6.QtCore import QUrl

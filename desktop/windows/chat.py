@@ -35,14 +35,14 @@ from router import (
     PAID_WAITS,
     ChatStream,
     Config,
-    CostSource,
     NoProviderAvailable,
     PromptProgress,
     Result,
     RoutingError,
+    describe_attempts,
+    footer_text,
     progress_text,
     router_guidance,
-    usd,
 )
 
 RENDER_MS = 33  # repaint a streaming answer at most ~30 times a second
@@ -127,21 +127,6 @@ def thinking_html(turn: Turn, index: int, tint: Colours | None = None) -> str:
         return f"<a href='think:{index}'>▸ Thinking ({words} words)</a><br>"
     return (f"<a href='think:{index}'>▾ Thinking</a><br><span style='color:{muted}'>"
             f"{render_markdown(turn.thinking.strip())}</span><br>")
-
-
-def footer_text(result: Result, names: dict[str, str]) -> str:
-    usage = result.usage
-    cost = "free" if result.cost_source == CostSource.FREE else usd(result.cost_usd)
-    failover = " ↪ failover" if result.failed_over else ""
-    ttft = f" · first token {result.ttft_ms:.0f} ms" if result.ttft_ms is not None else ""
-    return (f"{names.get(result.provider_used, result.provider_used)}{failover} · "
-            f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens · {cost}"
-            f"{ttft} · {result.latency_ms / 1000:.1f} s")
-
-
-def attempts_text(attempts: Any) -> str:
-    return " → ".join(f"{a.provider} {a.outcome}" + (f" ({a.detail})" if a.detail else "")
-                      for a in attempts)
 
 
 def route_text(model: str, config: Config, known: dict[str, str]) -> str:
@@ -427,14 +412,15 @@ class ChatWindow(QWidget):
                         self._dirty = True
             assert stream.result is not None
             turn.result = stream.result
-            turn.footer = footer_text(stream.result, self.names)
-            turn.attempts = attempts_text(stream.result.attempts)
+            turn.footer = footer_text(stream.result, self.names.get(stream.result.provider_used,
+                                                                   stream.result.provider_used))
+            turn.attempts = describe_attempts(stream.result.attempts, " → ")
         except RoutingError as exc:
             if not paid and any(a.detail == PAID_WAITS for a in exc.attempts):
                 self._paid_waits(turn)  # the free way failed on the way: ask, then send
                 return
             turn.error = str(exc)
-            turn.attempts = attempts_text(exc.attempts)
+            turn.attempts = describe_attempts(exc.attempts, " → ")
             if isinstance(exc, NoProviderAvailable):
                 turn.guidance = "".join(f"<br>{html.escape(a.text)}<br>" for a in router_guidance(
                     self.bridge.router, exc.attempts, str(request.get("model") or "")))

@@ -41,7 +41,6 @@ from desktop.windows.field_problem import problem_label
 from router import (
     Advice,
     ConfigError,
-    CostSource,
     Found,
     HealthState,
     ProviderConfig,
@@ -49,7 +48,7 @@ from router import (
     Snapshot,
     configured,
     exo_start_advice,
-    usd,
+    footer_text,
 )
 
 TEST_QUESTION = "Say hello in five words."
@@ -434,9 +433,8 @@ class TestPage(QWizardPage):
         # a model's answer is Markdown: rendered as the chat window does (no Copy links here)
         self.answer.set(markdown_html(result.text.strip(), None, colours(self.palette())))
         names = {p.id: p.name for p in self.owner.bridge.router.config.providers}
-        cost = "free" if result.cost_source == CostSource.FREE else usd(result.cost_usd)
-        self.who.set(html.escape(f"Answered by {names.get(result.provider_used, result.provider_used)}"
-                                 f" ({result.model}) · {cost} · {result.latency_ms / 1000:.1f} s"))
+        name = names.get(result.provider_used, result.provider_used)
+        self.who.set(html.escape(f"Answered by {footer_text(result, f'{name} ({result.model})')}"))
 
 
 # -- the assistant ---------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from router.money.terms import CostSource
 from router.money.usd import usd
 from router.probing import ProviderStatus
 from router.redact import redact_logs
-from router.result import Result
+from router.result import Result, cost_text, tokens_text
 
 EXIT_OK, EXIT_USAGE, EXIT_UNANSWERED = 0, 2, 3
 
@@ -236,12 +236,9 @@ async def _ask_with(router: Router, request: dict[str, Any], *, stream: bool, as
 
 
 def _summary(result: Result) -> str:
-    usage = result.usage
-    cost = "free" if result.cost_source == CostSource.FREE \
-        else f"{usd(result.cost_usd)} ({result.cost_source})"
-    return (f"answered by {result.provider_used} ({result.model}) · "
-            f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens · "
-            f"{cost} · {result.latency_ms:.0f} ms")
+    source = "" if result.cost_source == CostSource.FREE else f" ({result.cost_source})"
+    return (f"answered by {result.provider_used} ({result.model}) · {tokens_text(result.usage)} · "
+            f"{cost_text(result)}{source} · {result.latency_ms:.0f} ms")
 
 
 def _report_attempts(attempts: Sequence[Attempt]) -> None:
