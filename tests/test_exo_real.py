@@ -262,7 +262,7 @@ async def test_an_error_after_the_200(real_exo, openrouter, hf):
 
 
 async def test_ask_stream_prints_the_broken_stream_plainly(real_exo, openrouter, hf, capsys):
-    from router.cli import EXIT_UNANSWERED, _ask_with
+    from router.cli.main import EXIT_UNANSWERED, _ask_with
 
     exo = real_exo(one_node(error_after=2))
     code = await _ask_with(router_for(exo.url, openrouter, hf), ask("llama-1b"), stream=True,
