@@ -163,6 +163,7 @@ class Shots:
                 await asyncio.sleep(0.05)
         finally:
             cloud.start()
+        await self.router.probe(self.router.config.provider("openrouter"))  # reachable again
         await asyncio.sleep(0.2)  # the layout takes the wrapped lines
         self.save(settings, "settings-key-test")
 
@@ -182,7 +183,9 @@ class Shots:
         from desktop.operations import SetupOperations
         from desktop.settings_model import SettingsDocument
         from desktop.windows.setup import SetupWindow
+        from router.config import parse_config
 
+        before = self.config_path.read_text()
         origin = self.fakes["exo"].origin
         setup = SetupWindow(self.bridge, SettingsDocument(self.config_path), SetupOperations(
             self.router, [origin.replace("127.0.0.1", "localhost"), origin]))
@@ -198,6 +201,10 @@ class Shots:
             await asyncio.sleep(0.05)
         self.save(setup, "setup-answer")
         setup.hide()
+        # what the assistant wrote (its paid-failover choice, applied in place) is undone: the
+        # shots of issue 28's states start from the config as it was
+        self.config_path.write_text(before)
+        self.router.reconfigure(parse_config(before, str(self.config_path)))
 
     def tray(self) -> None:
         from PySide6.QtCore import QPoint
