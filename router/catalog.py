@@ -5,33 +5,27 @@ serving)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Container, Coroutine, Iterable
+from collections.abc import Collection, Container, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from router.config import Config, ProviderConfig
 from router.errors import UnknownModel
+from router.host import RouterHost
 from router.money.pricing import Pricer
 
 if TYPE_CHECKING:
-    import httpx
 
-    from router.health import HealthBook
-    from router.providers import Snapshot
+    pass
 
 
-class CatalogHost(Protocol):
-    """What the catalog needs of its Router (read afresh each time: Settings may replace the
-    config and the health book)."""
+class CatalogHost(RouterHost, Protocol):
+    """What the catalog needs of its Router besides router/host.py's."""
 
-    config: Config
-    health: HealthBook
     pricer: Pricer
 
     def has_key(self, provider: ProviderConfig) -> bool: ...
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
-    async def probe(self, provider: ProviderConfig) -> Snapshot: ...
     async def keys_ready(self) -> None: ...
-    async def http(self) -> httpx.AsyncClient: ...
+
 
 Lists = dict[str, Collection[str] | None]
 # How long a request for a name nobody is known to list waits for the lists loading at start.

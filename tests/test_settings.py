@@ -82,12 +82,7 @@ async def fakes_window(qapp, make_config, tmp_path):
         qapp.processEvents()
 
 
-async def until(check, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("never happened")
+from tests.conftest import until  # noqa: E402
 
 
 async def test_a_failed_key_test_says_what_to_check_and_widens_nothing(fakes_window, qtbot,

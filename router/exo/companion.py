@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from router.config import Config, ProviderConfig, WarmConsent
 from router.errors import ClusterActionFailed, Outcome
@@ -34,30 +34,24 @@ from router.exo.events import ClusterProblem, ModelWarming, NodeChanged
 from router.exo.ops import send
 from router.exo.view import download_progress
 from router.exo.watch import ClusterWatch
+from router.host import RouterHost
 from router.policy import candidates
 from router.providers import Snapshot, adapter_for
 from router.providers.base import ClusterApi, Verdict
 
 if TYPE_CHECKING:
-    import httpx
 
-    from router.health import HealthBook
     from router.probing import Prober
 
 
-class CompanionHost(Protocol):
-    """What the companion needs of its Router (read afresh each time: Settings may replace the
-    config and the health book)."""
+class CompanionHost(RouterHost, Protocol):
+    """What the companion needs of its Router besides router/host.py's."""
 
-    config: Config
-    health: HealthBook
     prober: Prober
     events: EventHub
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
     def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]: ...
-    async def probe(self, provider: ProviderConfig) -> Snapshot: ...
-    async def http(self) -> httpx.AsyncClient: ...
+
 
 WARM_PROBE_S = 1.0  # how often a cluster is probed while a model warms on it
 PLACE_WAIT_S = 20.0  # a placement that shows no instance by then failed silently
