@@ -176,7 +176,7 @@ MAY_IMPORT = {
     "ledger": {"errors", "money", "processes"},
     "money": {"config", "errors", "events", "http", "journey", "ledger", "policy", "providers",
               "result"},
-    "exo": {"config", "core", "errors", "events", "health", "http", "journey", "policy",
+    "exo": {"config", "core", "errors", "events", "health", "host", "http", "journey", "policy",
             "probing", "providers"},
     "accounts": {"config", "core", "errors", "events", "figures", "health", "ledger", "money",
                  "policy", "providers"},
