@@ -26,8 +26,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -114,6 +114,7 @@ class Router:
         self._slots = {p.id: Slots(p.max_connections, p.max_queued) for p in config.providers}
         self._stack = HttpStack(http, chat_connections=sum(p.max_connections for p in config.providers))
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._running = AsyncExitStack()  # the parts __aenter__ started (see there)
         intervals = {Role.LOCAL: timing.exo_probe_interval_s or config.health.exo_probe_interval_s,
                      Role.CLOUD: timing.cloud_probe_interval_s or config.health.cloud_probe_interval_s}
         self.prober = Prober(config, self.health, self._adapters, self.key, self.http, intervals)
@@ -132,19 +133,56 @@ class Router:
         self.events.subscribe(watch.on_event)
         return watch
 
+    # Each part's start and stop together, composed in one place (as aiohttp's cleanup
+    # contexts): started in this order, stopped in the reverse, also when a later one fails.
     async def __aenter__(self) -> Router:
         try:
-            self._stack.start(self.spawn)
-            # Keys load in the background (the keychain may be slow to answer or to import);
-            # a request waits for them only if it comes first.
-            self._keys_loaded = self.spawn(self.reload_keys())
-            if self.ledger is not None:
-                self._watch_ledger(self.ledger)
-            self.spawn(self._refresh_prices())
+            for part in (self._http_stack, self._background_tasks, self._ledger_told,
+                         self._keys_and_prices):
+                await self._running.enter_async_context(part())
         except BaseException:  # nothing it started outlives it
             await self.aclose()
             raise
         return self
+
+    @asynccontextmanager
+    async def _http_stack(self) -> AsyncIterator[None]:
+        """The chat wire and the probe client, loaded in a worker thread; closed last."""
+        self._stack.start(self.spawn)
+        try:
+            yield
+        finally:
+            await self._stack.aclose()
+
+    @asynccontextmanager
+    async def _background_tasks(self) -> AsyncIterator[None]:
+        """Every task ``spawn`` started (probes, warming, key checks): cancelled and awaited."""
+        try:
+            yield
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @asynccontextmanager
+    async def _ledger_told(self) -> AsyncIterator[None]:
+        """The ledger's writer says when it can or cannot record, while the router runs."""
+        if self.ledger is None:
+            yield
+            return
+        self._watch_ledger(self.ledger)
+        try:
+            yield
+        finally:
+            self.ledger.on_problem = None
+
+    @asynccontextmanager
+    async def _keys_and_prices(self) -> AsyncIterator[None]:
+        """Keys load in the background (the keychain may be slow to answer or to import); a
+        request waits for them only if it comes first. Then the paid providers' prices."""
+        self._keys_loaded = self.spawn(self.reload_keys())
+        self.spawn(self._refresh_prices())
+        yield
 
     def _watch_ledger(self, ledger: Ledger) -> None:
         """The ledger's writer thread says when it can or cannot record; the router tells its
@@ -178,10 +216,8 @@ class Router:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._stack.aclose()
+        """Stop every part __aenter__ started, in the reverse order."""
+        await self._running.aclose()
 
     async def reload_keys(self) -> None:
         """Read every provider's key (env, then keychain) off the event loop."""

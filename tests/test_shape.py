@@ -287,3 +287,32 @@ def test_the_entry_point_knows_exactly_the_clis_commands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)
+
+
+async def test_a_router_stops_what_it_started_in_the_reverse_order(tmp_path):
+    """The parts __aenter__ starts (HTTP stack, background tasks, the ledger's watch, keys and
+    prices) stop in one place: the tasks end before the HTTP stack closes, the ledger stops
+    calling back."""
+    import asyncio
+
+    from router import Router, parse_config
+    from router.ledger.ledger import Ledger
+
+    config = parse_config('[[providers]]\nid = "exo"\nkind = "exo"\n', "t")
+    ledger = Ledger.in_dir(tmp_path)
+    closed_with_tasks: list[int] = []
+    try:
+        async with Router(config, ledger=ledger) as router_:
+            assert ledger.on_problem is not None
+            router_.spawn(asyncio.sleep(3600))
+            real_close = router_._stack.aclose
+
+            async def close() -> None:
+                closed_with_tasks.append(len(router_._tasks))
+                await real_close()
+
+            router_._stack.aclose = close
+        assert closed_with_tasks == [0]  # every task had ended when the stack closed
+        assert router_._tasks == set() and ledger.on_problem is None
+    finally:
+        ledger.close()
