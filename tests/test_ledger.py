@@ -21,7 +21,7 @@ from router.events import BudgetAlert, CostAnomaly
 from router.ledger.ledger import Ledger
 from router.ledger.schema import MIGRATIONS
 from router.ledger.usage import summary
-from tests.conftest import OR_KEY, config_text, subprocess_env
+from tests.conftest import OR_KEY, config_text, subprocess_env, until
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
 ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi there"}]}
@@ -120,7 +120,7 @@ async def test_reported_cost_10x_off_is_flagged_not_trusted_blindly(make_config,
     async with Router(config, ledger=ledger) as router:
         router.subscribe(events.append)
         await router.chat(ASK)  # fetches the price table
-        await asyncio.sleep(0.2)
+        await until(lambda: "openrouter" in router.pricer.tables)
         openrouter.reported_cost = 5.0  # dollars for a few tokens: a wrong unit
         result = await router.chat(ASK)
     assert "cost-anomaly" in result.flags and result.cost_usd == 5.0
@@ -133,7 +133,7 @@ async def test_reported_cost_10x_off_is_flagged_not_trusted_blindly(make_config,
 async def test_savings_for_exo_answers(make_config, ledger, exo, openrouter):
     config, _ = make_config()
     async with Router(config, ledger=ledger) as router:
-        await asyncio.sleep(0.2)  # the OpenRouter price table arrives in the background
+        await until(lambda: "openrouter" in router.pricer.tables)  # it arrives in the background
         result = await router.chat(ASK)
     expected = result.usage["prompt_tokens"] * 1e-7 + result.usage["completion_tokens"] * 2e-7
     assert rows(ledger)[0]["saved_usd"] == pytest.approx(expected)
@@ -273,17 +273,11 @@ async def test_locked_ledger_keeps_serving_and_writes_later(make_config, ledger,
     ledger._conn.execute("PRAGMA busy_timeout = 100")
     result = await asyncio.wait_for(chat(config, ledger), 10)
     assert result.provider_used == "exo"
-    for _ in range(50):
-        if ledger.error:
-            break
-        await asyncio.sleep(0.1)
-    assert ledger.error and "usage.sqlite3" in ledger.error
+    await until(lambda: ledger.error)
+    assert "usage.sqlite3" in ledger.error
     blocker.rollback()
     blocker.close()
-    for _ in range(50):
-        if rows(ledger):
-            break
-        await asyncio.sleep(0.1)
+    await until(lambda: rows(ledger))
     assert [r["request_id"] for r in rows(ledger)] == [result.request_id]
 
 
@@ -353,7 +347,7 @@ async def test_a_cancelled_request_releases_its_reservation(make_config, exo):
     exo.chunk_delay_s = 0.05
     async with Router(config) as router:
         task = asyncio.ensure_future(router.chat(ASK))
-        await asyncio.sleep(0.12)
+        await until(lambda: exo.chat_requests)  # the answer is streaming
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

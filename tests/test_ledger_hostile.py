@@ -22,6 +22,7 @@ from router.ledger.journal import QUARANTINE, read_rows
 from router.ledger.ledger import Ledger
 from router.ledger.rows import Row, checked_values
 from router.money.usage_guard import MAX_TOKENS, checked_usage, cost_usd, token_count
+from tests.conftest import until
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
 ASK = {"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi there"}]}
@@ -109,7 +110,7 @@ async def test_a_nan_cost_is_costed_from_the_price_table_and_holds_the_limit(
     openrouter.reply = " ".join(f"w{i}" for i in range(40))  # ~$0.25 an answer
     openrouter.usage_override = {"cost": float("nan")}
     async with Router(config, ledger=ledger) as router:
-        await asyncio.sleep(0.3)  # the price list arrives
+        await until(lambda: "openrouter" in router.pricer.tables)  # the price list arrives
         results = [await router.chat({**ASK, "max_tokens": 100}) for _ in range(8)]
     paid = [r for r in results if r.provider_used == "openrouter"]
     assert 1 <= len(paid) <= 3 and all(r.cost_source == "price-table" for r in paid)  # 8 before
@@ -233,19 +234,12 @@ async def test_rows_wait_in_memory_until_the_ledger_can_record(make_config, tmp_
             blocker.execute("BEGIN EXCLUSIVE")  # another program holds it: writes fail
             ledger._conn.execute("PRAGMA busy_timeout = 50")
             delivered = [(await router.chat(ASK)).request_id for _ in range(5)]
-            for _ in range(100):
-                if not ledger.can_record:
-                    break
-                await asyncio.sleep(0.05)
-            assert not ledger.can_record and "locked" in ledger.problem
+            await until(lambda: not ledger.can_record)
+            assert "locked" in ledger.problem
             blocker.rollback()
             blocker.close()
-            for _ in range(200):
-                if ledger.can_record:
-                    break
-                await asyncio.sleep(0.05)
-            assert ledger.can_record
-            await asyncio.sleep(0.1)
+            await until(lambda: ledger.can_record)
+            await until(lambda: len(changes) == 2)  # the change reaches the loop as an event
         assert [c.problem is None for c in changes] == [False, True]
         assert {r["request_id"] for r in stored(ledger)} == set(delivered)
     finally:
