@@ -189,6 +189,14 @@ async def until(check, seconds: float = 10.0) -> None:
     raise AssertionError("timed out")
 
 
+async def quiet(router, since: set, seconds: float = 10.0) -> None:
+    """Wait until every task ``router`` started after ``since`` (a copy of its tasks taken
+    before the action) has finished: whatever the action set off has happened (or not), with
+    no fixed window to guess."""
+    await until(lambda: not (router._tasks - since), seconds)
+    await asyncio.sleep(0)  # what those tasks' ends scheduled
+
+
 @pytest.fixture
 async def chat(qapp, make_config):
     """The chat window on a router of the fake providers (``make_config``)."""

@@ -3,7 +3,6 @@ its cause, warnings before the wall, free stays free."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from router import (
 from router.accounts.watch import ACCOUNT_RECHECK_S
 from router.core import Timing
 from router.retry import retry_headers
+from tests.conftest import quiet, until
 from tests.endpoint_fixtures import TOKEN, endpoint  # noqa: F401
 from tests.fakes.account import next_reset
 
@@ -373,21 +373,16 @@ async def test_the_key_call_runs_after_traffic_at_most_every_few_minutes(make_co
     async with Router(config, timing=Timing(clock=clock, cloud_probe_interval_s=86400)) as router:
         router.start_probes()
         await router.keys_ready()
-        for _ in range(100):  # the check at start
-            if key_calls():
-                break
-            await asyncio.sleep(0.02)
+        await until(key_calls)  # the check at start
         assert key_calls() == 1
+        since = set(router._tasks)
         await router.chat(ASK)
         await router.chat(ASK)
-        await asyncio.sleep(0.2)
+        await quiet(router, since)  # whatever the two answers set off has run
         assert key_calls() == 1  # checked a moment ago
         clock.now += ACCOUNT_RECHECK_S
         await router.chat(ASK)
-        for _ in range(100):
-            if key_calls() == 2:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: key_calls() == 2)
     assert key_calls() == 2
 
 

@@ -21,7 +21,7 @@ from router import (
     Stage,
     parse_config,
 )
-from tests.conftest import config_text
+from tests.conftest import config_text, quiet
 from tests.fakes.exo_cluster import BIG, LLAMA, QWEN, FakeNode
 from tests.fakes.provider import FakeProvider
 
@@ -116,10 +116,11 @@ async def test_a_model_warms_on_exo_while_the_cloud_answers_then_back_to_free(ru
 
 async def test_ask_offers_once_and_warms_when_the_user_says_yes(running, exo_cluster):
     router, seen = await running(qwen="ask")
+    since = set(router._tasks)
     for _ in range(3):
         assert (await router.chat(ask("qwen3-8b"))).provider_used == "openrouter"
     offer = await seen.until(stage(QWEN, Stage.OFFERED))
-    await asyncio.sleep(0.2)
+    await quiet(router, since)  # all that the three requests set off has happened
     assert len(seen.of(ModelWarming)) == 1  # one offer, however many requests
     assert "on Mac mini" in offer.detail and "GB" in offer.detail
     assert exo_cluster.cluster.placed == []
@@ -132,8 +133,9 @@ async def test_ask_offers_once_and_warms_when_the_user_says_yes(running, exo_clu
 
 async def test_never_leaves_the_cluster_alone(running, exo_cluster):
     router, seen = await running(qwen="never")
+    since = set(router._tasks)
     await router.chat(ask("qwen3-8b"))
-    await asyncio.sleep(0.3)
+    await quiet(router, since)
     assert "/instance/placement" not in exo_cluster.hits and seen.of(ModelWarming) == []
 
 
@@ -167,8 +169,9 @@ async def test_exos_silent_placement_failure_is_named(running, exo_cluster):
     await router.chat(ask("qwen3-8b"))
     failed = await seen.until(stage(QWEN, Stage.FAILED))
     assert failed.detail == "exo accepted the placement but never created it (exo's log says why)"
+    since = set(router._tasks)
     await router.chat(ask("qwen3-8b"))
-    await asyncio.sleep(0.3)
+    await quiet(router, since)
     assert len(exo_cluster.cluster.placed) == 1  # not placed again in a loop
 
 
@@ -252,8 +255,9 @@ async def test_unloaded_by_the_user_is_not_warmed_again_unasked(running, exo_clu
     await router.chat(ask("qwen3-8b"))
     await seen.until(stage(QWEN, Stage.READY))
     await router.companion.unload("qwen3-8b")
+    since = set(router._tasks)
     assert (await router.chat(ask("qwen3-8b"))).provider_used == "openrouter"
-    await asyncio.sleep(0.3)
+    await quiet(router, since)
     assert len(exo_cluster.cluster.placed) == 1
 
 
@@ -299,8 +303,9 @@ async def test_an_offer_declined_is_not_made_again(running, exo_cluster):
     await seen.until(stage(QWEN, Stage.OFFERED))
     router.companion.decline(QWEN)
     assert router.companion.warmings() == []
+    since = set(router._tasks)
     await router.chat(ask("qwen3-8b"))
-    await asyncio.sleep(0.3)
+    await quiet(router, since)
     assert len(seen.of(ModelWarming)) == 1 and exo_cluster.hits["/instance/placement"] == 1
 
 

@@ -3,7 +3,6 @@ in agreement and drifting; `usage --reconcile`, `usage`, `status`, and once a da
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from router import BillDrift, Router, usd
 from router.cli.main import main
 from router.core import Timing
 from router.ledger.ledger import Ledger
+from tests.conftest import quiet, until
 from tests.fakes.provider import FakeProvider
 
 pytestmark = pytest.mark.usefixtures("keys_in_env")
@@ -109,15 +109,13 @@ async def test_serve_reconciles_once_a_day_and_announces_a_drift_once(make_confi
             await router.chat({"model": "llama-3.2-3b", "messages": [{"role": "user", "content": "hi"}]})
             openrouter.account.bill_elsewhere(0.25)
             router.start_probes()  # the key call at start, then the day's check
-            for _ in range(200):
-                if any(isinstance(e, BillDrift) for e in events):
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: any(isinstance(e, BillDrift) for e in events))
+            since = set(router._tasks)
             await router.probe(config.provider("openrouter"))  # later the same day
-            await asyncio.sleep(0.1)
+            await quiet(router, since)
             clock[0] += 86400  # a day on: checked again, announced no more for the same day
             await router.probe(config.provider("openrouter"))
-            await asyncio.sleep(0.3)
+            await quiet(router, since)
             status = {s.id: s for s in router.statuses()}["openrouter"]
     finally:
         ledger.close()
