@@ -533,7 +533,10 @@ class Router:
 
     # -- health ---------------------------------------------------------------------------
     async def probe(self, provider: ProviderConfig) -> Snapshot:
-        """Probe now; concurrent callers share one probe."""
+        """Probe now; concurrent callers share one probe. A keyed provider is probed with its
+        key (a probe asked for while the keys still load waits for them)."""
+        if provider.traits.takes_key:
+            await self.keys_ready()
         return await self.prober.probe(provider)
 
     async def check_all(self) -> list[ProviderStatus]:

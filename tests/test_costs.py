@@ -209,6 +209,7 @@ def point_at(qtbot, plot, x: float, y: float = 0.0) -> None:
     from PySide6.QtCore import QPointF
 
     scene = plot.getPlotItem().getViewBox().mapViewToScene(QPointF(x, y))
+    qtbot.waitUntil(plot.scene()._moveEventIsAllowed, timeout=1000)  # pyqtgraph's rate limit
     qtbot.mouseMove(plot.viewport(), plot.mapFromScene(scene))
 
 
@@ -239,6 +240,9 @@ async def test_hovering_off_the_plot_area_clears_the_read_out(window, qtbot):
     point_at(qtbot, graphs.main, graphs.centre("2026-11-22"), 0.01)
     assert graphs.main_panel.readout.text() == ("Sun Nov 22 2026: exo $0.00 · openrouter $0.0500 · "
                                                 "total $0.0500 · saved locally $0.00")
+    # pyqtgraph drops a move that comes within 1/mouseRateLimit s of the last (a person's
+    # hand never does): the next move waits until the plot takes one again
+    qtbot.waitUntil(graphs.main.scene()._moveEventIsAllowed, timeout=1000)
     qtbot.mouseMove(graphs.main.viewport(), QPoint(2, 2))  # over the axis, not a bucket
     assert graphs.main_panel.readout.text() == "point at a bar to read its values"
     assert graphs.failover_panel.readout.text() == "" and not graphs.main_panel.line.isVisible()
