@@ -135,9 +135,11 @@ async def test_the_notifications_button_loads_the_model(session_bus, tray_for, r
     await until(lambda: any(s == "Load Qwen3 8B on exo?" for _, s, _ in session_bus.received))
     assert exo_cluster.cluster.placed == []
     session_bus.press("Load on exo")
-    await until(lambda: QWEN in exo_cluster.cluster.ready_models())
+    # the D-Bus press, the placement, the fake's download and load: a loaded machine (the suite
+    # runs on four workers) may take longer than the usual ten seconds
+    await until(lambda: QWEN in exo_cluster.cluster.ready_models(), 30)
     await until(lambda: any(s == "Qwen3 8B is ready on exo — back to free"
-                            for _, s, _ in session_bus.received))
+                            for _, s, _ in session_bus.received), 30)
     await native.close()
 
 
